@@ -1,0 +1,109 @@
+//! Typed configuration from the environment. Defaults are for a developer's machine: embedded
+//! SQLite under `./data`, listening on loopback only.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use agora_commands::store::{StoreConfigError, StoreLocation};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "./data";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("AGORA_LISTEN={value:?} is not a socket address like 127.0.0.1:8080")]
+    BadListen { value: String },
+    #[error("DATABASE_URL: {0}")]
+    BadDatabaseUrl(#[from] StoreConfigError),
+    #[error("AGORA_LOG_FORMAT={value:?} must be `text` or `json`")]
+    BadLogFormat { value: String },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub store: StoreLocation,
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Reads `DATABASE_URL`, `AGORA_DATA_DIR`, `AGORA_LISTEN`, `AGORA_LOG_FORMAT`.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let data_dir =
+            PathBuf::from(get("AGORA_DATA_DIR").unwrap_or_else(|| DEFAULT_DATA_DIR.into()));
+        let store = StoreLocation::parse(get("DATABASE_URL").as_deref(), &data_dir)?;
+        let listen_raw = get("AGORA_LISTEN").unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen = listen_raw
+            .parse()
+            .map_err(|_| ConfigError::BadListen { value: listen_raw })?;
+        let log_format = match get("AGORA_LOG_FORMAT").as_deref() {
+            None | Some("text") | Some("") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError::BadLogFormat {
+                    value: other.to_string(),
+                })
+            }
+        };
+        Ok(Self {
+            store,
+            data_dir,
+            listen,
+            log_format,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_embedded_and_loopback() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(
+            c.store,
+            StoreLocation::Sqlite {
+                path: PathBuf::from("./data/agora.db")
+            }
+        );
+        assert_eq!(c.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        assert!(matches!(
+            cfg(&[("AGORA_LISTEN", "nope")]),
+            Err(ConfigError::BadListen { .. })
+        ));
+        assert!(matches!(
+            cfg(&[("DATABASE_URL", "redis://x")]),
+            Err(ConfigError::BadDatabaseUrl(_))
+        ));
+        assert!(matches!(
+            cfg(&[("AGORA_LOG_FORMAT", "xml")]),
+            Err(ConfigError::BadLogFormat { .. })
+        ));
+    }
+}

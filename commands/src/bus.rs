@@ -1,0 +1,133 @@
+//! Running commands: one cqrs-es framework per aggregate type over the shared store, with
+//! optimistic-concurrency retries and a signal that wakes the projections after each commit.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::{Aggregate, AggregateError, CqrsFramework, EventEnvelope, Query};
+use tokio::sync::watch;
+
+use crate::metadata::CommandMetadata;
+use crate::store::{EventRepository, Store};
+
+/// How often a command is re-run when another writer appended to the same aggregate first.
+pub const MAX_CONFLICT_RETRIES: u32 = 5;
+/// Pause before the first retry; doubles each time.
+pub const CONFLICT_BACKOFF_MS: u64 = 2;
+
+pub type AgoraCqrs<A> = CqrsFramework<A, PersistedEventStore<EventRepository, A>>;
+
+/// A counter bumped after every commit. Projection runners wait on it, so a write wakes them at
+/// once; a receiver never misses a bump (unlike `Notify::notify_waiters`).
+#[derive(Clone, Debug)]
+pub struct CommitSignal {
+    tx: watch::Sender<u64>,
+}
+
+impl Default for CommitSignal {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CommitSignal {
+    pub fn new() -> Self {
+        let (tx, _rx) = watch::channel(0);
+        Self { tx }
+    }
+
+    pub fn notify(&self) {
+        self.tx.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.tx.subscribe()
+    }
+}
+
+/// The only cqrs-es query Agora registers: it keeps no read model (a crash after commit would
+/// lose it, DESIGN.md §3), it only wakes the catch-up projections.
+struct WakeProjections(CommitSignal);
+
+#[async_trait]
+impl<A: Aggregate> Query<A> for WakeProjections {
+    async fn dispatch(&self, _aggregate_id: &str, _events: &[EventEnvelope<A>]) {
+        self.0.notify();
+    }
+}
+
+/// Why a command did not commit.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError<E: std::error::Error> {
+    /// The aggregate's rules refused the command; nothing was written.
+    #[error("{0}")]
+    Rejected(E),
+    /// Other writers kept appending to the same aggregate; nothing was written.
+    #[error("aggregate kept changing under the command after {MAX_CONFLICT_RETRIES} retries")]
+    Conflict,
+    /// The store failed; nothing was written, or the commit's outcome is unknown.
+    #[error("event store failure: {0}")]
+    Storage(String),
+}
+
+impl<E: std::error::Error> CommandError<E> {
+    /// Whether sending the same command again could succeed.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, Self::Rejected(_))
+    }
+}
+
+/// Executes commands of one aggregate type.
+pub struct CommandBus<A>
+where
+    A: Aggregate,
+{
+    cqrs: AgoraCqrs<A>,
+}
+
+impl<A> CommandBus<A>
+where
+    A: Aggregate,
+    A::Command: Clone,
+{
+    pub fn new(store: &Store, signal: CommitSignal, services: A::Services) -> Self {
+        let event_store = PersistedEventStore::new_event_store(store.event_repository());
+        let wake: Box<dyn Query<A>> = Box::new(WakeProjections(signal));
+        Self {
+            cqrs: CqrsFramework::new(event_store, vec![wake], services),
+        }
+    }
+
+    /// Loads the aggregate, decides, and appends the resulting events atomically with `meta` on
+    /// each. Re-runs the decision on fresh state when another writer got there first.
+    #[tracing::instrument(skip_all, fields(aggregate = A::TYPE, id = aggregate_id))]
+    pub async fn execute(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        meta: &CommandMetadata,
+    ) -> Result<(), CommandError<A::Error>> {
+        let map = meta.to_map();
+        let mut backoff = Duration::from_millis(CONFLICT_BACKOFF_MS);
+        for _ in 0..=MAX_CONFLICT_RETRIES {
+            match self
+                .cqrs
+                .execute_with_metadata(aggregate_id, command.clone(), map.clone())
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(AggregateError::AggregateConflict) => {
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+                Err(AggregateError::UserError(e)) => return Err(CommandError::Rejected(e)),
+                Err(other) => {
+                    tracing::error!(error = %other, "command failed in the event store");
+                    return Err(CommandError::Storage(other.to_string()));
+                }
+            }
+        }
+        Err(CommandError::Conflict)
+    }
+}

@@ -1,0 +1,11 @@
+//! Agora's write side: the event store over PostgreSQL or SQLite, command metadata, and the
+//! command bus that runs cqrs-es aggregates. Read models live in `agora-projections`.
+
+pub mod bus;
+pub mod metadata;
+pub mod pgadmin;
+pub mod store;
+
+pub use bus::{CommandBus, CommandError, CommitSignal};
+pub use metadata::CommandMetadata;
+pub use store::{Backend, LogPosition, PoolSizes, Store, StoreLocation, StoredEvent};

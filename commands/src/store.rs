@@ -1,0 +1,697 @@
+//! The event store: one interface over PostgreSQL (postgres-es) and embedded SQLite (sqlite-es),
+//! chosen by the database URL, plus the global-order reader that projections follow.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use cqrs_es::persist::{
+    PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot,
+};
+use cqrs_es::Aggregate;
+use postgres_es::PostgresEventRepository;
+use serde_json::Value;
+use sqlite_es::SqliteEventRepository;
+use sqlx::any::AnyPoolOptions;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::{AnyPool, Row};
+use uuid::Uuid;
+
+/// Connections the PostgreSQL write pool keeps at most (commands, catch-up reads).
+pub const DEFAULT_PG_POOL_SIZE: u32 = 32;
+/// Connections the read-model pool keeps at most (projection transactions, queries).
+pub const DEFAULT_READ_POOL_SIZE: u32 = 16;
+/// SQLite connections; writes are serialised by SQLite itself, reads run in parallel (WAL).
+pub const DEFAULT_SQLITE_POOL_SIZE: u32 = 8;
+/// How long a connection attempt or a wait for a pooled connection may take.
+pub const ACQUIRE_TIMEOUT_MS: u64 = 10_000;
+/// How long a SQLite writer waits for the write lock before failing.
+pub const SQLITE_BUSY_TIMEOUT_MS: u64 = 10_000;
+/// Most events one global-order read returns.
+pub const MAX_READ_BATCH: i64 = 10_000;
+/// Settings of the SQLite read-model connections (the `Any` driver takes no options but the URL).
+const SQLITE_READ_POOL_PRAGMAS: &str =
+    "PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;";
+/// File name of the embedded database inside the data directory.
+pub const SQLITE_FILE_NAME: &str = "agora.db";
+
+static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+
+/// Where the event log lives. Parsed from `DATABASE_URL` (or its absence).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreLocation {
+    Postgres { url: String },
+    Sqlite { path: PathBuf },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreConfigError {
+    #[error("DATABASE_URL must start with postgres://, postgresql:// or sqlite:// (got scheme {scheme:?})")]
+    UnsupportedScheme { scheme: String },
+    #[error("sqlite URL has an empty path")]
+    EmptySqlitePath,
+}
+
+impl StoreLocation {
+    /// `postgres://…` → PostgreSQL; `sqlite://path` → that file; `None` → `data_dir/agora.db`.
+    pub fn parse(database_url: Option<&str>, data_dir: &Path) -> Result<Self, StoreConfigError> {
+        let Some(url) = database_url.filter(|u| !u.trim().is_empty()) else {
+            return Ok(Self::Sqlite {
+                path: data_dir.join(SQLITE_FILE_NAME),
+            });
+        };
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres {
+                url: url.to_string(),
+            });
+        }
+        if let Some(rest) = url
+            .strip_prefix("sqlite://")
+            .or(url.strip_prefix("sqlite:"))
+        {
+            let path = rest.split('?').next().unwrap_or_default();
+            if path.is_empty() {
+                return Err(StoreConfigError::EmptySqlitePath);
+            }
+            return Ok(Self::Sqlite {
+                path: PathBuf::from(path),
+            });
+        }
+        let scheme = url.split(':').next().unwrap_or_default().to_string();
+        Err(StoreConfigError::UnsupportedScheme { scheme })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Postgres { .. } => Backend::Postgres,
+            Self::Sqlite { .. } => Backend::Sqlite,
+        }
+    }
+
+    /// The location with any password in the URL replaced, for logs.
+    pub fn redacted(&self) -> String {
+        match self {
+            Self::Sqlite { path } => format!("sqlite://{}", path.display()),
+            Self::Postgres { url } => redact_url_password(url),
+        }
+    }
+}
+
+fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Postgres => "postgres",
+            Self::Sqlite => "sqlite",
+        }
+    }
+}
+
+/// Pool sizes; defaults are the named constants above.
+#[derive(Clone, Debug)]
+pub struct PoolSizes {
+    pub write: u32,
+    pub read: u32,
+}
+
+impl Default for PoolSizes {
+    fn default() -> Self {
+        Self {
+            write: DEFAULT_PG_POOL_SIZE,
+            read: DEFAULT_READ_POOL_SIZE,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum NativePool {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// A connected, migrated event store: the native pool the write side and the global reader use,
+/// and an `Any` pool on the same database for read models (so each projection is written once
+/// for both backends).
+#[derive(Clone, Debug)]
+pub struct Store {
+    native: NativePool,
+    read_models: AnyPool,
+    location: StoreLocation,
+}
+
+impl Store {
+    /// Connects to the location. Does not migrate: call [`Store::migrate`].
+    pub async fn connect(location: &StoreLocation, sizes: &PoolSizes) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        sqlx::any::install_default_drivers();
+        let acquire = Duration::from_millis(ACQUIRE_TIMEOUT_MS);
+        let (native, any_url) = match location {
+            StoreLocation::Postgres { url } => {
+                let pool = PgPoolOptions::new()
+                    .max_connections(sizes.write)
+                    .acquire_timeout(acquire)
+                    .connect(url)
+                    .await
+                    .with_context(|| format!("connecting to {}", location.redacted()))?;
+                (NativePool::Postgres(pool), url.clone())
+            }
+            StoreLocation::Sqlite { path } => {
+                let pool = connect_sqlite(path, acquire)
+                    .await
+                    .with_context(|| format!("opening {}", location.redacted()))?;
+                (
+                    NativePool::Sqlite(pool),
+                    format!("sqlite://{}", path.display()),
+                )
+            }
+        };
+        let read_size = match location {
+            StoreLocation::Postgres { .. } => sizes.read,
+            StoreLocation::Sqlite { .. } => DEFAULT_SQLITE_POOL_SIZE,
+        };
+        let is_sqlite = location.backend() == Backend::Sqlite;
+        let read_models = AnyPoolOptions::new()
+            .max_connections(read_size)
+            .acquire_timeout(acquire)
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if is_sqlite {
+                        use sqlx::Executor;
+                        conn.execute(SQLITE_READ_POOL_PRAGMAS).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&any_url)
+            .await
+            .with_context(|| format!("opening read-model pool on {}", location.redacted()))?;
+        Ok(Self {
+            native,
+            read_models,
+            location: location.clone(),
+        })
+    }
+
+    /// Applies the backend's migrations (idempotent).
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match &self.native {
+            NativePool::Postgres(pool) => PG_MIGRATOR.run(pool).await?,
+            NativePool::Sqlite(pool) => SQLITE_MIGRATOR.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// True when every migration this binary knows is applied.
+    pub async fn migrations_applied(&self) -> anyhow::Result<bool> {
+        let (migrator, applied): (&sqlx::migrate::Migrator, Vec<i64>) = match &self.native {
+            NativePool::Postgres(pool) => (
+                &PG_MIGRATOR,
+                sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                    .fetch_all(pool)
+                    .await?,
+            ),
+            NativePool::Sqlite(pool) => (
+                &SQLITE_MIGRATOR,
+                sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                    .fetch_all(pool)
+                    .await?,
+            ),
+        };
+        Ok(migrator.iter().all(|m| applied.contains(&m.version)))
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.location.backend()
+    }
+
+    pub fn location(&self) -> &StoreLocation {
+        &self.location
+    }
+
+    /// The pool read models and checkpoints are written through.
+    pub fn read_models(&self) -> &AnyPool {
+        &self.read_models
+    }
+
+    /// Begins a read-model write transaction. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so it waits for other writers instead of failing on a stale snapshot.
+    pub async fn begin_read_model_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend() {
+            Backend::Sqlite => self.read_models.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.read_models.begin().await,
+        }
+    }
+
+    /// The native PostgreSQL pool, when the backend is PostgreSQL.
+    pub fn pg_pool(&self) -> Option<&PgPool> {
+        match &self.native {
+            NativePool::Postgres(pool) => Some(pool),
+            NativePool::Sqlite(_) => None,
+        }
+    }
+
+    /// The native SQLite pool, when the backend is SQLite.
+    pub fn sqlite_pool(&self) -> Option<&SqlitePool> {
+        match &self.native {
+            NativePool::Sqlite(pool) => Some(pool),
+            NativePool::Postgres(_) => None,
+        }
+    }
+
+    /// The cqrs-es repository for this store.
+    pub fn event_repository(&self) -> EventRepository {
+        let inner = match &self.native {
+            NativePool::Postgres(pool) => {
+                RepoInner::Postgres(PostgresEventRepository::new(pool.clone()))
+            }
+            NativePool::Sqlite(pool) => RepoInner::Sqlite(SqliteEventRepository::new(pool.clone())),
+        };
+        EventRepository { inner }
+    }
+
+    /// Answers a trivial query: the store is reachable.
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        match &self.native {
+            NativePool::Postgres(pool) => {
+                sqlx::query("SELECT 1").execute(pool).await?;
+            }
+            NativePool::Sqlite(pool) => {
+                sqlx::query("SELECT 1").execute(pool).await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.read_models.close().await;
+        match &self.native {
+            NativePool::Postgres(pool) => pool.close().await,
+            NativePool::Sqlite(pool) => pool.close().await,
+        }
+    }
+
+    /// Reads committed events after `after` in global order, at most `limit`.
+    ///
+    /// PostgreSQL: gap-free under concurrent writers. An event becomes readable only once every
+    /// transaction that started before it has ended (the transaction-id horizon), so a reader
+    /// can never skip a late-committing transaction's events (DESIGN.md §2).
+    pub async fn read_global(
+        &self,
+        after: LogPosition,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, sqlx::Error> {
+        let limit = limit.clamp(1, MAX_READ_BATCH);
+        match &self.native {
+            NativePool::Postgres(pool) => {
+                let rows = sqlx::query(PG_READ_GLOBAL)
+                    .bind(after.transaction_id)
+                    .bind(after.global_position)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter().map(pg_row_to_event).collect()
+            }
+            NativePool::Sqlite(pool) => {
+                let rows = sqlx::query(SQLITE_READ_GLOBAL)
+                    .bind(after.global_position)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter().map(sqlite_row_to_event).collect()
+            }
+        }
+    }
+
+    /// Events after `after` that exist but may not be readable yet (PostgreSQL: behind the
+    /// horizon; SQLite: none), and the recording time of the oldest of them.
+    pub async fn pending_after(&self, after: LogPosition) -> Result<Backlog, sqlx::Error> {
+        match &self.native {
+            NativePool::Postgres(pool) => {
+                let row = sqlx::query(PG_BACKLOG)
+                    .bind(after.transaction_id)
+                    .bind(after.global_position)
+                    .fetch_one(pool)
+                    .await?;
+                Ok(Backlog {
+                    events: row.try_get("n")?,
+                    oldest_recorded_at: row.try_get("oldest")?,
+                })
+            }
+            NativePool::Sqlite(pool) => {
+                let row = sqlx::query(SQLITE_BACKLOG)
+                    .bind(after.global_position)
+                    .fetch_one(pool)
+                    .await?;
+                let oldest: Option<i64> = row.try_get("oldest")?;
+                Ok(Backlog {
+                    events: row.try_get("n")?,
+                    oldest_recorded_at: oldest.and_then(micros_to_time),
+                })
+            }
+        }
+    }
+
+    /// The position of the newest committed event, if any.
+    pub async fn head(&self) -> Result<Option<LogPosition>, sqlx::Error> {
+        match &self.native {
+            NativePool::Postgres(pool) => {
+                let row = sqlx::query(
+                    "SELECT transaction_id::text::bigint AS txid, global_position FROM events \
+                     ORDER BY transaction_id DESC, global_position DESC LIMIT 1",
+                )
+                .fetch_optional(pool)
+                .await?;
+                row.map(|r| {
+                    Ok(LogPosition {
+                        transaction_id: r.try_get("txid")?,
+                        global_position: r.try_get("global_position")?,
+                    })
+                })
+                .transpose()
+            }
+            NativePool::Sqlite(pool) => {
+                let pos: Option<i64> =
+                    sqlx::query_scalar("SELECT MAX(global_position) FROM events")
+                        .fetch_one(pool)
+                        .await?;
+                Ok(pos.map(LogPosition::sqlite))
+            }
+        }
+    }
+}
+
+async fn connect_sqlite(path: &Path, acquire: Duration) -> Result<SqlitePool, sqlx::Error> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
+    }
+    let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // FULL: a committed event survives power loss, not only a killed process.
+        .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS))
+        .foreign_keys(true);
+    SqlitePoolOptions::new()
+        .max_connections(DEFAULT_SQLITE_POOL_SIZE)
+        .acquire_timeout(acquire)
+        .connect_with(options)
+        .await
+}
+
+const PG_READ_GLOBAL: &str = "
+SELECT transaction_id::text::bigint AS txid, global_position, aggregate_type, aggregate_id,
+       sequence, event_type, event_version, payload, metadata, recorded_at
+  FROM events
+ WHERE (transaction_id, global_position) > (($1::bigint)::text::xid8, $2::bigint)
+   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+ ORDER BY transaction_id, global_position
+ LIMIT $3";
+
+const PG_BACKLOG: &str = "
+SELECT count(*) AS n, min(recorded_at) AS oldest
+  FROM events
+ WHERE (transaction_id, global_position) > (($1::bigint)::text::xid8, $2::bigint)";
+
+const SQLITE_READ_GLOBAL: &str = "
+SELECT global_position, aggregate_type, aggregate_id, sequence, event_type, event_version,
+       payload, metadata, recorded_at_us
+  FROM events
+ WHERE global_position > $1
+ ORDER BY global_position
+ LIMIT $2";
+
+const SQLITE_BACKLOG: &str = "
+SELECT count(*) AS n, min(recorded_at_us) AS oldest FROM events WHERE global_position > $1";
+
+fn pg_row_to_event(row: &sqlx::postgres::PgRow) -> Result<StoredEvent, sqlx::Error> {
+    Ok(StoredEvent {
+        position: LogPosition {
+            transaction_id: row.try_get("txid")?,
+            global_position: row.try_get("global_position")?,
+        },
+        aggregate_type: row.try_get("aggregate_type")?,
+        aggregate_id: row.try_get("aggregate_id")?,
+        sequence: row.try_get("sequence")?,
+        event_type: row.try_get("event_type")?,
+        event_version: row.try_get("event_version")?,
+        payload: row.try_get("payload")?,
+        metadata: row.try_get("metadata")?,
+        recorded_at: row.try_get("recorded_at")?,
+    })
+}
+
+fn sqlite_row_to_event(row: &sqlx::sqlite::SqliteRow) -> Result<StoredEvent, sqlx::Error> {
+    let decode = |col: &str| -> Result<Value, sqlx::Error> {
+        let text: String = row.try_get(col)?;
+        serde_json::from_str(&text).map_err(|e| sqlx::Error::ColumnDecode {
+            index: col.to_string(),
+            source: Box::new(e),
+        })
+    };
+    let recorded_us: i64 = row.try_get("recorded_at_us")?;
+    Ok(StoredEvent {
+        position: LogPosition::sqlite(row.try_get("global_position")?),
+        aggregate_type: row.try_get("aggregate_type")?,
+        aggregate_id: row.try_get("aggregate_id")?,
+        sequence: row.try_get("sequence")?,
+        event_type: row.try_get("event_type")?,
+        event_version: row.try_get("event_version")?,
+        payload: decode("payload")?,
+        metadata: decode("metadata")?,
+        recorded_at: micros_to_time(recorded_us).unwrap_or_default(),
+    })
+}
+
+/// Microseconds since the Unix epoch to a UTC time (None when out of range).
+pub fn micros_to_time(micros: i64) -> Option<DateTime<Utc>> {
+    Utc.timestamp_micros(micros).single()
+}
+
+/// A place in the global order. PostgreSQL orders by (transaction id, position); SQLite by
+/// position alone (its transaction id is always 0).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LogPosition {
+    pub transaction_id: i64,
+    pub global_position: i64,
+}
+
+impl LogPosition {
+    pub const START: Self = Self {
+        transaction_id: 0,
+        global_position: 0,
+    };
+
+    pub fn sqlite(global_position: i64) -> Self {
+        Self {
+            transaction_id: 0,
+            global_position,
+        }
+    }
+}
+
+/// Unread events behind a position.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Backlog {
+    pub events: i64,
+    pub oldest_recorded_at: Option<DateTime<Utc>>,
+}
+
+/// One event as stored, with its place in the global order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredEvent {
+    pub position: LogPosition,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: Value,
+    pub metadata: Value,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl StoredEvent {
+    /// A metadata field as a string, if present.
+    pub fn meta(&self, key: &str) -> Option<&str> {
+        self.metadata.get(key).and_then(Value::as_str)
+    }
+}
+
+enum RepoInner {
+    Postgres(PostgresEventRepository),
+    Sqlite(SqliteEventRepository),
+}
+
+/// The cqrs-es repository over either backend. On persist it gives every event its own id
+/// (UUIDv7) in the metadata; the rest of the metadata comes from the command.
+pub struct EventRepository {
+    inner: RepoInner,
+}
+
+/// Metadata key of the per-event id.
+pub const EVENT_ID_KEY: &str = "event_id";
+
+fn with_event_ids(events: &[SerializedEvent]) -> Vec<SerializedEvent> {
+    events
+        .iter()
+        .cloned()
+        .map(|mut event| {
+            if let Value::Object(map) = &mut event.metadata {
+                map.entry(EVENT_ID_KEY)
+                    .or_insert_with(|| Value::String(Uuid::now_v7().to_string()));
+            }
+            event
+        })
+        .collect()
+}
+
+impl PersistedEventRepository for EventRepository {
+    async fn get_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        match &self.inner {
+            RepoInner::Postgres(r) => r.get_events::<A>(aggregate_id).await,
+            RepoInner::Sqlite(r) => r.get_events::<A>(aggregate_id).await,
+        }
+    }
+
+    async fn get_last_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        last_sequence: usize,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        match &self.inner {
+            RepoInner::Postgres(r) => r.get_last_events::<A>(aggregate_id, last_sequence).await,
+            RepoInner::Sqlite(r) => r.get_last_events::<A>(aggregate_id, last_sequence).await,
+        }
+    }
+
+    async fn get_snapshot<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
+        match &self.inner {
+            RepoInner::Postgres(r) => r.get_snapshot::<A>(aggregate_id).await,
+            RepoInner::Sqlite(r) => r.get_snapshot::<A>(aggregate_id).await,
+        }
+    }
+
+    async fn persist<A: Aggregate>(
+        &self,
+        events: &[SerializedEvent],
+        snapshot_update: Option<(String, Value, usize)>,
+    ) -> Result<(), PersistenceError> {
+        if events.is_empty() && snapshot_update.is_none() {
+            return Ok(());
+        }
+        let events = with_event_ids(events);
+        match &self.inner {
+            RepoInner::Postgres(r) => r.persist::<A>(&events, snapshot_update).await,
+            RepoInner::Sqlite(r) => r.persist::<A>(&events, snapshot_update).await,
+        }
+    }
+
+    async fn stream_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<ReplayStream, PersistenceError> {
+        match &self.inner {
+            RepoInner::Postgres(r) => r.stream_events::<A>(aggregate_id).await,
+            RepoInner::Sqlite(r) => r.stream_events::<A>(aggregate_id).await,
+        }
+    }
+
+    /// Not in commit order and swallows read errors (DESIGN.md §6): use [`Store::read_global`].
+    async fn stream_all_events<A: Aggregate>(&self) -> Result<ReplayStream, PersistenceError> {
+        match &self.inner {
+            RepoInner::Postgres(r) => r.stream_all_events::<A>().await,
+            RepoInner::Sqlite(r) => r.stream_all_events::<A>().await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn location_defaults_to_sqlite_in_data_dir() {
+        let loc = StoreLocation::parse(None, Path::new("./data")).unwrap();
+        assert_eq!(
+            loc,
+            StoreLocation::Sqlite {
+                path: PathBuf::from("./data/agora.db")
+            }
+        );
+        let loc = StoreLocation::parse(Some("  "), Path::new("d")).unwrap();
+        assert_eq!(loc.backend(), Backend::Sqlite);
+    }
+
+    #[test]
+    fn location_parses_postgres_and_sqlite_urls() {
+        let pg = StoreLocation::parse(Some("postgres://u:secret@h/db"), Path::new("d")).unwrap();
+        assert_eq!(pg.backend(), Backend::Postgres);
+        assert_eq!(pg.redacted(), "postgres://u:***@h/db");
+        let lite =
+            StoreLocation::parse(Some("sqlite:///tmp/x.db?mode=rwc"), Path::new("d")).unwrap();
+        assert_eq!(
+            lite,
+            StoreLocation::Sqlite {
+                path: PathBuf::from("/tmp/x.db")
+            }
+        );
+    }
+
+    #[test]
+    fn location_rejects_other_schemes() {
+        let err = StoreLocation::parse(Some("mysql://x"), Path::new("d")).unwrap_err();
+        assert!(matches!(err, StoreConfigError::UnsupportedScheme { scheme } if scheme == "mysql"));
+        assert!(matches!(
+            StoreLocation::parse(Some("sqlite://"), Path::new("d")),
+            Err(StoreConfigError::EmptySqlitePath)
+        ));
+    }
+
+    #[test]
+    fn event_ids_are_added_once_per_event() {
+        let ev = SerializedEvent::new(
+            "a".into(),
+            1,
+            "t".into(),
+            "E".into(),
+            "1.0".into(),
+            Value::Null,
+            serde_json::json!({"actor": "x"}),
+        );
+        let out = with_event_ids(&[ev.clone(), ev]);
+        let a = out[0].metadata[EVENT_ID_KEY].as_str().unwrap();
+        let b = out[1].metadata[EVENT_ID_KEY].as_str().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(Uuid::parse_str(a).unwrap().get_version_num(), 7);
+        assert_eq!(out[0].metadata["actor"], "x");
+    }
+}

@@ -1,0 +1,6 @@
+//! Agora's events, aggregates and pure business rules.
+//!
+//! No IO, no clock, no randomness: time and ids come in with the command.
+
+pub mod ledger;
+pub mod money;

@@ -1,0 +1,519 @@
+//! The projection engine: checkpointed catch-up readers of the global event log.
+//!
+//! A projection's tables and its checkpoint are written in one database transaction, so each
+//! event is applied exactly once and a crash at any point resumes from the last commit. The
+//! checkpoint update is conditional on the old position: if two runners ever race (a lease lost
+//! with its connection), the loser's transaction is rolled back, never applied twice.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use agora_commands::store::{Backlog, LogPosition, Store, StoredEvent};
+use async_trait::async_trait;
+use chrono::Utc;
+use sqlx::{AnyConnection, Row};
+use tokio::sync::watch;
+
+/// Events applied per transaction.
+pub const DEFAULT_BATCH_SIZE: i64 = 500;
+/// Longest a runner sleeps with nothing to do before looking again (other processes' writes
+/// do not wake it).
+pub const IDLE_POLL_MS: u64 = 500;
+/// Pause when committed events exist but are not yet readable (an older transaction is open).
+pub const HORIZON_RETRY_MS: u64 = 2;
+/// First and longest pause after a failed batch.
+pub const ERROR_BACKOFF_MIN_MS: u64 = 100;
+pub const ERROR_BACKOFF_MAX_MS: u64 = 5_000;
+/// Longest [`ProjectionRunner::catch_up`] waits for the head to become readable.
+pub const CATCH_UP_TIMEOUT_MS: u64 = 30_000;
+/// Prefix of live read-model tables.
+pub const LIVE_PREFIX: &str = "rm_";
+
+/// A transaction on the read-model pool.
+pub type ReadTx = AnyConnection;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error("read-model database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("event at {position:?} ({event_type}) could not be decoded: {reason}")]
+    Decode {
+        position: LogPosition,
+        event_type: String,
+        reason: String,
+    },
+    #[error("read model holds a value it cannot parse: {0}")]
+    Corrupt(String),
+    #[error("invariant broken: {0}")]
+    Invariant(String),
+    #[error("projection handler failed: {0}")]
+    Handler(String),
+}
+
+impl ProjectionError {
+    pub fn decode(event: &StoredEvent, reason: impl ToString) -> Self {
+        Self::Decode {
+            position: event.position,
+            event_type: event.event_type.clone(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// One table a projection owns: its physical name and the statements that create it.
+#[derive(Clone, Debug)]
+pub struct TableSpec {
+    pub name: String,
+    pub create: Vec<String>,
+}
+
+impl TableSpec {
+    /// `ddl` statements use `{t}` for the table name (and may name indexes `{t}_…`).
+    pub fn new(name: String, ddl: &[&str]) -> Self {
+        let create = ddl.iter().map(|s| s.replace("{t}", &name)).collect();
+        Self { name, create }
+    }
+}
+
+/// A read model built by folding the global event log.
+#[async_trait]
+pub trait Projection: Send + Sync {
+    /// Stable name; also the checkpoint key.
+    fn name(&self) -> &str;
+    /// Bump when the tables or the fold change: the projection is then rebuilt from zero.
+    fn version(&self) -> i64;
+    /// The tables this instance writes (physical names).
+    fn tables(&self) -> Vec<TableSpec>;
+    /// Folds one event into the tables, inside the batch transaction. Events the projection
+    /// does not care about are ignored (`Ok`).
+    async fn apply(&self, tx: &mut ReadTx, event: &StoredEvent) -> Result<(), ProjectionError>;
+    /// The same projection writing to tables named with `prefix` (for rebuilds).
+    fn with_prefix(&self, prefix: &str) -> Box<dyn Projection>;
+}
+
+/// Told about every committed batch (metrics, benchmarks).
+pub trait BatchObserver: Send + Sync {
+    fn batch_committed(&self, projection: &str, events: &[StoredEvent]);
+}
+
+/// What one batch did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    pub applied: usize,
+    pub position: LogPosition,
+}
+
+/// A projection's progress and health.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProjectionStatus {
+    pub name: String,
+    pub position: LogPosition,
+    pub events_applied: u64,
+    pub lag_events: i64,
+    pub lag_seconds: f64,
+    pub last_error: Option<String>,
+}
+
+#[derive(Default)]
+struct Shared {
+    position: Mutex<Option<LogPosition>>,
+    applied: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+/// Runs one projection against the store under a checkpoint name.
+#[derive(Clone)]
+pub struct ProjectionRunner {
+    store: Store,
+    projection: Arc<dyn Projection>,
+    checkpoint: String,
+    batch_size: i64,
+    observer: Option<Arc<dyn BatchObserver>>,
+    shared: Arc<Shared>,
+}
+
+impl ProjectionRunner {
+    pub fn new(store: Store, projection: Arc<dyn Projection>) -> Self {
+        let checkpoint = projection.name().to_string();
+        Self::with_checkpoint(store, projection, checkpoint)
+    }
+
+    /// A runner whose checkpoint row is `checkpoint` (rebuilds use their own).
+    pub fn with_checkpoint(
+        store: Store,
+        projection: Arc<dyn Projection>,
+        checkpoint: String,
+    ) -> Self {
+        Self {
+            store,
+            projection,
+            checkpoint,
+            batch_size: DEFAULT_BATCH_SIZE,
+            observer: None,
+            shared: Arc::default(),
+        }
+    }
+
+    pub fn with_batch_size(mut self, batch_size: i64) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    pub fn with_observer(mut self, observer: Arc<dyn BatchObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    pub fn name(&self) -> &str {
+        &self.checkpoint
+    }
+
+    pub fn projection(&self) -> &Arc<dyn Projection> {
+        &self.projection
+    }
+
+    /// Creates the tables and the checkpoint row. If the stored version differs from the
+    /// projection's, the tables are dropped and rebuilt from position zero.
+    pub async fn prepare(&self) -> Result<(), ProjectionError> {
+        let mut tx = self.store.begin_read_model_write().await?;
+        let stored: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM projection_checkpoints WHERE name = $1")
+                .bind(&self.checkpoint)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let version = self.projection.version();
+        if stored.is_some_and(|v| v != version) {
+            tracing::warn!(projection = %self.checkpoint, from = ?stored, to = version,
+                "projection version changed: rebuilding from position zero");
+            drop_tables(&mut tx, self.projection.as_ref()).await?;
+            sqlx::query("DELETE FROM projection_checkpoints WHERE name = $1")
+                .bind(&self.checkpoint)
+                .execute(&mut *tx)
+                .await?;
+        }
+        create_tables(&mut tx, self.projection.as_ref()).await?;
+        sqlx::query(
+            "INSERT INTO projection_checkpoints (name, version) VALUES ($1, $2) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&self.checkpoint)
+        .bind(version)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        *lock(&self.shared.position) = None;
+        Ok(())
+    }
+
+    /// Drops the tables and the checkpoint (for scratch rebuilds).
+    pub async fn destroy(&self) -> Result<(), ProjectionError> {
+        let mut tx = self.store.begin_read_model_write().await?;
+        drop_tables(&mut tx, self.projection.as_ref()).await?;
+        sqlx::query("DELETE FROM projection_checkpoints WHERE name = $1")
+            .bind(&self.checkpoint)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        *lock(&self.shared.position) = None;
+        Ok(())
+    }
+
+    /// The committed checkpoint.
+    pub async fn checkpoint(&self) -> Result<LogPosition, ProjectionError> {
+        if let Some(pos) = *lock(&self.shared.position) {
+            return Ok(pos);
+        }
+        let pos = read_checkpoint(&self.store, &self.checkpoint).await?;
+        *lock(&self.shared.position) = Some(pos);
+        Ok(pos)
+    }
+
+    /// Applies the next batch of events, if any, in one transaction.
+    pub async fn run_batch(&self) -> Result<BatchOutcome, ProjectionError> {
+        self.run_batch_until(None).await
+    }
+
+    /// Like [`Self::run_batch`] but never applies events past `limit`.
+    pub async fn run_batch_until(
+        &self,
+        limit: Option<LogPosition>,
+    ) -> Result<BatchOutcome, ProjectionError> {
+        let from = self.checkpoint().await?;
+        let mut events = self.store.read_global(from, self.batch_size).await?;
+        if let Some(limit) = limit {
+            events.retain(|e| e.position <= limit);
+        }
+        let Some(last) = events.last().map(|e| e.position) else {
+            return Ok(BatchOutcome {
+                applied: 0,
+                position: from,
+            });
+        };
+        match self.commit_batch(from, last, &events).await {
+            Ok(true) => {}
+            Ok(false) => {
+                // Someone else moved the checkpoint: nothing was applied; reload and go on.
+                *lock(&self.shared.position) = None;
+                return Ok(BatchOutcome {
+                    applied: 0,
+                    position: from,
+                });
+            }
+            Err(e) => {
+                *lock(&self.shared.last_error) = Some(e.to_string());
+                return Err(e);
+            }
+        }
+        *lock(&self.shared.position) = Some(last);
+        *lock(&self.shared.last_error) = None;
+        self.shared
+            .applied
+            .fetch_add(events.len() as u64, Ordering::Relaxed);
+        if let Some(observer) = &self.observer {
+            observer.batch_committed(&self.checkpoint, &events);
+        }
+        Ok(BatchOutcome {
+            applied: events.len(),
+            position: last,
+        })
+    }
+
+    async fn commit_batch(
+        &self,
+        from: LogPosition,
+        to: LogPosition,
+        events: &[StoredEvent],
+    ) -> Result<bool, ProjectionError> {
+        let mut tx = self.store.begin_read_model_write().await?;
+        // Checkpoint first: it takes the row lock, so a racing runner waits here and then
+        // finds the position moved, before it has written anything.
+        let moved = sqlx::query(
+            "UPDATE projection_checkpoints \
+                SET transaction_id = $1, global_position = $2, \
+                    events_applied = events_applied + $3, updated_at_us = $4 \
+              WHERE name = $5 AND transaction_id = $6 AND global_position = $7",
+        )
+        .bind(to.transaction_id)
+        .bind(to.global_position)
+        .bind(events.len() as i64)
+        .bind(Utc::now().timestamp_micros())
+        .bind(&self.checkpoint)
+        .bind(from.transaction_id)
+        .bind(from.global_position)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        for event in events {
+            self.projection.apply(&mut tx, event).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Applies batches until the projection has seen every event committed before the call
+    /// (waiting, up to [`CATCH_UP_TIMEOUT_MS`], for older open transactions to end); returns how
+    /// many were applied.
+    pub async fn catch_up(&self) -> Result<u64, ProjectionError> {
+        self.catch_up_to_head(Duration::from_millis(CATCH_UP_TIMEOUT_MS))
+            .await
+    }
+
+    /// Applies batches until `limit` (inclusive) or the end of the log readable right now (on
+    /// PostgreSQL an open older transaction hides later events until it ends).
+    pub async fn catch_up_until(&self, limit: Option<LogPosition>) -> Result<u64, ProjectionError> {
+        let mut total = 0u64;
+        loop {
+            let outcome = self.run_batch_until(limit).await?;
+            if outcome.applied == 0 {
+                return Ok(total);
+            }
+            total += outcome.applied as u64;
+        }
+    }
+
+    /// Applies batches until the projection has seen the head that existed when called, waiting
+    /// for open transactions to end; gives up after `timeout`.
+    pub async fn catch_up_to_head(&self, timeout: Duration) -> Result<u64, ProjectionError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let Some(head) = self.store.head().await? else {
+            return Ok(0);
+        };
+        let mut total = 0;
+        while self.checkpoint().await? < head {
+            let applied = self.catch_up_until(Some(head)).await?;
+            total += applied;
+            if applied == 0 {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(ProjectionError::Handler(format!(
+                        "did not reach head {head:?} within {timeout:?}"
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(HORIZON_RETRY_MS)).await;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Progress and lag behind the head of the log.
+    pub async fn status(&self) -> Result<ProjectionStatus, ProjectionError> {
+        let position = self.checkpoint().await?;
+        let Backlog {
+            events,
+            oldest_recorded_at,
+        } = self.store.pending_after(position).await?;
+        let lag_seconds = oldest_recorded_at
+            .map(|t| (Utc::now() - t).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6)
+            .unwrap_or(0.0)
+            .max(0.0);
+        Ok(ProjectionStatus {
+            name: self.checkpoint.clone(),
+            position,
+            events_applied: self.shared.applied.load(Ordering::Relaxed),
+            lag_events: events,
+            lag_seconds,
+            last_error: lock(&self.shared.last_error).clone(),
+        })
+    }
+
+    /// Runs until `shutdown` turns true: applies batches as soon as commits are signalled,
+    /// polls for other processes' writes, backs off on errors (and keeps the error in its
+    /// status). Holds the projection's lease on PostgreSQL so one process runs it at a time.
+    pub async fn run(
+        self,
+        mut commits: watch::Receiver<u64>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), ProjectionError> {
+        let _lease = match self.acquire_lease(&mut shutdown).await? {
+            Some(lease) => lease,
+            None => return Ok(()),
+        };
+        if let Err(e) = self.prepare().await {
+            *lock(&self.shared.last_error) = Some(e.to_string());
+            return Err(e);
+        }
+        let mut backoff = Duration::from_millis(ERROR_BACKOFF_MIN_MS);
+        while !*shutdown.borrow() {
+            let pause = match self.run_batch().await {
+                Ok(outcome) if outcome.applied > 0 => {
+                    backoff = Duration::from_millis(ERROR_BACKOFF_MIN_MS);
+                    continue;
+                }
+                Ok(outcome) => match self.store.pending_after(outcome.position).await {
+                    Ok(backlog) if backlog.events > 0 => Duration::from_millis(HORIZON_RETRY_MS),
+                    Ok(_) => Duration::from_millis(IDLE_POLL_MS),
+                    Err(e) => {
+                        tracing::warn!(projection = %self.checkpoint, error = %e, "backlog query failed");
+                        Duration::from_millis(IDLE_POLL_MS)
+                    }
+                },
+                Err(e) => {
+                    tracing::error!(projection = %self.checkpoint, error = %e, "projection batch failed; retrying");
+                    let pause = backoff;
+                    backoff = (backoff * 2).min(Duration::from_millis(ERROR_BACKOFF_MAX_MS));
+                    pause
+                }
+            };
+            tokio::select! {
+                _ = commits.changed() => {}
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// PostgreSQL: a session advisory lock on a dedicated connection, held while the runner
+    /// runs. SQLite is single-process: no lease. `None` when shut down while waiting.
+    async fn acquire_lease(
+        &self,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Option<Lease>, ProjectionError> {
+        let Some(pool) = self.store.pg_pool() else {
+            return Ok(Some(Lease(None)));
+        };
+        let key = format!("agora.projection:{}", self.checkpoint);
+        loop {
+            let mut conn = pool.acquire().await?;
+            let got: bool = sqlx::query("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+                .bind(&key)
+                .fetch_one(&mut *conn)
+                .await?
+                .try_get(0)?;
+            if got {
+                return Ok(Some(Lease(Some(conn))));
+            }
+            drop(conn);
+            tracing::info!(projection = %self.checkpoint, "another process runs this projection; standing by");
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(IDLE_POLL_MS * 4)) => {}
+                _ = shutdown.changed() => {}
+            }
+            if *shutdown.borrow() {
+                return Ok(None);
+            }
+        }
+    }
+}
+
+/// Holds the lease's connection; dropping it returns the connection and (on close) the lock.
+struct Lease(#[allow(dead_code)] Option<sqlx::pool::PoolConnection<sqlx::Postgres>>);
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            // Detach so the session (and its advisory lock) ends instead of returning to the pool.
+            drop(conn.detach());
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+pub(crate) async fn read_checkpoint(
+    store: &Store,
+    name: &str,
+) -> Result<LogPosition, ProjectionError> {
+    let row = sqlx::query(
+        "SELECT transaction_id, global_position FROM projection_checkpoints WHERE name = $1",
+    )
+    .bind(name)
+    .fetch_optional(store.read_models())
+    .await?;
+    match row {
+        Some(row) => Ok(LogPosition {
+            transaction_id: row.try_get(0)?,
+            global_position: row.try_get(1)?,
+        }),
+        None => Err(ProjectionError::Invariant(format!(
+            "projection {name} has no checkpoint: prepare it first"
+        ))),
+    }
+}
+
+async fn create_tables(
+    tx: &mut ReadTx,
+    projection: &dyn Projection,
+) -> Result<(), ProjectionError> {
+    for table in projection.tables() {
+        for statement in &table.create {
+            sqlx::query(statement).execute(&mut *tx).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn drop_tables(tx: &mut ReadTx, projection: &dyn Projection) -> Result<(), ProjectionError> {
+    for table in projection.tables() {
+        sqlx::query(&format!("DROP TABLE IF EXISTS {}", table.name))
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}

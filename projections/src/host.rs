@@ -1,0 +1,91 @@
+//! Runs every projection of the process in its own task and reports their status.
+
+use std::sync::Arc;
+
+use agora_commands::{CommitSignal, Store};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::engine::{Projection, ProjectionError, ProjectionRunner, ProjectionStatus};
+use crate::ledger::LedgerProjection;
+
+/// Every projection Agora maintains, writing to its live tables.
+pub fn all_projections() -> Vec<Arc<dyn Projection>> {
+    vec![Arc::new(LedgerProjection::default())]
+}
+
+/// The running projections of this process.
+pub struct ProjectionHost {
+    runners: Vec<ProjectionRunner>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<Result<(), ProjectionError>>>,
+}
+
+impl ProjectionHost {
+    /// Prepares (creates tables, checks versions) and starts a runner per projection.
+    pub async fn start(
+        store: &Store,
+        signal: &CommitSignal,
+        projections: Vec<Arc<dyn Projection>>,
+    ) -> Result<Self, ProjectionError> {
+        let runners: Vec<ProjectionRunner> = projections
+            .into_iter()
+            .map(|p| ProjectionRunner::new(store.clone(), p))
+            .collect();
+        for runner in &runners {
+            runner.prepare().await?;
+        }
+        let (shutdown, rx) = watch::channel(false);
+        let tasks = runners
+            .iter()
+            .map(|runner| {
+                let runner = runner.clone();
+                let commits = signal.subscribe();
+                let stop = rx.clone();
+                tokio::spawn(async move {
+                    let name = runner.name().to_string();
+                    let result = runner.run(commits, stop).await;
+                    if let Err(e) = &result {
+                        tracing::error!(projection = %name, error = %e, "projection runner stopped");
+                    }
+                    result
+                })
+            })
+            .collect();
+        Ok(Self {
+            runners,
+            shutdown,
+            tasks,
+        })
+    }
+
+    pub fn runners(&self) -> &[ProjectionRunner] {
+        &self.runners
+    }
+
+    /// Status of every projection; a runner whose status cannot be read reports the error.
+    pub async fn statuses(&self) -> Vec<Result<ProjectionStatus, ProjectionError>> {
+        let mut out = Vec::with_capacity(self.runners.len());
+        for runner in &self.runners {
+            out.push(runner.status().await);
+        }
+        out
+    }
+
+    /// True while every runner task is alive.
+    pub fn all_running(&self) -> bool {
+        self.tasks.iter().all(|t| !t.is_finished())
+    }
+
+    /// Asks every runner to stop after its current batch and waits for them.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "projection ended with an error"),
+                Err(e) => tracing::error!(error = %e, "projection task panicked"),
+            }
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! End-to-end and storage tests: one binary, each test on its own fresh database.
+
+mod common;
+mod ledger_projection;
+mod projection_engine;
+mod store_contract;
