@@ -321,3 +321,92 @@ async fn version_bump(t: TestStore) {
     );
 }
 both_backends!(version_bump_rebuilds_from_zero, version_bump);
+
+async fn wait_for_head(store: &Store) -> i64 {
+    let head = store.head().await.unwrap().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let row: (i64, i64, i64) = sqlx::query_as(
+            "SELECT transaction_id, global_position, events_applied FROM projection_checkpoints WHERE name = 'ledger'",
+        )
+        .fetch_one(store.read_models())
+        .await
+        .unwrap();
+        if (row.0, row.1) >= (head.transaction_id, head.global_position) {
+            return row.2;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "projection did not reach the head"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Two processes on one PostgreSQL database: one runs the projection, the other stands by and
+/// takes over when the first stops; every event is applied exactly once throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_runner_per_projection_across_processes() {
+    let t = TestStore::postgres().await;
+    let other = t.reconnect().await;
+    let (sig_a, sig_b) = (CommitSignal::new(), CommitSignal::new());
+    let host_a = ProjectionHost::start(
+        &t.store,
+        &sig_a,
+        vec![Arc::new(LedgerProjection::default())],
+    )
+    .await
+    .unwrap();
+    let host_b = ProjectionHost::start(&other, &sig_b, vec![Arc::new(LedgerProjection::default())])
+        .await
+        .unwrap();
+    let bus_a = CommandBus::<JournalEntry>::new(&t.store, sig_a.clone(), ());
+    for i in 0..50 {
+        bus_a
+            .execute(
+                &format!("a-{i}"),
+                transfer("acct:1", "acct:2", "1.00", Utc::now()),
+                &meta(),
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(wait_for_head(&t.store).await, 50);
+    let leases: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
+          WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database()",
+    )
+    .fetch_one(t.store.read_models())
+    .await
+    .unwrap();
+    assert_eq!(
+        leases, 1,
+        "exactly one process holds the projection's lease"
+    );
+
+    host_a.shutdown().await;
+    let bus_b = CommandBus::<JournalEntry>::new(&other, sig_b.clone(), ());
+    for i in 0..50 {
+        bus_b
+            .execute(
+                &format!("b-{i}"),
+                transfer("acct:2", "acct:3", "0.50", Utc::now()),
+                &meta(),
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        wait_for_head(&other).await,
+        100,
+        "the standby took over; each event once"
+    );
+    host_b.shutdown().await;
+    assert!(
+        rebuild_and_compare(&other, &LedgerProjection::default(), false)
+            .await
+            .unwrap()
+            .is_equal()
+    );
+    other.close().await;
+}
