@@ -17,23 +17,30 @@ find_pg_bin() {
   return 1
 }
 
+PG_AS=()
 start_throwaway_cluster() {
-  local bin="$1" dir port=55432 as=()
-  dir=$(mktemp -d /tmp/agora-pg.XXXXXX)
+  PG_BIN="$1"
+  PG_DIR=$(mktemp -d /tmp/agora-pg.XXXXXX)
+  local port=55432
   if [ "$(id -u)" = 0 ]; then
     # initdb refuses to run as root: run the cluster as the postgres (or nobody) user.
     local user=postgres
     id "$user" >/dev/null 2>&1 || user=nobody
-    chown "$user" "$dir"
-    as=(runuser -u "$user" --)
+    chown "$user" "$PG_DIR"
+    PG_AS=(runuser -u "$user" --)
   fi
   while port_open 127.0.0.1 "$port"; do port=$((port + 1)); done
-  "${as[@]}" "$bin/initdb" -D "$dir/data" -U postgres -A trust >/dev/null
-  "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w \
-      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off" start >/dev/null
-  trap '"${as[@]}" "$bin/pg_ctl" -D "$dir/data" -m fast stop >/dev/null 2>&1; rm -rf "$dir"' EXIT
+  "${PG_AS[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres -A trust >/dev/null
+  trap 'stop_throwaway_cluster' EXIT
+  "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w \
+      -o "-p $port -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off" start >/dev/null
   export TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
   echo "test.sh: started a throwaway PostgreSQL cluster on port $port"
+}
+
+stop_throwaway_cluster() {
+  "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast stop >/dev/null 2>&1 || true
+  rm -rf "$PG_DIR"
 }
 
 if [ -n "${TEST_DATABASE_URL:-}" ]; then
