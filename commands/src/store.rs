@@ -32,8 +32,9 @@ pub const SQLITE_BUSY_TIMEOUT_MS: u64 = 10_000;
 /// Most events one global-order read returns.
 pub const MAX_READ_BATCH: i64 = 10_000;
 /// Settings of the SQLite read-model connections (the `Any` driver takes no options but the URL).
+/// `synchronous = NORMAL`: see [`Store::begin_read_model_write`].
 const SQLITE_READ_POOL_PRAGMAS: &str =
-    "PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;";
+    "PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
 /// File name of the embedded database inside the data directory.
 pub const SQLITE_FILE_NAME: &str = "agora.db";
 
@@ -256,12 +257,23 @@ impl Store {
 
     /// Begins a read-model write transaction. On SQLite it takes the write lock at once
     /// (`BEGIN IMMEDIATE`), so it waits for other writers instead of failing on a stale snapshot.
+    ///
+    /// Read-model commits do not wait for the disk (PostgreSQL `synchronous_commit = off`,
+    /// SQLite `synchronous = NORMAL` on read-model connections): a crash may undo the last few,
+    /// but a checkpoint is always undone with its tables, and the events they came from are
+    /// durable, so the projection simply applies them again. Commands stay fully durable.
     pub async fn begin_read_model_write(
         &self,
     ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
         match self.backend() {
             Backend::Sqlite => self.read_models.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.read_models.begin().await,
+            Backend::Postgres => {
+                let mut tx = self.read_models.begin().await?;
+                sqlx::query("SET LOCAL synchronous_commit = off")
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(tx)
+            }
         }
     }
 
@@ -284,9 +296,10 @@ impl Store {
     /// The cqrs-es repository for this store.
     pub fn event_repository(&self) -> EventRepository {
         let inner = match &self.native {
-            NativePool::Postgres(pool) => {
-                RepoInner::Postgres(PostgresEventRepository::new(pool.clone()))
-            }
+            NativePool::Postgres(pool) => RepoInner::Postgres(PgRepo {
+                repo: PostgresEventRepository::new(pool.clone()),
+                pool: pool.clone(),
+            }),
             NativePool::Sqlite(pool) => RepoInner::Sqlite(SqliteEventRepository::new(pool.clone())),
         };
         EventRepository { inner }
@@ -541,8 +554,52 @@ impl StoredEvent {
 }
 
 enum RepoInner {
-    Postgres(PostgresEventRepository),
+    Postgres(PgRepo),
     Sqlite(SqliteEventRepository),
+}
+
+/// postgres-es for reads and snapshots, plus our pool for the one-statement append.
+struct PgRepo {
+    repo: PostgresEventRepository,
+    pool: PgPool,
+}
+
+impl PgRepo {
+    fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// Appends a commit's events in ONE multi-row `INSERT` (atomic on its own, no explicit
+/// transaction): postgres-es sends BEGIN, one INSERT per event and COMMIT. A duplicate
+/// `(aggregate_type, aggregate_id, sequence)` is the optimistic-concurrency conflict.
+async fn pg_insert_events<A: Aggregate>(
+    pool: &PgPool,
+    events: &[SerializedEvent],
+) -> Result<(), PersistenceError> {
+    let mut builder = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
+         payload, metadata) ",
+    );
+    builder.push_values(events, |mut row, e| {
+        row.push_bind(A::TYPE)
+            .push_bind(&e.aggregate_id)
+            .push_bind(e.sequence as i64)
+            .push_bind(&e.event_type)
+            .push_bind(&e.event_version)
+            .push_bind(&e.payload)
+            .push_bind(&e.metadata);
+    });
+    match builder.build().execute(pool).await {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("23505") => {
+            Err(PersistenceError::OptimisticLockError)
+        }
+        Err(e @ (sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed)) => {
+            Err(PersistenceError::ConnectionError(Box::new(e)))
+        }
+        Err(e) => Err(PersistenceError::UnknownError(Box::new(e))),
+    }
 }
 
 /// The cqrs-es repository over either backend. On persist it gives every event its own id
@@ -574,7 +631,7 @@ impl PersistedEventRepository for EventRepository {
         aggregate_id: &str,
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
         match &self.inner {
-            RepoInner::Postgres(r) => r.get_events::<A>(aggregate_id).await,
+            RepoInner::Postgres(r) => r.repo.get_events::<A>(aggregate_id).await,
             RepoInner::Sqlite(r) => r.get_events::<A>(aggregate_id).await,
         }
     }
@@ -585,7 +642,11 @@ impl PersistedEventRepository for EventRepository {
         last_sequence: usize,
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
         match &self.inner {
-            RepoInner::Postgres(r) => r.get_last_events::<A>(aggregate_id, last_sequence).await,
+            RepoInner::Postgres(r) => {
+                r.repo
+                    .get_last_events::<A>(aggregate_id, last_sequence)
+                    .await
+            }
             RepoInner::Sqlite(r) => r.get_last_events::<A>(aggregate_id, last_sequence).await,
         }
     }
@@ -595,7 +656,7 @@ impl PersistedEventRepository for EventRepository {
         aggregate_id: &str,
     ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
         match &self.inner {
-            RepoInner::Postgres(r) => r.get_snapshot::<A>(aggregate_id).await,
+            RepoInner::Postgres(r) => r.repo.get_snapshot::<A>(aggregate_id).await,
             RepoInner::Sqlite(r) => r.get_snapshot::<A>(aggregate_id).await,
         }
     }
@@ -610,7 +671,10 @@ impl PersistedEventRepository for EventRepository {
         }
         let events = with_event_ids(events);
         match &self.inner {
-            RepoInner::Postgres(r) => r.persist::<A>(&events, snapshot_update).await,
+            RepoInner::Postgres(r) if snapshot_update.is_none() => {
+                pg_insert_events::<A>(r.pool(), &events).await
+            }
+            RepoInner::Postgres(r) => r.repo.persist::<A>(&events, snapshot_update).await,
             RepoInner::Sqlite(r) => r.persist::<A>(&events, snapshot_update).await,
         }
     }
@@ -620,7 +684,7 @@ impl PersistedEventRepository for EventRepository {
         aggregate_id: &str,
     ) -> Result<ReplayStream, PersistenceError> {
         match &self.inner {
-            RepoInner::Postgres(r) => r.stream_events::<A>(aggregate_id).await,
+            RepoInner::Postgres(r) => r.repo.stream_events::<A>(aggregate_id).await,
             RepoInner::Sqlite(r) => r.stream_events::<A>(aggregate_id).await,
         }
     }
@@ -628,7 +692,7 @@ impl PersistedEventRepository for EventRepository {
     /// Not in commit order and swallows read errors (DESIGN.md §6): use [`Store::read_global`].
     async fn stream_all_events<A: Aggregate>(&self) -> Result<ReplayStream, PersistenceError> {
         match &self.inner {
-            RepoInner::Postgres(r) => r.stream_all_events::<A>().await,
+            RepoInner::Postgres(r) => r.repo.stream_all_events::<A>().await,
             RepoInner::Sqlite(r) => r.stream_all_events::<A>().await,
         }
     }

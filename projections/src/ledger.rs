@@ -7,6 +7,8 @@
 use agora_commands::store::StoredEvent;
 use agora_domain::ledger::{AccountId, JournalEntry, LedgerEvent, Posting};
 use agora_domain::money::{Currency, Money};
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
@@ -123,108 +125,26 @@ impl Projection for LedgerProjection {
     }
 
     async fn apply(&self, tx: &mut ReadTx, event: &StoredEvent) -> Result<(), ProjectionError> {
-        if event.aggregate_type != JournalEntry::TYPE {
-            return Ok(());
+        self.apply_batch(tx, std::slice::from_ref(event)).await
+    }
+
+    /// Folds the batch in memory (each touched balance loaded once) and writes every changed
+    /// balance once, history and new entries as multi-row inserts.
+    async fn apply_batch(
+        &self,
+        tx: &mut ReadTx,
+        events: &[StoredEvent],
+    ) -> Result<(), ProjectionError> {
+        let mut batch = Batch::default();
+        for event in events {
+            if event.aggregate_type != JournalEntry::TYPE {
+                continue;
+            }
+            let ledger_event: LedgerEvent = serde_json::from_value(event.payload.clone())
+                .map_err(|e| ProjectionError::decode(event, e))?;
+            self.fold(tx, &mut batch, event, ledger_event).await?;
         }
-        let ledger_event: LedgerEvent = serde_json::from_value(event.payload.clone())
-            .map_err(|e| ProjectionError::decode(event, e))?;
-        let entry_id = event.aggregate_id.as_str();
-        let pos = event.position.global_position;
-        match ledger_event {
-            LedgerEvent::EntryRecorded {
-                currency,
-                postings,
-                memo,
-                occurred_at,
-            } => {
-                check_balanced(&postings)?;
-                self.insert_entry(
-                    tx,
-                    entry_id,
-                    "posted",
-                    currency,
-                    &memo,
-                    &postings,
-                    occurred_at,
-                    pos,
-                )
-                .await?;
-                self.settle(
-                    tx,
-                    entry_id,
-                    currency,
-                    &postings,
-                    occurred_at,
-                    pos,
-                    Settle::Post,
-                )
-                .await
-            }
-            LedgerEvent::HoldPlaced {
-                currency,
-                postings,
-                memo,
-                occurred_at,
-            } => {
-                check_balanced(&postings)?;
-                self.insert_entry(
-                    tx,
-                    entry_id,
-                    "pending",
-                    currency,
-                    &memo,
-                    &postings,
-                    occurred_at,
-                    pos,
-                )
-                .await?;
-                self.settle(
-                    tx,
-                    entry_id,
-                    currency,
-                    &postings,
-                    occurred_at,
-                    pos,
-                    Settle::Hold,
-                )
-                .await
-            }
-            LedgerEvent::HoldPosted {
-                currency,
-                postings,
-                occurred_at,
-            } => {
-                self.mark_entry(tx, entry_id, "posted", occurred_at).await?;
-                self.settle(
-                    tx,
-                    entry_id,
-                    currency,
-                    &postings,
-                    occurred_at,
-                    pos,
-                    Settle::PostHeld,
-                )
-                .await
-            }
-            LedgerEvent::HoldVoided {
-                currency,
-                postings,
-                occurred_at,
-                ..
-            } => {
-                self.mark_entry(tx, entry_id, "voided", occurred_at).await?;
-                self.settle(
-                    tx,
-                    entry_id,
-                    currency,
-                    &postings,
-                    occurred_at,
-                    pos,
-                    Settle::Void,
-                )
-                .await
-            }
-        }
+        self.flush(tx, batch).await
     }
 
     fn with_prefix(&self, prefix: &str) -> Box<dyn Projection> {
@@ -242,6 +162,42 @@ enum Settle {
     PostHeld,
     /// A hold voided: leaves pending.
     Void,
+}
+
+/// Rows per multi-row INSERT (at most 8 columns: 800 parameters, under every backend's limit).
+const ROWS_PER_INSERT: usize = 100;
+
+struct HistoryRow {
+    account: String,
+    currency: String,
+    seq: i64,
+    entry_id: String,
+    amount: Money,
+    balance_after: Money,
+    occurred_at_us: i64,
+    global_position: i64,
+}
+
+struct EntryRow {
+    entry_id: String,
+    status: &'static str,
+    currency: String,
+    memo: String,
+    postings: String,
+    opened_at_us: i64,
+    settled_at_us: Option<i64>,
+    global_position: i64,
+}
+
+/// What one batch changes, before it is written.
+#[derive(Default)]
+struct Batch {
+    balances: HashMap<(String, String), AccountBalance>,
+    history: Vec<HistoryRow>,
+    new_entries: Vec<EntryRow>,
+    new_entry_index: HashMap<String, usize>,
+    /// Entries opened in an earlier batch and settled in this one: (id, status, settled_at_us).
+    settled: Vec<(String, &'static str, i64)>,
 }
 
 fn check_balanced(postings: &[Posting]) -> Result<(), ProjectionError> {
@@ -270,115 +226,137 @@ fn sub(a: Money, b: Money) -> Result<Money, ProjectionError> {
         .map_err(|e| ProjectionError::Invariant(format!("balance overflow: {e}")))
 }
 
+/// `VALUES ($1, …), (…)` for `rows` rows of `cols` columns.
+fn values_clause(rows: usize, cols: usize) -> String {
+    let mut out = String::from("VALUES ");
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(&format!("${}", r * cols + c + 1));
+        }
+        out.push(')');
+    }
+    out
+}
+
 impl LedgerProjection {
-    #[allow(clippy::too_many_arguments)]
-    async fn insert_entry(
+    async fn fold(
         &self,
         tx: &mut ReadTx,
-        entry_id: &str,
-        status: &str,
-        currency: Currency,
-        memo: &str,
-        postings: &[Posting],
-        at: DateTime<Utc>,
-        pos: i64,
+        batch: &mut Batch,
+        event: &StoredEvent,
+        ledger_event: LedgerEvent,
     ) -> Result<(), ProjectionError> {
-        let postings_json = serde_json::to_string(postings)
-            .map_err(|e| ProjectionError::Invariant(format!("postings do not serialise: {e}")))?;
-        sqlx::query(&format!(
-            "INSERT INTO {} (entry_id, status, currency, memo, postings, opened_at_us, global_position) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            self.t.entries
-        ))
-        .bind(entry_id)
-        .bind(status)
-        .bind(currency.as_str())
-        .bind(memo)
-        .bind(postings_json)
-        .bind(at.timestamp_micros())
-        .bind(pos)
-        .execute(&mut *tx)
-        .await?;
-        Ok(())
-    }
-
-    async fn mark_entry(
-        &self,
-        tx: &mut ReadTx,
-        entry_id: &str,
-        status: &str,
-        at: DateTime<Utc>,
-    ) -> Result<(), ProjectionError> {
-        let n = sqlx::query(&format!(
-            "UPDATE {} SET status = $1, settled_at_us = $2 WHERE entry_id = $3 AND status = 'pending'",
-            self.t.entries
-        ))
-        .bind(status)
-        .bind(at.timestamp_micros())
-        .bind(entry_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if n != 1 {
-            return Err(ProjectionError::Invariant(format!(
-                "entry {entry_id} settled as {status} but was not pending"
-            )));
-        }
-        Ok(())
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn settle(
-        &self,
-        tx: &mut ReadTx,
-        entry_id: &str,
-        currency: Currency,
-        postings: &[Posting],
-        at: DateTime<Utc>,
-        pos: i64,
-        how: Settle,
-    ) -> Result<(), ProjectionError> {
-        for posting in postings {
-            let account = posting.account.as_str();
-            let mut row = self
-                .load_balance(tx, account, currency.as_str())
-                .await?
-                .unwrap_or_else(|| AccountBalance {
-                    account: account.to_string(),
-                    currency: currency.as_str().to_string(),
-                    posted: Money::ZERO,
-                    pending_debits: Money::ZERO,
-                    pending_credits: Money::ZERO,
-                    postings: 0,
-                });
-            let amount = posting.amount;
-            let (debit, credit) = if amount.is_positive() {
-                (amount, Money::ZERO)
-            } else {
-                (Money::ZERO, amount.abs())
+        let entry_id = event.aggregate_id.as_str();
+        let pos = event.position.global_position;
+        let (currency, postings, at, how) = match ledger_event {
+            LedgerEvent::EntryRecorded {
+                currency,
+                postings,
+                memo,
+                occurred_at,
+            } => {
+                open_entry(
+                    batch,
+                    entry_id,
+                    "posted",
+                    currency,
+                    memo,
+                    &postings,
+                    occurred_at,
+                    pos,
+                )?;
+                (currency, postings, occurred_at, Settle::Post)
+            }
+            LedgerEvent::HoldPlaced {
+                currency,
+                postings,
+                memo,
+                occurred_at,
+            } => {
+                open_entry(
+                    batch,
+                    entry_id,
+                    "pending",
+                    currency,
+                    memo,
+                    &postings,
+                    occurred_at,
+                    pos,
+                )?;
+                (currency, postings, occurred_at, Settle::Hold)
+            }
+            LedgerEvent::HoldPosted {
+                currency,
+                postings,
+                occurred_at,
+            } => {
+                settle_entry(batch, entry_id, "posted", occurred_at)?;
+                (currency, postings, occurred_at, Settle::PostHeld)
+            }
+            LedgerEvent::HoldVoided {
+                currency,
+                postings,
+                occurred_at,
+                ..
+            } => {
+                settle_entry(batch, entry_id, "voided", occurred_at)?;
+                (currency, postings, occurred_at, Settle::Void)
+            }
+        };
+        for posting in &postings {
+            let row = self
+                .balance_mut(tx, batch, posting.account.as_str(), currency)
+                .await?;
+            let Some(amount) = apply_posting(row, posting.amount, how, entry_id)? else {
+                continue;
             };
-            if matches!(how, Settle::Hold) {
-                row.pending_debits = add(row.pending_debits, debit)?;
-                row.pending_credits = add(row.pending_credits, credit)?;
-            }
-            if matches!(how, Settle::PostHeld | Settle::Void) {
-                row.pending_debits = sub(row.pending_debits, debit)?;
-                row.pending_credits = sub(row.pending_credits, credit)?;
-                if row.pending_debits.is_negative() || row.pending_credits.is_negative() {
-                    return Err(ProjectionError::Invariant(format!(
-                        "pending amounts of {account} went negative settling {entry_id}"
-                    )));
-                }
-            }
-            if matches!(how, Settle::Post | Settle::PostHeld) {
-                row.posted = add(row.posted, amount)?;
-                row.postings += 1;
-                self.insert_history(tx, &row, entry_id, amount, at, pos)
-                    .await?;
-            }
-            self.save_balance(tx, &row).await?;
+            let line = HistoryRow {
+                account: row.account.clone(),
+                currency: row.currency.clone(),
+                seq: row.postings,
+                entry_id: entry_id.to_string(),
+                amount,
+                balance_after: row.posted,
+                occurred_at_us: at.timestamp_micros(),
+                global_position: pos,
+            };
+            batch.history.push(line);
         }
         Ok(())
+    }
+
+    /// The batch's copy of a balance, loaded from the table on first touch.
+    async fn balance_mut<'b>(
+        &self,
+        tx: &mut ReadTx,
+        batch: &'b mut Batch,
+        account: &str,
+        currency: Currency,
+    ) -> Result<&'b mut AccountBalance, ProjectionError> {
+        let key = (account.to_string(), currency.as_str().to_string());
+        if !batch.balances.contains_key(&key) {
+            let loaded = self.load_balance(tx, account, currency.as_str()).await?;
+            let row = loaded.unwrap_or_else(|| AccountBalance {
+                account: key.0.clone(),
+                currency: key.1.clone(),
+                posted: Money::ZERO,
+                pending_debits: Money::ZERO,
+                pending_credits: Money::ZERO,
+                postings: 0,
+            });
+            batch.balances.insert(key.clone(), row);
+        }
+        batch
+            .balances
+            .get_mut(&key)
+            .ok_or_else(|| ProjectionError::Invariant("balance cache lost a row".into()))
     }
 
     async fn load_balance(
@@ -399,56 +377,186 @@ impl LedgerProjection {
         row.as_ref().map(balance_from_row).transpose()
     }
 
-    async fn save_balance(
-        &self,
-        tx: &mut ReadTx,
-        b: &AccountBalance,
-    ) -> Result<(), ProjectionError> {
-        sqlx::query(&format!(
-            "INSERT INTO {} (account, currency, posted, pending_debits, pending_credits, postings) \
-             VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (account, currency) DO UPDATE SET posted = excluded.posted, \
-               pending_debits = excluded.pending_debits, pending_credits = excluded.pending_credits, \
-               postings = excluded.postings",
-            self.t.balances
-        ))
-        .bind(&b.account)
-        .bind(&b.currency)
-        .bind(b.posted.to_string())
-        .bind(b.pending_debits.to_string())
-        .bind(b.pending_credits.to_string())
-        .bind(b.postings)
-        .execute(&mut *tx)
-        .await?;
+    async fn flush(&self, tx: &mut ReadTx, batch: Batch) -> Result<(), ProjectionError> {
+        let mut balances: Vec<AccountBalance> = batch.balances.into_values().collect();
+        balances.sort_by(|a, b| (&a.account, &a.currency).cmp(&(&b.account, &b.currency)));
+        for chunk in balances.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "INSERT INTO {} (account, currency, posted, pending_debits, pending_credits, postings) {} \
+                 ON CONFLICT (account, currency) DO UPDATE SET posted = excluded.posted, \
+                   pending_debits = excluded.pending_debits, pending_credits = excluded.pending_credits, \
+                   postings = excluded.postings",
+                self.t.balances,
+                values_clause(chunk.len(), 6)
+            );
+            let mut q = sqlx::query(&sql);
+            for b in chunk {
+                q = q
+                    .bind(b.account.clone())
+                    .bind(b.currency.clone())
+                    .bind(b.posted.to_string())
+                    .bind(b.pending_debits.to_string())
+                    .bind(b.pending_credits.to_string())
+                    .bind(b.postings);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        for chunk in batch.history.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "INSERT INTO {} (account, currency, seq, entry_id, amount, balance_after, occurred_at_us, global_position) {}",
+                self.t.history,
+                values_clause(chunk.len(), 8)
+            );
+            let mut q = sqlx::query(&sql);
+            for h in chunk {
+                q = q
+                    .bind(h.account.clone())
+                    .bind(h.currency.clone())
+                    .bind(h.seq)
+                    .bind(h.entry_id.clone())
+                    .bind(h.amount.to_string())
+                    .bind(h.balance_after.to_string())
+                    .bind(h.occurred_at_us)
+                    .bind(h.global_position);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        for chunk in batch.new_entries.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "INSERT INTO {} (entry_id, status, currency, memo, postings, opened_at_us, settled_at_us, global_position) {}",
+                self.t.entries,
+                values_clause(chunk.len(), 8)
+            );
+            let mut q = sqlx::query(&sql);
+            for e in chunk {
+                q = q
+                    .bind(e.entry_id.clone())
+                    .bind(e.status)
+                    .bind(e.currency.clone())
+                    .bind(e.memo.clone())
+                    .bind(e.postings.clone())
+                    .bind(e.opened_at_us)
+                    .bind(e.settled_at_us)
+                    .bind(e.global_position);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        for (entry_id, status, at_us) in &batch.settled {
+            let n = sqlx::query(&format!(
+                "UPDATE {} SET status = $1, settled_at_us = $2 WHERE entry_id = $3 AND status = 'pending'",
+                self.t.entries
+            ))
+            .bind(*status)
+            .bind(*at_us)
+            .bind(entry_id.clone())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n != 1 {
+                return Err(ProjectionError::Invariant(format!(
+                    "entry {entry_id} settled as {status} but was not pending"
+                )));
+            }
+        }
         Ok(())
     }
+}
 
-    async fn insert_history(
-        &self,
-        tx: &mut ReadTx,
-        after: &AccountBalance,
-        entry_id: &str,
-        amount: Money,
-        at: DateTime<Utc>,
-        pos: i64,
-    ) -> Result<(), ProjectionError> {
-        sqlx::query(&format!(
-            "INSERT INTO {} (account, currency, seq, entry_id, amount, balance_after, occurred_at_us, global_position) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            self.t.history
-        ))
-        .bind(&after.account)
-        .bind(&after.currency)
-        .bind(after.postings)
-        .bind(entry_id)
-        .bind(amount.to_string())
-        .bind(after.posted.to_string())
-        .bind(at.timestamp_micros())
-        .bind(pos)
-        .execute(&mut *tx)
-        .await?;
-        Ok(())
+#[allow(clippy::too_many_arguments)]
+fn open_entry(
+    batch: &mut Batch,
+    entry_id: &str,
+    status: &'static str,
+    currency: Currency,
+    memo: String,
+    postings: &[Posting],
+    at: DateTime<Utc>,
+    pos: i64,
+) -> Result<(), ProjectionError> {
+    check_balanced(postings)?;
+    let postings_json = serde_json::to_string(postings)
+        .map_err(|e| ProjectionError::Invariant(format!("postings do not serialise: {e}")))?;
+    if batch.new_entry_index.contains_key(entry_id) {
+        return Err(ProjectionError::Invariant(format!(
+            "entry {entry_id} opened twice"
+        )));
     }
+    batch
+        .new_entry_index
+        .insert(entry_id.to_string(), batch.new_entries.len());
+    batch.new_entries.push(EntryRow {
+        entry_id: entry_id.to_string(),
+        status,
+        currency: currency.as_str().to_string(),
+        memo,
+        postings: postings_json,
+        opened_at_us: at.timestamp_micros(),
+        settled_at_us: None,
+        global_position: pos,
+    });
+    Ok(())
+}
+
+fn settle_entry(
+    batch: &mut Batch,
+    entry_id: &str,
+    status: &'static str,
+    at: DateTime<Utc>,
+) -> Result<(), ProjectionError> {
+    match batch.new_entry_index.get(entry_id) {
+        Some(&i) => {
+            let row = &mut batch.new_entries[i];
+            if row.status != "pending" {
+                return Err(ProjectionError::Invariant(format!(
+                    "entry {entry_id} settled as {status} but was not pending"
+                )));
+            }
+            row.status = status;
+            row.settled_at_us = Some(at.timestamp_micros());
+        }
+        None => batch
+            .settled
+            .push((entry_id.to_string(), status, at.timestamp_micros())),
+    }
+    Ok(())
+}
+
+/// Applies one posting to a balance; returns the posted amount when it adds a history line.
+fn apply_posting(
+    row: &mut AccountBalance,
+    amount: Money,
+    how: Settle,
+    entry_id: &str,
+) -> Result<Option<Money>, ProjectionError> {
+    let (debit, credit) = if amount.is_positive() {
+        (amount, Money::ZERO)
+    } else {
+        (Money::ZERO, amount.abs())
+    };
+    match how {
+        Settle::Hold => {
+            row.pending_debits = add(row.pending_debits, debit)?;
+            row.pending_credits = add(row.pending_credits, credit)?;
+            return Ok(None);
+        }
+        Settle::PostHeld | Settle::Void => {
+            row.pending_debits = sub(row.pending_debits, debit)?;
+            row.pending_credits = sub(row.pending_credits, credit)?;
+            if row.pending_debits.is_negative() || row.pending_credits.is_negative() {
+                return Err(ProjectionError::Invariant(format!(
+                    "pending amounts of {} went negative settling {entry_id}",
+                    row.account
+                )));
+            }
+            if how == Settle::Void {
+                return Ok(None);
+            }
+        }
+        Settle::Post => {}
+    }
+    row.posted = add(row.posted, amount)?;
+    row.postings += 1;
+    Ok(Some(amount))
 }
 
 fn balance_from_row(row: &sqlx::any::AnyRow) -> Result<AccountBalance, ProjectionError> {
