@@ -49,6 +49,9 @@ pub struct RunResult {
     pub backend: &'static str,
     pub clients: usize,
     pub raw_events_per_s: f64,
+    /// Commands with no projection running (the write path alone).
+    pub command_only_events_per_s: f64,
+    /// Commands while the ledger projection follows the log.
     pub command_events_per_s: f64,
     pub lag_p50_ms: f64,
     pub lag_p99_ms: f64,
@@ -56,7 +59,11 @@ pub struct RunResult {
 }
 
 impl RunResult {
-    pub fn ratio(&self) -> f64 {
+    pub fn ratio_alone(&self) -> f64 {
+        self.command_only_events_per_s / self.raw_events_per_s
+    }
+
+    pub fn ratio_projected(&self) -> f64 {
         self.command_events_per_s / self.raw_events_per_s
     }
 }
@@ -92,16 +99,18 @@ fn print_report(results: &[RunResult], args: &BenchArgs) {
         "\nagora bench: {} ops per client; events/s committed; lag = projection commit time minus event recorded time\n",
         args.ops_per_client
     );
-    println!("| backend | clients | raw INSERT events/s | command events/s | ratio | lag p50 ms | lag p99 ms | lag max ms |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| backend | clients | raw INSERT ev/s | commands ev/s | ratio | commands + projection ev/s | ratio | lag p50 ms | lag p99 ms | lag max ms |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in results {
         println!(
-            "| {} | {} | {:.0} | {:.0} | {:.2} | {:.1} | {:.1} | {:.1} |",
+            "| {} | {} | {:.0} | {:.0} | {:.2} | {:.0} | {:.2} | {:.1} | {:.1} | {:.1} |",
             r.backend,
             r.clients,
             r.raw_events_per_s,
+            r.command_only_events_per_s,
+            r.ratio_alone(),
             r.command_events_per_s,
-            r.ratio(),
+            r.ratio_projected(),
             r.lag_p50_ms,
             r.lag_p99_ms,
             r.lag_max_ms
@@ -120,12 +129,14 @@ async fn bench_backend(
     let mut out = Vec::new();
     for &clients in &args.clients {
         let raw = raw_inserts(&store, clients, args.ops_per_client).await?;
-        let (cmd, lags) = commands_with_projection(&store, clients, args.ops_per_client).await?;
+        let (alone, _) = commands(&store, clients, args.ops_per_client, false).await?;
+        let (cmd, lags) = commands(&store, clients, args.ops_per_client, true).await?;
         let (p50, p99, max) = percentiles(lags);
         out.push(RunResult {
             backend,
             clients,
             raw_events_per_s: raw,
+            command_only_events_per_s: alone,
             command_events_per_s: cmd,
             lag_p50_ms: p50,
             lag_p99_ms: p99,
@@ -273,12 +284,14 @@ impl BatchObserver for LagRecorder {
     }
 }
 
-/// Runs `clients × ops` commands while the ledger projection runs; returns events/s and the
-/// projection lag of every event applied from the first command until it caught up.
-async fn commands_with_projection(
+/// Runs `clients × ops` commands, with or without the ledger projection following the log;
+/// returns events/s and the projection lag of every event applied from the first command until
+/// it caught up.
+async fn commands(
     store: &Store,
     clients: usize,
     ops: usize,
+    with_projection: bool,
 ) -> anyhow::Result<(f64, Vec<f64>)> {
     let signal = CommitSignal::new();
     let recorder = Arc::new(LagRecorder::default());
@@ -287,7 +300,8 @@ async fn commands_with_projection(
     runner.prepare().await?;
     runner.catch_up().await?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(runner.clone().run(signal.subscribe(), stop_rx));
+    let task =
+        with_projection.then(|| tokio::spawn(runner.clone().run(signal.subscribe(), stop_rx)));
     let bus = Arc::new(CommandBus::<JournalEntry>::new(store, signal.clone(), ()));
     let run_id = uuid::Uuid::now_v7();
     recorder
@@ -314,7 +328,9 @@ async fn commands_with_projection(
     let elapsed = started.elapsed();
     runner.catch_up_to_head(Duration::from_secs(60)).await?;
     let _ = stop_tx.send(true);
-    task.await??;
+    if let Some(task) = task {
+        task.await??;
+    }
     let lags = std::mem::take(&mut *recorder.lags_ms.lock().unwrap_or_else(|p| p.into_inner()));
     Ok(((clients * ops) as f64 / elapsed.as_secs_f64(), lags))
 }

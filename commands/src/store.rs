@@ -32,6 +32,8 @@ pub const SQLITE_BUSY_TIMEOUT_MS: u64 = 10_000;
 /// Most events one global-order read returns.
 pub const MAX_READ_BATCH: i64 = 10_000;
 /// Settings of the SQLite read-model connections (the `Any` driver takes no options but the URL).
+/// Settings of the PostgreSQL read-model connections: see [`Store::begin_read_model_write`].
+const PG_READ_POOL_SETTINGS: &str = "SET synchronous_commit = off";
 /// `synchronous = NORMAL`: see [`Store::begin_read_model_write`].
 const SQLITE_READ_POOL_PRAGMAS: &str =
     "PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
@@ -197,10 +199,13 @@ impl Store {
             .acquire_timeout(acquire)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
-                    if is_sqlite {
-                        use sqlx::Executor;
-                        conn.execute(SQLITE_READ_POOL_PRAGMAS).await?;
-                    }
+                    use sqlx::Executor;
+                    let settings = if is_sqlite {
+                        SQLITE_READ_POOL_PRAGMAS
+                    } else {
+                        PG_READ_POOL_SETTINGS
+                    };
+                    conn.execute(settings).await?;
                     Ok(())
                 })
             })
@@ -267,13 +272,7 @@ impl Store {
     ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
         match self.backend() {
             Backend::Sqlite => self.read_models.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => {
-                let mut tx = self.read_models.begin().await?;
-                sqlx::query("SET LOCAL synchronous_commit = off")
-                    .execute(&mut *tx)
-                    .await?;
-                Ok(tx)
-            }
+            Backend::Postgres => self.read_models.begin().await,
         }
     }
 

@@ -135,13 +135,18 @@ impl Projection for LedgerProjection {
         tx: &mut ReadTx,
         events: &[StoredEvent],
     ) -> Result<(), ProjectionError> {
-        let mut batch = Batch::default();
+        let mut decoded = Vec::with_capacity(events.len());
         for event in events {
             if event.aggregate_type != JournalEntry::TYPE {
                 continue;
             }
             let ledger_event: LedgerEvent = serde_json::from_value(event.payload.clone())
                 .map_err(|e| ProjectionError::decode(event, e))?;
+            decoded.push((event, ledger_event));
+        }
+        let mut batch = Batch::default();
+        self.preload_balances(tx, &mut batch, &decoded).await?;
+        for (event, ledger_event) in decoded {
             self.fold(tx, &mut batch, event, ledger_event).await?;
         }
         self.flush(tx, batch).await
@@ -164,8 +169,9 @@ enum Settle {
     Void,
 }
 
-/// Rows per multi-row INSERT (at most 8 columns: 800 parameters, under every backend's limit).
-const ROWS_PER_INSERT: usize = 100;
+/// Rows per multi-row statement: at most 8 columns, so 8,000 parameters, under PostgreSQL's
+/// 65,535 and SQLite's 32,766.
+const ROWS_PER_INSERT: usize = 1000;
 
 struct HistoryRow {
     account: String,
@@ -198,6 +204,17 @@ struct Batch {
     new_entry_index: HashMap<String, usize>,
     /// Entries opened in an earlier batch and settled in this one: (id, status, settled_at_us).
     settled: Vec<(String, &'static str, i64)>,
+    /// Every stored balance the batch touches is already in `balances`.
+    preloaded: bool,
+}
+
+fn postings_of(event: &LedgerEvent) -> &[Posting] {
+    match event {
+        LedgerEvent::EntryRecorded { postings, .. }
+        | LedgerEvent::HoldPlaced { postings, .. }
+        | LedgerEvent::HoldPosted { postings, .. }
+        | LedgerEvent::HoldVoided { postings, .. } => postings,
+    }
 }
 
 fn check_balanced(postings: &[Posting]) -> Result<(), ProjectionError> {
@@ -342,7 +359,11 @@ impl LedgerProjection {
     ) -> Result<&'b mut AccountBalance, ProjectionError> {
         let key = (account.to_string(), currency.as_str().to_string());
         if !batch.balances.contains_key(&key) {
-            let loaded = self.load_balance(tx, account, currency.as_str()).await?;
+            let loaded = if batch.preloaded {
+                None
+            } else {
+                self.load_balance(tx, account, currency.as_str()).await?
+            };
             let row = loaded.unwrap_or_else(|| AccountBalance {
                 account: key.0.clone(),
                 currency: key.1.clone(),
@@ -357,6 +378,42 @@ impl LedgerProjection {
             .balances
             .get_mut(&key)
             .ok_or_else(|| ProjectionError::Invariant("balance cache lost a row".into()))
+    }
+
+    /// Loads every balance the batch touches with one query per chunk of accounts.
+    async fn preload_balances(
+        &self,
+        tx: &mut ReadTx,
+        batch: &mut Batch,
+        decoded: &[(&StoredEvent, LedgerEvent)],
+    ) -> Result<(), ProjectionError> {
+        let mut accounts: Vec<&str> = decoded
+            .iter()
+            .flat_map(|(_, e)| postings_of(e).iter().map(|p| p.account.as_str()))
+            .collect();
+        accounts.sort_unstable();
+        accounts.dedup();
+        for chunk in accounts.chunks(ROWS_PER_INSERT) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT account, currency, posted, pending_debits, pending_credits, postings \
+                   FROM {} WHERE account IN ({})",
+                self.t.balances,
+                placeholders.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for account in chunk {
+                q = q.bind(*account);
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                let b = balance_from_row(&row)?;
+                batch
+                    .balances
+                    .insert((b.account.clone(), b.currency.clone()), b);
+            }
+        }
+        batch.preloaded = true;
+        Ok(())
     }
 
     async fn load_balance(
