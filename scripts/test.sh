@@ -61,9 +61,8 @@ MSG
 fi
 
 if cargo nextest --version >/dev/null 2>&1; then
+  # The workspace has no doctests (nextest does not run them).
   cargo nextest run --workspace "$@"
-  # nextest does not run doctests.
-  cargo test --workspace --doc
 else
   cargo test --workspace "$@"
 fi

@@ -147,7 +147,7 @@ impl Projection for LedgerProjection {
         let mut batch = Batch::default();
         self.preload_balances(tx, &mut batch, &decoded).await?;
         for (event, ledger_event) in decoded {
-            self.fold(tx, &mut batch, event, ledger_event).await?;
+            self.fold(&mut batch, event, ledger_event)?;
         }
         self.flush(tx, batch).await
     }
@@ -204,8 +204,6 @@ struct Batch {
     new_entry_index: HashMap<String, usize>,
     /// Entries opened in an earlier batch and settled in this one: (id, status, settled_at_us).
     settled: Vec<(String, &'static str, i64)>,
-    /// Every stored balance the batch touches is already in `balances`.
-    preloaded: bool,
 }
 
 fn postings_of(event: &LedgerEvent) -> &[Posting] {
@@ -263,9 +261,8 @@ fn values_clause(rows: usize, cols: usize) -> String {
 }
 
 impl LedgerProjection {
-    async fn fold(
+    fn fold(
         &self,
-        tx: &mut ReadTx,
         batch: &mut Batch,
         event: &StoredEvent,
         ledger_event: LedgerEvent,
@@ -328,9 +325,7 @@ impl LedgerProjection {
             }
         };
         for posting in &postings {
-            let row = self
-                .balance_mut(tx, batch, posting.account.as_str(), currency)
-                .await?;
+            let row = Self::balance_mut(batch, posting.account.as_str(), currency);
             let Some(amount) = apply_posting(row, posting.amount, how, entry_id)? else {
                 continue;
             };
@@ -349,35 +344,25 @@ impl LedgerProjection {
         Ok(())
     }
 
-    /// The batch's copy of a balance, loaded from the table on first touch.
-    async fn balance_mut<'b>(
-        &self,
-        tx: &mut ReadTx,
+    /// The batch's copy of a balance. Every stored balance the batch touches was preloaded, so
+    /// a missing one is a new account.
+    fn balance_mut<'b>(
         batch: &'b mut Batch,
         account: &str,
         currency: Currency,
-    ) -> Result<&'b mut AccountBalance, ProjectionError> {
+    ) -> &'b mut AccountBalance {
         let key = (account.to_string(), currency.as_str().to_string());
-        if !batch.balances.contains_key(&key) {
-            let loaded = if batch.preloaded {
-                None
-            } else {
-                self.load_balance(tx, account, currency.as_str()).await?
-            };
-            let row = loaded.unwrap_or_else(|| AccountBalance {
-                account: key.0.clone(),
-                currency: key.1.clone(),
+        batch
+            .balances
+            .entry(key)
+            .or_insert_with_key(|(account, currency)| AccountBalance {
+                account: account.clone(),
+                currency: currency.clone(),
                 posted: Money::ZERO,
                 pending_debits: Money::ZERO,
                 pending_credits: Money::ZERO,
                 postings: 0,
-            });
-            batch.balances.insert(key.clone(), row);
-        }
-        batch
-            .balances
-            .get_mut(&key)
-            .ok_or_else(|| ProjectionError::Invariant("balance cache lost a row".into()))
+            })
     }
 
     /// Loads every balance the batch touches with one query per chunk of accounts.
@@ -412,26 +397,7 @@ impl LedgerProjection {
                     .insert((b.account.clone(), b.currency.clone()), b);
             }
         }
-        batch.preloaded = true;
         Ok(())
-    }
-
-    async fn load_balance(
-        &self,
-        tx: &mut ReadTx,
-        account: &str,
-        currency: &str,
-    ) -> Result<Option<AccountBalance>, ProjectionError> {
-        let row = sqlx::query(&format!(
-            "SELECT account, currency, posted, pending_debits, pending_credits, postings \
-               FROM {} WHERE account = $1 AND currency = $2",
-            self.t.balances
-        ))
-        .bind(account)
-        .bind(currency)
-        .fetch_optional(&mut *tx)
-        .await?;
-        row.as_ref().map(balance_from_row).transpose()
     }
 
     async fn flush(&self, tx: &mut ReadTx, batch: Batch) -> Result<(), ProjectionError> {
