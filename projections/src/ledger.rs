@@ -169,9 +169,25 @@ enum Settle {
     Void,
 }
 
-/// Rows per multi-row statement: at most 8 columns, so 8,000 parameters, under PostgreSQL's
-/// 65,535 and SQLite's 32,766.
-const ROWS_PER_INSERT: usize = 1000;
+/// Most rows per multi-row statement: at most 8 columns, so 4,096 parameters, under
+/// PostgreSQL's 65,535 and SQLite's 32,766.
+const ROWS_PER_INSERT: usize = 512;
+
+/// Splits `items` into runs whose lengths are powers of two (largest first, at most
+/// [`ROWS_PER_INSERT`]). A multi-row statement's text depends on its row count; with power-of-two
+/// counts only ten texts exist, so each connection prepares them once and reuses them, instead of
+/// preparing a new statement with thousands of parameters for every batch.
+fn pow2_chunks<T>(items: &[T]) -> Vec<&[T]> {
+    let mut out = Vec::new();
+    let mut rest = items;
+    while !rest.is_empty() {
+        let take = ROWS_PER_INSERT.min(1 << rest.len().ilog2());
+        let (head, tail) = rest.split_at(take);
+        out.push(head);
+        rest = tail;
+    }
+    out
+}
 
 struct HistoryRow {
     account: String,
@@ -378,7 +394,7 @@ impl LedgerProjection {
             .collect();
         accounts.sort_unstable();
         accounts.dedup();
-        for chunk in accounts.chunks(ROWS_PER_INSERT) {
+        for chunk in pow2_chunks(&accounts) {
             let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
             let sql = format!(
                 "SELECT account, currency, posted, pending_debits, pending_credits, postings \
@@ -403,7 +419,7 @@ impl LedgerProjection {
     async fn flush(&self, tx: &mut ReadTx, batch: Batch) -> Result<(), ProjectionError> {
         let mut balances: Vec<AccountBalance> = batch.balances.into_values().collect();
         balances.sort_by(|a, b| (&a.account, &a.currency).cmp(&(&b.account, &b.currency)));
-        for chunk in balances.chunks(ROWS_PER_INSERT) {
+        for chunk in pow2_chunks(&balances) {
             let sql = format!(
                 "INSERT INTO {} (account, currency, posted, pending_debits, pending_credits, postings) {} \
                  ON CONFLICT (account, currency) DO UPDATE SET posted = excluded.posted, \
@@ -424,7 +440,7 @@ impl LedgerProjection {
             }
             q.execute(&mut *tx).await?;
         }
-        for chunk in batch.history.chunks(ROWS_PER_INSERT) {
+        for chunk in pow2_chunks(&batch.history) {
             let sql = format!(
                 "INSERT INTO {} (account, currency, seq, entry_id, amount, balance_after, occurred_at_us, global_position) {}",
                 self.t.history,
@@ -444,7 +460,7 @@ impl LedgerProjection {
             }
             q.execute(&mut *tx).await?;
         }
-        for chunk in batch.new_entries.chunks(ROWS_PER_INSERT) {
+        for chunk in pow2_chunks(&batch.new_entries) {
             let sql = format!(
                 "INSERT INTO {} (entry_id, status, currency, memo, postings, opened_at_us, settled_at_us, global_position) {}",
                 self.t.entries,
@@ -482,6 +498,22 @@ impl LedgerProjection {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pow2_chunks_cover_everything_in_order() {
+        let items: Vec<usize> = (0..1300).collect();
+        let chunks = pow2_chunks(&items);
+        let sizes: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [512, 512, 256, 16, 4]);
+        assert_eq!(chunks.concat(), items);
+        assert!(pow2_chunks::<u8>(&[]).is_empty());
+        assert_eq!(pow2_chunks(&[1, 2, 3]).len(), 2);
     }
 }
 
