@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
+use ed25519_dalek::SigningKey;
 use serde_json::json;
 
 /// Everything a request handler may use. Cheap to clone.
@@ -29,12 +30,12 @@ pub struct App {
 }
 
 impl App {
-    /// Connects, migrates, and starts the projections.
-    pub async fn start(location: &StoreLocation) -> anyhow::Result<Self> {
+    /// Connects, migrates, and starts the projections (the audit seal signs with `ledger_key`).
+    pub async fn start(location: &StoreLocation, ledger_key: SigningKey) -> anyhow::Result<Self> {
         let store = Store::connect(location, &PoolSizes::default()).await?;
         store.migrate().await.context("running migrations")?;
         let signal = CommitSignal::new();
-        let host = ProjectionHost::start(&store, &signal, all_projections())
+        let host = ProjectionHost::start(&store, &signal, all_projections(Arc::new(ledger_key)))
             .await
             .context("starting projections")?;
         let ledger = Arc::new(CommandBus::new(&store, signal.clone(), ()));

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use agora_commands::store::{StoreConfigError, StoreLocation};
 
+use crate::keys::{Secret, SIGNING_KEY_ENV};
+
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./data";
 
@@ -31,6 +33,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
     pub log_format: LogFormat,
+    /// The ledger's signing key seed, if configured (else kept in `data_dir`).
+    pub signing_key: Option<Secret>,
 }
 
 impl Config {
@@ -56,11 +60,15 @@ impl Config {
                 })
             }
         };
+        let signing_key = get(SIGNING_KEY_ENV)
+            .filter(|k| !k.is_empty())
+            .map(Secret::new);
         Ok(Self {
             store,
             data_dir,
             listen,
             log_format,
+            signing_key,
         })
     }
 }

@@ -1,6 +1,8 @@
 //! Agora's server and command-line tools (binary `agora`).
 
 pub mod app;
+pub mod audit_cli;
 pub mod bench;
 pub mod config;
+pub mod keys;
 pub mod serve;

@@ -1,5 +1,5 @@
 use agora_api::config::Config;
-use agora_api::{bench, serve};
+use agora_api::{audit_cli, bench, serve};
 use clap::{Parser, Subcommand};
 
 /// Agora: an auditable marketplace ledger.
@@ -18,6 +18,13 @@ enum Command {
     Migrate,
     /// Measure command throughput and projection lag (see docs/BENCHMARKS.md).
     Bench(bench::BenchArgs),
+    /// Recompute the audit seal chain and its signatures; exit 1 naming the first difference.
+    Verify,
+    /// Rebuild a projection from position zero and compare it with the live one; exit 1 if
+    /// they differ.
+    Replay(audit_cli::ReplayArgs),
+    /// Write the event log as JSON Lines, from a global position on.
+    Export(audit_cli::ExportArgs),
 }
 
 #[tokio::main]
@@ -32,12 +39,16 @@ async fn main() -> std::process::ExitCode {
     };
     serve::init_tracing(config.log_format);
     let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve::serve(&config).await,
-        Command::Migrate => migrate(&config).await,
-        Command::Bench(args) => bench::run(args).await,
+        Command::Serve => serve::serve(&config).await.map(|()| true),
+        Command::Migrate => migrate(&config).await.map(|()| true),
+        Command::Bench(args) => bench::run(args).await.map(|()| true),
+        Command::Verify => audit_cli::verify(&config).await,
+        Command::Replay(args) => audit_cli::replay(&config, &args).await,
+        Command::Export(args) => audit_cli::export(&config, &args).await.map(|()| true),
     };
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::FAILURE,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "agora failed");
             eprintln!("agora: {e:#}");

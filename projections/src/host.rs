@@ -6,12 +6,26 @@ use agora_commands::{CommitSignal, Store};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use ed25519_dalek::SigningKey;
+
+use crate::audit::AuditSealProjection;
 use crate::engine::{Projection, ProjectionError, ProjectionRunner, ProjectionStatus};
 use crate::ledger::LedgerProjection;
 
-/// Every projection Agora maintains, writing to its live tables.
-pub fn all_projections() -> Vec<Arc<dyn Projection>> {
-    vec![Arc::new(LedgerProjection::default())]
+/// Every projection Agora maintains, writing to its live tables. The audit seal signs its
+/// checkpoints with `ledger_key`.
+pub fn all_projections(ledger_key: Arc<SigningKey>) -> Vec<Arc<dyn Projection>> {
+    vec![
+        Arc::new(LedgerProjection::default()),
+        Arc::new(AuditSealProjection::new(ledger_key)),
+    ]
+}
+
+/// The projection called `name` among [`all_projections`].
+pub fn projection_named(name: &str, ledger_key: Arc<SigningKey>) -> Option<Arc<dyn Projection>> {
+    all_projections(ledger_key)
+        .into_iter()
+        .find(|p| p.name() == name)
 }
 
 /// The running projections of this process.

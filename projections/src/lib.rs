@@ -1,10 +1,11 @@
 //! Agora's read side: the projection engine (checkpointed catch-up readers of the global log),
 //! the read models it maintains, their queries, and rebuild-and-compare.
 
+pub mod audit;
 pub mod engine;
 pub mod host;
 pub mod ledger;
 pub mod rebuild;
 
 pub use engine::{Projection, ProjectionError, ProjectionRunner, ProjectionStatus};
-pub use host::{all_projections, ProjectionHost};
+pub use host::{all_projections, projection_named, ProjectionHost};
