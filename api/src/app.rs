@@ -3,16 +3,21 @@
 use std::sync::Arc;
 
 use agora_commands::{CommandBus, CommitSignal, PoolSizes, Store, StoreLocation};
+use agora_domain::access::ApiKey;
 use agora_domain::ledger::JournalEntry;
 use agora_projections::ledger::LedgerQueries;
 use agora_projections::{all_projections, ProjectionHost};
 use anyhow::Context;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use ed25519_dalek::SigningKey;
 use serde_json::json;
+
+use crate::graphql::auth::Keys;
+use crate::graphql::idempotency::Idempotency;
+use crate::graphql::{build_schema, graphiql, graphql_handler, AgoraSchema};
 
 /// Everything a request handler may use. Cheap to clone.
 #[derive(Clone)]
@@ -22,6 +27,10 @@ pub struct AppState {
     pub ledger: Arc<CommandBus<JournalEntry>>,
     pub ledger_queries: LedgerQueries,
     pub projections: Arc<ProjectionHost>,
+    pub keys: Keys,
+    pub idempotency: Idempotency,
+    pub public_key_hex: String,
+    pub schema: AgoraSchema,
 }
 
 /// A running application (without its HTTP listener).
@@ -30,16 +39,37 @@ pub struct App {
 }
 
 impl App {
-    /// Connects, migrates, and starts the projections (the audit seal signs with `ledger_key`).
-    pub async fn start(location: &StoreLocation, ledger_key: SigningKey) -> anyhow::Result<Self> {
+    /// Connects, migrates, starts the projections (the audit seal signs with `ledger_key`) and
+    /// makes sure a first admin key exists (`bootstrap_admin_key`, else a generated one that is
+    /// printed once).
+    pub async fn start(
+        location: &StoreLocation,
+        ledger_key: SigningKey,
+        bootstrap_admin_key: Option<&str>,
+    ) -> anyhow::Result<Self> {
         let store = Store::connect(location, &PoolSizes::default()).await?;
         store.migrate().await.context("running migrations")?;
         let signal = CommitSignal::new();
+        let public_key_hex = hex::encode(ledger_key.verifying_key().to_bytes());
+        let token_secret = ledger_key.to_bytes();
         let host = ProjectionHost::start(&store, &signal, all_projections(Arc::new(ledger_key)))
             .await
             .context("starting projections")?;
         let ledger = Arc::new(CommandBus::new(&store, signal.clone(), ()));
         let ledger_queries = LedgerQueries::new(store.read_models().clone());
+        let keys = Keys::new(
+            Arc::new(CommandBus::<ApiKey>::new(&store, signal.clone(), ())),
+            token_secret,
+        );
+        if let Some(token) = keys
+            .ensure_bootstrap(bootstrap_admin_key)
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the bootstrap admin key: {}", e.message()))?
+        {
+            // Printed once, on the first start only; not logged.
+            println!("agora: first start: admin API key (shown once, keep it): {token}");
+        }
+        let idempotency = Idempotency::new(store.read_models().clone());
         Ok(Self {
             state: AppState {
                 store,
@@ -47,6 +77,10 @@ impl App {
                 ledger,
                 ledger_queries,
                 projections: Arc::new(host),
+                keys,
+                idempotency,
+                public_key_hex,
+                schema: build_schema(),
             },
         })
     }
@@ -65,11 +99,18 @@ impl App {
     }
 }
 
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
 /// The HTTP routes.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/", get(graphiql))
+        .route("/graphiql", get(graphiql))
+        .route("/graphql", get(graphiql).post(graphql_handler))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 

@@ -10,6 +10,8 @@ use crate::keys::{Secret, SIGNING_KEY_ENV};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./data";
+/// Shortest accepted `AGORA_BOOTSTRAP_ADMIN_KEY`.
+pub const MIN_BOOTSTRAP_KEY_LEN: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -17,6 +19,8 @@ pub enum ConfigError {
     BadListen { value: String },
     #[error("DATABASE_URL: {0}")]
     BadDatabaseUrl(#[from] StoreConfigError),
+    #[error("AGORA_BOOTSTRAP_ADMIN_KEY must be {MIN_BOOTSTRAP_KEY_LEN}..=512 characters")]
+    WeakBootstrapKey,
     #[error("AGORA_LOG_FORMAT={value:?} must be `text` or `json`")]
     BadLogFormat { value: String },
 }
@@ -35,6 +39,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// The ledger's signing key seed, if configured (else kept in `data_dir`).
     pub signing_key: Option<Secret>,
+    /// `AGORA_BOOTSTRAP_ADMIN_KEY`: the first admin key, made on first start.
+    pub bootstrap_admin_key: Option<Secret>,
 }
 
 impl Config {
@@ -63,12 +69,19 @@ impl Config {
         let signing_key = get(SIGNING_KEY_ENV)
             .filter(|k| !k.is_empty())
             .map(Secret::new);
+        let bootstrap_admin_key = match get("AGORA_BOOTSTRAP_ADMIN_KEY").filter(|k| !k.is_empty()) {
+            Some(k) if k.len() < MIN_BOOTSTRAP_KEY_LEN || k.len() > 512 => {
+                return Err(ConfigError::WeakBootstrapKey)
+            }
+            other => other.map(Secret::new),
+        };
         Ok(Self {
             store,
             data_dir,
             listen,
             log_format,
             signing_key,
+            bootstrap_admin_key,
         })
     }
 }

@@ -4,5 +4,6 @@ pub mod app;
 pub mod audit_cli;
 pub mod bench;
 pub mod config;
+pub mod graphql;
 pub mod keys;
 pub mod serve;

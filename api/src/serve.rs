@@ -26,7 +26,8 @@ pub async fn serve(config: &Config) -> anyhow::Result<()> {
     tracing::info!(store = %config.store.redacted(), "starting agora");
     let key = crate::keys::load_or_create(config.signing_key.as_ref(), &config.data_dir)?;
     tracing::info!(public_key = %hex::encode(key.verifying_key().to_bytes()), "ledger signing key");
-    let app = App::start(&config.store, key).await?;
+    let bootstrap = config.bootstrap_admin_key.as_ref().map(|s| s.expose());
+    let app = App::start(&config.store, key, bootstrap).await?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;

@@ -84,6 +84,7 @@ where
     A: Aggregate,
 {
     cqrs: AgoraCqrs<A>,
+    loader: PersistedEventStore<EventRepository, A>,
 }
 
 impl<A> CommandBus<A>
@@ -96,6 +97,17 @@ where
         let wake: Box<dyn Query<A>> = Box::new(WakeProjections(signal));
         Self {
             cqrs: CqrsFramework::new(event_store, vec![wake], services),
+            loader: PersistedEventStore::new_event_store(store.event_repository()),
+        }
+    }
+
+    /// The aggregate's current state, folded from its events (strongly consistent: read from
+    /// the log, not from a projection).
+    pub async fn load(&self, aggregate_id: &str) -> Result<A, CommandError<A::Error>> {
+        use cqrs_es::EventStore;
+        match self.loader.load_aggregate(aggregate_id).await {
+            Ok(context) => Ok(context.aggregate),
+            Err(e) => Err(CommandError::Storage(e.to_string())),
         }
     }
 

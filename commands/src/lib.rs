@@ -8,4 +8,4 @@ pub mod store;
 
 pub use bus::{CommandBus, CommandError, CommitSignal};
 pub use metadata::CommandMetadata;
-pub use store::{Backend, LogPosition, PoolSizes, Store, StoreLocation, StoredEvent};
+pub use store::{Backend, EventFilter, LogPosition, PoolSizes, Store, StoreLocation, StoredEvent};

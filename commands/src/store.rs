@@ -415,6 +415,118 @@ impl Store {
     }
 }
 
+/// Which events a history query returns; every field narrows the result.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    pub from_position: Option<i64>,
+    pub to_position: Option<i64>,
+    pub from_time: Option<DateTime<Utc>>,
+    pub to_time: Option<DateTime<Utc>>,
+    pub aggregate_type: Option<String>,
+    pub aggregate_id: Option<String>,
+    pub correlation_id: Option<String>,
+    pub actor: Option<String>,
+    pub tenant: Option<String>,
+}
+
+impl Store {
+    /// Events matching `filter` after `after`, in global order, at most `limit`. Like
+    /// [`Store::read_global`], only events below the transaction horizon are returned, so paging
+    /// with the last position as `after` never skips a late commit.
+    pub async fn query_events(
+        &self,
+        filter: &EventFilter,
+        after: LogPosition,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, sqlx::Error> {
+        let limit = limit.clamp(1, MAX_READ_BATCH);
+        match &self.native {
+            NativePool::Postgres(pool) => {
+                let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+                    "SELECT transaction_id::text::bigint AS txid, global_position, aggregate_type, \
+                     aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at \
+                     FROM events WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+                     AND (transaction_id, global_position) > ((",
+                );
+                q.push_bind(after.transaction_id)
+                    .push("::bigint)::text::xid8, ")
+                    .push_bind(after.global_position)
+                    .push("::bigint)");
+                push_filters(&mut q, filter, "metadata ->> ", "recorded_at", |t| t);
+                q.push(" ORDER BY transaction_id, global_position LIMIT ")
+                    .push_bind(limit);
+                let rows = q.build().fetch_all(pool).await?;
+                rows.iter().map(pg_row_to_event).collect()
+            }
+            NativePool::Sqlite(pool) => {
+                let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                    "SELECT global_position, aggregate_type, aggregate_id, sequence, event_type, \
+                     event_version, payload, metadata, recorded_at_us FROM events WHERE global_position > ",
+                );
+                q.push_bind(after.global_position);
+                push_filters(
+                    &mut q,
+                    filter,
+                    "json_extract(metadata, '$.",
+                    "recorded_at_us",
+                    |t| t.timestamp_micros(),
+                );
+                q.push(" ORDER BY global_position LIMIT ").push_bind(limit);
+                let rows = q.build().fetch_all(pool).await?;
+                rows.iter().map(sqlite_row_to_event).collect()
+            }
+        }
+    }
+}
+
+/// Appends the filter's conditions. `meta` opens a metadata field lookup (`metadata ->> ` takes
+/// a quoted key, `json_extract(metadata, '$.` a key and `')`); `time_col` is the recorded time.
+fn push_filters<'a, DB, T>(
+    q: &mut sqlx::QueryBuilder<'a, DB>,
+    f: &'a EventFilter,
+    meta: &str,
+    time_col: &str,
+    time: impl Fn(DateTime<Utc>) -> T,
+) where
+    DB: sqlx::Database,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    T: sqlx::Encode<'a, DB> + sqlx::Type<DB> + 'a,
+{
+    if let Some(p) = f.from_position {
+        q.push(" AND global_position >= ").push_bind(p);
+    }
+    if let Some(p) = f.to_position {
+        q.push(" AND global_position <= ").push_bind(p);
+    }
+    if let Some(t) = f.from_time {
+        q.push(format!(" AND {time_col} >= ")).push_bind(time(t));
+    }
+    if let Some(t) = f.to_time {
+        q.push(format!(" AND {time_col} <= ")).push_bind(time(t));
+    }
+    if let Some(v) = &f.aggregate_type {
+        q.push(" AND aggregate_type = ").push_bind(v.as_str());
+    }
+    if let Some(v) = &f.aggregate_id {
+        q.push(" AND aggregate_id = ").push_bind(v.as_str());
+    }
+    for (key, value) in [
+        ("correlation_id", &f.correlation_id),
+        ("actor", &f.actor),
+        ("tenant", &f.tenant),
+    ] {
+        if let Some(v) = value {
+            let lookup = if meta.starts_with("json_extract") {
+                format!("{meta}{key}')")
+            } else {
+                format!("{meta}'{key}'")
+            };
+            q.push(format!(" AND {lookup} = ")).push_bind(v.as_str());
+        }
+    }
+}
+
 async fn connect_sqlite(path: &Path, acquire: Duration) -> Result<SqlitePool, sqlx::Error> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;

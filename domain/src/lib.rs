@@ -2,5 +2,6 @@
 //!
 //! No IO, no clock, no randomness: time and ids come in with the command.
 
+pub mod access;
 pub mod ledger;
 pub mod money;

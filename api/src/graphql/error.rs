@@ -1,0 +1,120 @@
+//! The one mapping from failures to GraphQL `extensions.code`. Internal details are logged with
+//! a reference, never returned.
+
+use agora_commands::CommandError;
+use agora_domain::access::AccessError;
+use agora_domain::ledger::LedgerError;
+use async_graphql::ErrorExtensions;
+
+/// Deliberately not `Display`: async-graphql converts any `Display` error into one without a
+/// code, so an `ApiError` can only become a GraphQL error through [`ErrorExtensions`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ApiError {
+    Unauthenticated,
+    Forbidden(String),
+    BadUserInput(String),
+    NotFound(String),
+    Conflict(String),
+    IdempotencyConflict,
+    Throttled,
+    /// The detail is logged where the error is made, never returned.
+    Internal(String),
+}
+
+impl ApiError {
+    /// The message returned to the client.
+    pub fn message(&self) -> String {
+        match self {
+            Self::Unauthenticated => {
+                "authentication required: send `Authorization: Bearer <api key>`".into()
+            }
+            Self::Forbidden(m) => format!("forbidden: {m}"),
+            Self::BadUserInput(m) | Self::NotFound(m) | Self::Conflict(m) => m.clone(),
+            Self::IdempotencyConflict => {
+                "this idempotency key was already used with a different request".into()
+            }
+            Self::Throttled => "too many requests".into(),
+            Self::Internal(_) => "internal error".into(),
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Forbidden(_) => "FORBIDDEN",
+            Self::BadUserInput(_) => "BAD_USER_INPUT",
+            Self::NotFound(_) => "NOT_FOUND",
+            Self::Conflict(_) => "CONFLICT",
+            Self::IdempotencyConflict => "IDEMPOTENCY_CONFLICT",
+            Self::Throttled => "THROTTLED",
+            Self::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// An internal failure: logged in full here, returned as `INTERNAL` only.
+    pub fn internal(context: &str, error: impl std::fmt::Display) -> Self {
+        tracing::error!(%context, error = %error, "internal error");
+        Self::Internal(context.to_string())
+    }
+
+    /// Rebuilds an error from its stored code and message (idempotent replays).
+    pub fn from_stored(code: &str, message: String) -> Self {
+        match code {
+            "UNAUTHENTICATED" => Self::Unauthenticated,
+            "FORBIDDEN" => Self::Forbidden(message.trim_start_matches("forbidden: ").to_string()),
+            "BAD_USER_INPUT" => Self::BadUserInput(message),
+            "NOT_FOUND" => Self::NotFound(message),
+            "CONFLICT" => Self::Conflict(message),
+            "IDEMPOTENCY_CONFLICT" => Self::IdempotencyConflict,
+            "THROTTLED" => Self::Throttled,
+            _ => Self::Internal(message),
+        }
+    }
+}
+
+impl ErrorExtensions for ApiError {
+    fn extend(&self) -> async_graphql::Error {
+        async_graphql::Error::new(self.message()).extend_with(|_, e| e.set("code", self.code()))
+    }
+}
+
+impl From<ApiError> for async_graphql::Error {
+    fn from(e: ApiError) -> Self {
+        e.extend()
+    }
+}
+
+impl From<LedgerError> for ApiError {
+    fn from(e: LedgerError) -> Self {
+        match e {
+            LedgerError::EntryNotFound => Self::NotFound(e.to_string()),
+            LedgerError::EntryAlreadyExistsWithDifferentContent
+            | LedgerError::EntryIsNotAHold
+            | LedgerError::HoldAlreadyPosted
+            | LedgerError::HoldAlreadyVoided => Self::Conflict(e.to_string()),
+            _ => Self::BadUserInput(e.to_string()),
+        }
+    }
+}
+
+impl From<AccessError> for ApiError {
+    fn from(e: AccessError) -> Self {
+        match e {
+            AccessError::KeyNotFound => Self::NotFound(e.to_string()),
+            AccessError::KeyAlreadyExists => Self::Conflict(e.to_string()),
+            _ => Self::BadUserInput(e.to_string()),
+        }
+    }
+}
+
+impl<E: std::error::Error + Into<ApiError>> From<CommandError<E>> for ApiError {
+    fn from(e: CommandError<E>) -> Self {
+        match e {
+            CommandError::Rejected(inner) => inner.into(),
+            CommandError::Conflict => {
+                Self::Conflict("the target kept changing; retry the request".into())
+            }
+            CommandError::Storage(detail) => Self::internal("event store", detail),
+        }
+    }
+}

@@ -1,0 +1,626 @@
+//! The GraphQL schema: queries for identity, the event history and the ledger; mutations for API
+//! keys and journal entries. Every resolver checks role and tenant first.
+
+use agora_commands::{CommandMetadata, EventFilter, LogPosition, StoredEvent};
+use agora_domain::access::Role;
+use agora_domain::ledger::{AccountId, LedgerCommand, Posting};
+use agora_domain::money::Currency;
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{Context, InputObject, Json, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::auth::Principal;
+use super::error::ApiError;
+use super::money::MoneyScalar;
+use super::RequestContext;
+use crate::app::AppState;
+
+/// Largest page of any connection.
+pub const MAX_PAGE: i32 = 100;
+/// Tenant of platform-wide staff keys (may read across tenants in their role).
+pub const PLATFORM_TENANT: &str = "platform";
+
+type Res<T> = Result<T, async_graphql::Error>;
+
+fn request<'a>(ctx: &'a Context<'_>) -> &'a RequestContext {
+    ctx.data_unchecked::<RequestContext>()
+}
+
+fn state<'a>(ctx: &'a Context<'_>) -> &'a AppState {
+    ctx.data_unchecked::<AppState>()
+}
+
+fn caller<'a>(ctx: &'a Context<'_>, roles: &[Role]) -> Result<&'a Principal, ApiError> {
+    let principal = request(ctx).principal.as_ref().map_err(Clone::clone)?;
+    principal.require(roles)
+}
+
+/// Ledger access: finance, auditor (read) and admin keys of the platform tenant. Accounts are not
+/// tenant-scoped yet, so tenant keys get no ledger access at all rather than a leaky one.
+fn ledger_caller<'a>(ctx: &'a Context<'_>, roles: &[Role]) -> Result<&'a Principal, ApiError> {
+    let p = caller(ctx, roles)?;
+    if p.is_admin() || p.tenant == PLATFORM_TENANT {
+        Ok(p)
+    } else {
+        Err(ApiError::Forbidden(
+            "the ledger is visible to platform staff only".into(),
+        ))
+    }
+}
+
+fn page_size(first: Option<i32>, last: Option<i32>) -> Result<i64, ApiError> {
+    if last.is_some() {
+        return Err(ApiError::BadUserInput(
+            "backward paging (`last`) is not supported; page forward with `first`/`after`".into(),
+        ));
+    }
+    match first {
+        Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(i64::from(n)),
+        Some(_) => Err(ApiError::BadUserInput(format!(
+            "`first` must be 1..={MAX_PAGE}"
+        ))),
+        None => Err(ApiError::BadUserInput("`first` is required".into())),
+    }
+}
+
+fn parse_position_cursor(cursor: Option<String>) -> Result<LogPosition, ApiError> {
+    let Some(c) = cursor else {
+        return Ok(LogPosition::START);
+    };
+    let bad = || ApiError::BadUserInput(format!("invalid cursor {c:?}"));
+    let (tx, pos) = c.split_once(':').ok_or_else(bad)?;
+    Ok(LogPosition {
+        transaction_id: tx.parse().map_err(|_| bad())?,
+        global_position: pos.parse().map_err(|_| bad())?,
+    })
+}
+
+fn position_cursor(p: LogPosition) -> String {
+    format!("{}:{}", p.transaction_id, p.global_position)
+}
+
+fn account(s: &str) -> Result<AccountId, ApiError> {
+    AccountId::parse(s).map_err(|e| ApiError::BadUserInput(format!("account {s:?}: {e}")))
+}
+
+fn currency(s: &str) -> Result<Currency, ApiError> {
+    Currency::parse(s).map_err(|e| ApiError::BadUserInput(format!("currency {s:?}: {e}")))
+}
+
+/// One event of the log with its metadata and global position.
+pub struct EventNode(StoredEvent);
+
+#[Object]
+impl EventNode {
+    async fn global_position(&self) -> i64 {
+        self.0.position.global_position
+    }
+    async fn transaction_id(&self) -> i64 {
+        self.0.position.transaction_id
+    }
+    async fn aggregate_type(&self) -> &str {
+        &self.0.aggregate_type
+    }
+    async fn aggregate_id(&self) -> &str {
+        &self.0.aggregate_id
+    }
+    async fn sequence(&self) -> i64 {
+        self.0.sequence
+    }
+    async fn event_type(&self) -> &str {
+        &self.0.event_type
+    }
+    async fn event_version(&self) -> &str {
+        &self.0.event_version
+    }
+    async fn payload(&self) -> Json<serde_json::Value> {
+        Json(self.0.payload.clone())
+    }
+    async fn metadata(&self) -> Json<serde_json::Value> {
+        Json(self.0.metadata.clone())
+    }
+    async fn recorded_at(&self) -> DateTime<Utc> {
+        self.0.recorded_at
+    }
+    async fn event_id(&self) -> Option<&str> {
+        self.0.meta("event_id")
+    }
+    async fn actor(&self) -> Option<&str> {
+        self.0.meta("actor")
+    }
+    async fn tenant(&self) -> Option<&str> {
+        self.0.meta("tenant")
+    }
+    async fn correlation_id(&self) -> Option<&str> {
+        self.0.meta("correlation_id")
+    }
+    async fn causation_id(&self) -> Option<&str> {
+        self.0.meta("causation_id")
+    }
+    async fn occurred_at(&self) -> Option<&str> {
+        self.0.meta("occurred_at")
+    }
+}
+
+/// Narrows the event history; all given fields must match.
+#[derive(InputObject, Default)]
+pub struct EventFilterInput {
+    pub from_position: Option<i64>,
+    pub to_position: Option<i64>,
+    pub from_time: Option<DateTime<Utc>>,
+    pub to_time: Option<DateTime<Utc>>,
+    pub aggregate_type: Option<String>,
+    pub aggregate_id: Option<String>,
+    pub correlation_id: Option<String>,
+    pub actor: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct Me {
+    pub key_id: String,
+    pub principal: String,
+    pub role: String,
+    pub tenant: String,
+}
+
+#[derive(SimpleObject)]
+pub struct AccountBalanceView {
+    pub account: String,
+    pub currency: String,
+    pub posted: MoneyScalar,
+    pub pending_debits: MoneyScalar,
+    pub pending_credits: MoneyScalar,
+    pub postings: i64,
+}
+
+#[derive(SimpleObject)]
+pub struct HistoryLineView {
+    pub seq: i64,
+    pub entry_id: String,
+    pub amount: MoneyScalar,
+    pub balance_after: MoneyScalar,
+    pub occurred_at: DateTime<Utc>,
+    pub global_position: i64,
+}
+
+#[derive(SimpleObject)]
+pub struct ProjectionStatusView {
+    pub name: String,
+    pub global_position: i64,
+    pub events_applied: u64,
+    pub lag_events: i64,
+    pub lag_seconds: f64,
+    pub last_error: Option<String>,
+}
+
+pub struct QueryRoot;
+
+#[Object]
+impl QueryRoot {
+    /// The caller's key, principal, role and tenant.
+    async fn me(&self, ctx: &Context<'_>) -> Res<Me> {
+        let p = caller(ctx, &Role::ALL)?;
+        Ok(Me {
+            key_id: p.key_id.clone(),
+            principal: p.name.clone(),
+            role: p.role.as_str().into(),
+            tenant: p.tenant.clone(),
+        })
+    }
+
+    /// The ledger's ed25519 public key (hex) that signs the audit seal's checkpoints.
+    async fn ledger_public_key(&self, ctx: &Context<'_>) -> Res<String> {
+        caller(ctx, &Role::ALL)?;
+        Ok(state(ctx).public_key_hex.clone())
+    }
+
+    /// The global event log in commit order (auditor, admin). Auditors outside the platform
+    /// tenant see their tenant's events only. Cursors are opaque; page with `first`/`after`.
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<EventFilterInput>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+    ) -> Res<Connection<String, EventNode>> {
+        let p = caller(ctx, &[Role::Auditor, Role::Admin])?;
+        let limit = page_size(first, last)?;
+        let after = parse_position_cursor(after)?;
+        let f = filter.unwrap_or_default();
+        let filter = EventFilter {
+            from_position: f.from_position,
+            to_position: f.to_position,
+            from_time: f.from_time,
+            to_time: f.to_time,
+            aggregate_type: f.aggregate_type,
+            aggregate_id: f.aggregate_id,
+            correlation_id: f.correlation_id,
+            actor: f.actor,
+            tenant: (!p.is_admin() && p.tenant != PLATFORM_TENANT).then(|| p.tenant.clone()),
+        };
+        let mut events = state(ctx)
+            .store
+            .query_events(&filter, after, limit + 1)
+            .await
+            .map_err(|e| ApiError::internal("event history", e))?;
+        let has_next = events.len() as i64 > limit;
+        events.truncate(limit as usize);
+        let mut conn = Connection::new(after != LogPosition::START, has_next);
+        conn.edges.extend(
+            events
+                .into_iter()
+                .map(|e| Edge::new(position_cursor(e.position), EventNode(e))),
+        );
+        Ok(conn)
+    }
+
+    /// An account's balance (finance, auditor, admin).
+    async fn ledger_balance(
+        &self,
+        ctx: &Context<'_>,
+        account: String,
+        #[graphql(default = "USD")] currency: String,
+    ) -> Res<Option<AccountBalanceView>> {
+        ledger_caller(ctx, &[Role::Finance, Role::Auditor, Role::Admin])?;
+        let b = state(ctx)
+            .ledger_queries
+            .balance(&self::account(&account)?, self::currency(&currency)?)
+            .await
+            .map_err(|e| ApiError::internal("ledger balance", e))?;
+        Ok(b.map(|b| AccountBalanceView {
+            account: b.account,
+            currency: b.currency,
+            posted: MoneyScalar(b.posted),
+            pending_debits: MoneyScalar(b.pending_debits),
+            pending_credits: MoneyScalar(b.pending_credits),
+            postings: b.postings,
+        }))
+    }
+
+    /// An account's posted movements, oldest first (finance, auditor, admin).
+    async fn ledger_history(
+        &self,
+        ctx: &Context<'_>,
+        account: String,
+        #[graphql(default = "USD")] currency: String,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+    ) -> Res<Connection<String, HistoryLineView>> {
+        ledger_caller(ctx, &[Role::Finance, Role::Auditor, Role::Admin])?;
+        let limit = page_size(first, last)?;
+        let after_seq = match &after {
+            None => 0,
+            Some(c) => c
+                .parse::<i64>()
+                .map_err(|_| ApiError::BadUserInput(format!("invalid cursor {c:?}")))?,
+        };
+        let mut lines = state(ctx)
+            .ledger_queries
+            .history(
+                &self::account(&account)?,
+                self::currency(&currency)?,
+                after_seq,
+                limit + 1,
+            )
+            .await
+            .map_err(|e| ApiError::internal("ledger history", e))?;
+        let has_next = lines.len() as i64 > limit;
+        lines.truncate(limit as usize);
+        let mut conn = Connection::new(after_seq > 0, has_next);
+        conn.edges.extend(lines.into_iter().map(|h| {
+            Edge::new(
+                h.seq.to_string(),
+                HistoryLineView {
+                    seq: h.seq,
+                    entry_id: h.entry_id,
+                    amount: MoneyScalar(h.amount),
+                    balance_after: MoneyScalar(h.balance_after),
+                    occurred_at: h.occurred_at,
+                    global_position: h.global_position,
+                },
+            )
+        }));
+        Ok(conn)
+    }
+
+    /// An account's posted balance as of an instant (finance, auditor, admin).
+    async fn ledger_balance_as_of(
+        &self,
+        ctx: &Context<'_>,
+        account: String,
+        #[graphql(default = "USD")] currency: String,
+        at: DateTime<Utc>,
+    ) -> Res<MoneyScalar> {
+        ledger_caller(ctx, &[Role::Finance, Role::Auditor, Role::Admin])?;
+        let m = state(ctx)
+            .ledger_queries
+            .balance_as_of(&self::account(&account)?, self::currency(&currency)?, at)
+            .await
+            .map_err(|e| ApiError::internal("ledger as-of", e))?;
+        Ok(MoneyScalar(m))
+    }
+
+    /// Progress and lag of every projection (auditor, admin).
+    async fn projections(&self, ctx: &Context<'_>) -> Res<Vec<ProjectionStatusView>> {
+        caller(ctx, &[Role::Auditor, Role::Admin])?;
+        let mut out = Vec::new();
+        for status in state(ctx).projections.statuses().await {
+            let s = status.map_err(|e| ApiError::internal("projection status", e))?;
+            out.push(ProjectionStatusView {
+                name: s.name,
+                global_position: s.position.global_position,
+                events_applied: s.events_applied,
+                lag_events: s.lag_events,
+                lag_seconds: s.lag_seconds,
+                last_error: s.last_error,
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[derive(InputObject, Serialize)]
+pub struct CreateApiKeyInput {
+    pub principal: String,
+    /// client, seller, author, reviewer, finance, auditor or admin.
+    pub role: String,
+    pub tenant: String,
+}
+
+/// A new API key. `token` is shown here only: it is not stored.
+#[derive(Serialize, Deserialize)]
+pub struct CreatedApiKey {
+    pub id: String,
+    pub principal: String,
+    pub role: String,
+    pub tenant: String,
+}
+
+#[Object]
+impl CreatedApiKey {
+    async fn id(&self) -> &str {
+        &self.id
+    }
+    /// The bearer token. Keep it: it cannot be shown again (a retry with the same idempotency
+    /// key returns the same one).
+    async fn token(&self, ctx: &Context<'_>) -> String {
+        state(ctx).keys.token_for(&self.id)
+    }
+    async fn principal(&self) -> &str {
+        &self.principal
+    }
+    async fn role(&self) -> &str {
+        &self.role
+    }
+    async fn tenant(&self) -> &str {
+        &self.tenant
+    }
+}
+
+#[derive(InputObject, Serialize)]
+pub struct PostingInput {
+    /// e.g. `platform:funding`, `seller:s-42:payable`.
+    pub account: String,
+    /// Positive = debit, negative = credit.
+    pub amount: MoneyScalar,
+}
+
+#[derive(InputObject, Serialize)]
+pub struct JournalEntryInput {
+    /// Chosen by the client; the entry's identity.
+    pub entry_id: String,
+    #[graphql(default = "USD")]
+    pub currency: String,
+    pub postings: Vec<PostingInput>,
+    #[graphql(default)]
+    pub memo: String,
+}
+
+#[derive(SimpleObject, Serialize, Deserialize)]
+pub struct JournalEntryResult {
+    pub entry_id: String,
+    /// posted, pending or voided.
+    pub status: String,
+}
+
+pub struct MutationRoot;
+
+/// The idempotency key of a mutation: its argument, else the `Idempotency-Key` header.
+fn resolve_key(ctx: &Context<'_>, arg: Option<String>) -> Result<String, ApiError> {
+    arg.or_else(|| request(ctx).idempotency_key.clone())
+        .ok_or_else(|| {
+            ApiError::BadUserInput(
+                "every mutation needs an idempotency key: the `idempotencyKey` argument or the \
+             `Idempotency-Key` header"
+                    .into(),
+            )
+        })
+}
+
+fn metadata(ctx: &Context<'_>, p: &Principal, key: &str) -> Result<CommandMetadata, ApiError> {
+    let meta = CommandMetadata::new(&p.name, &p.tenant, Utc::now())
+        .and_then(|m| m.with_idempotency_key(key))
+        .map_err(|e| ApiError::BadUserInput(e.to_string()))?;
+    Ok(meta.with_correlation(request(ctx).correlation_id, None))
+}
+
+impl JournalEntryInput {
+    fn postings(&self) -> Result<Vec<Posting>, ApiError> {
+        self.postings
+            .iter()
+            .map(|p| Ok(Posting::new(account(&p.account)?, p.amount.0)))
+            .collect()
+    }
+}
+
+#[Object]
+impl MutationRoot {
+    /// Creates an API key (admin).
+    async fn create_api_key(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateApiKeyInput,
+        idempotency_key: Option<String>,
+    ) -> Res<CreatedApiKey> {
+        let p = caller(ctx, &[Role::Admin])?;
+        let key = resolve_key(ctx, idempotency_key)?;
+        let req = json!({"createApiKey": input});
+        let s = state(ctx);
+        let out = s
+            .idempotency
+            .once(p, &key, &req, || async {
+                let role = Role::parse(&input.role)?;
+                let id = new_key_id();
+                let meta = metadata(ctx, p, &key)?;
+                s.keys
+                    .issue(&id, &input.principal, role, &input.tenant, &meta)
+                    .await?;
+                Ok(CreatedApiKey {
+                    id,
+                    principal: input.principal.clone(),
+                    role: role.as_str().into(),
+                    tenant: input.tenant.clone(),
+                })
+            })
+            .await?;
+        Ok(out)
+    }
+
+    /// Revokes an API key (admin). Revoking a revoked key is not an error.
+    async fn revoke_api_key(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        idempotency_key: Option<String>,
+    ) -> Res<bool> {
+        let p = caller(ctx, &[Role::Admin])?;
+        let key = resolve_key(ctx, idempotency_key)?;
+        let req = json!({"revokeApiKey": id});
+        let s = state(ctx);
+        Ok(s.idempotency
+            .once(p, &key, &req, || async {
+                s.keys.revoke(&id, &metadata(ctx, p, &key)?).await?;
+                Ok(true)
+            })
+            .await?)
+    }
+
+    /// Records a balanced journal entry that posts at once (finance, admin).
+    async fn record_journal_entry(
+        &self,
+        ctx: &Context<'_>,
+        input: JournalEntryInput,
+        idempotency_key: Option<String>,
+    ) -> Res<JournalEntryResult> {
+        let req = json!({"recordJournalEntry": &input});
+        ledger_command(
+            ctx,
+            idempotency_key,
+            req,
+            &input.entry_id.clone(),
+            "posted",
+            |at| {
+                Ok(LedgerCommand::Record {
+                    currency: currency(&input.currency)?,
+                    postings: input.postings()?,
+                    memo: input.memo.clone(),
+                    occurred_at: at,
+                })
+            },
+        )
+        .await
+    }
+
+    /// Places a hold: a pending entry to post or void later (finance, admin).
+    async fn place_hold(
+        &self,
+        ctx: &Context<'_>,
+        input: JournalEntryInput,
+        idempotency_key: Option<String>,
+    ) -> Res<JournalEntryResult> {
+        let req = json!({"placeHold": &input});
+        ledger_command(
+            ctx,
+            idempotency_key,
+            req,
+            &input.entry_id.clone(),
+            "pending",
+            |at| {
+                Ok(LedgerCommand::Hold {
+                    currency: currency(&input.currency)?,
+                    postings: input.postings()?,
+                    memo: input.memo.clone(),
+                    occurred_at: at,
+                })
+            },
+        )
+        .await
+    }
+
+    /// Posts a pending hold (finance, admin).
+    async fn post_hold(
+        &self,
+        ctx: &Context<'_>,
+        entry_id: String,
+        idempotency_key: Option<String>,
+    ) -> Res<JournalEntryResult> {
+        let req = json!({"postHold": entry_id});
+        ledger_command(ctx, idempotency_key, req, &entry_id, "posted", |at| {
+            Ok(LedgerCommand::PostHold { occurred_at: at })
+        })
+        .await
+    }
+
+    /// Voids a pending hold (finance, admin).
+    async fn void_hold(
+        &self,
+        ctx: &Context<'_>,
+        entry_id: String,
+        reason: String,
+        idempotency_key: Option<String>,
+    ) -> Res<JournalEntryResult> {
+        let req = json!({"voidHold": {"entryId": entry_id, "reason": reason}});
+        ledger_command(ctx, idempotency_key, req, &entry_id, "voided", |at| {
+            Ok(LedgerCommand::VoidHold {
+                reason: reason.clone(),
+                occurred_at: at,
+            })
+        })
+        .await
+    }
+}
+
+async fn ledger_command(
+    ctx: &Context<'_>,
+    idempotency_key: Option<String>,
+    req: serde_json::Value,
+    entry_id: &str,
+    status: &str,
+    command: impl FnOnce(DateTime<Utc>) -> Result<LedgerCommand, ApiError>,
+) -> Res<JournalEntryResult> {
+    let p = ledger_caller(ctx, &[Role::Finance, Role::Admin])?;
+    let key = resolve_key(ctx, idempotency_key)?;
+    let s = state(ctx);
+    let out = s
+        .idempotency
+        .once(p, &key, &req, || async {
+            let meta = metadata(ctx, p, &key)?;
+            let cmd = command(meta.occurred_at)?;
+            s.ledger.execute(entry_id, cmd, &meta).await?;
+            Ok(JournalEntryResult {
+                entry_id: entry_id.to_string(),
+                status: status.to_string(),
+            })
+        })
+        .await?;
+    Ok(out)
+}
+
+fn new_key_id() -> String {
+    let bytes: [u8; 8] = rand::random();
+    hex::encode(bytes)
+}
