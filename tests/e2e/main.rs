@@ -1,5 +1,6 @@
 //! End-to-end and storage tests: one binary, each test on its own fresh database.
 
+mod api;
 mod audit_seal;
 mod common;
 mod ledger_projection;

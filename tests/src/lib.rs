@@ -138,3 +138,136 @@ macro_rules! both_backends {
         }
     };
 }
+
+/// A running Agora HTTP server on a fresh database, bound to a free loopback port.
+pub struct TestServer {
+    pub addr: std::net::SocketAddr,
+    pub store: TestStore,
+    pub admin_token: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+pub const TEST_ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+impl TestServer {
+    pub async fn start(store: TestStore) -> Self {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[1u8; 32]);
+        let app = agora_api::app::App::start(&store.location, key, Some(TEST_ADMIN_TOKEN))
+            .await
+            .expect("start app");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let router = agora_api::app::router(app.state.clone());
+        let task = tokio::spawn(async move {
+            let _app = app;
+            let _ = axum::serve(listener, router).await;
+        });
+        Self {
+            addr,
+            store,
+            admin_token: TEST_ADMIN_TOKEN.to_string(),
+            task,
+        }
+    }
+
+    /// POSTs a GraphQL request; returns the HTTP status and the raw body.
+    pub async fn graphql_raw(
+        &self,
+        token: Option<&str>,
+        idempotency_key: Option<&str>,
+        body: &serde_json::Value,
+    ) -> (u16, String) {
+        let mut headers = vec![("content-type", "application/json".to_string())];
+        if let Some(t) = token {
+            headers.push(("authorization", format!("Bearer {t}")));
+        }
+        if let Some(k) = idempotency_key {
+            headers.push(("idempotency-key", k.to_string()));
+        }
+        http_request(self.addr, "POST", "/graphql", &headers, &body.to_string()).await
+    }
+
+    /// POSTs `query` with `variables`; returns the parsed JSON body.
+    pub async fn graphql(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: serde_json::Value,
+    ) -> serde_json::Value {
+        let body = serde_json::json!({ "query": query, "variables": variables });
+        let (_, text) = self.graphql_raw(token, None, &body).await;
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        http_request(self.addr, "GET", path, &[], "").await
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The `extensions.code` of the first error, if any.
+pub fn error_code(response: &serde_json::Value) -> Option<&str> {
+    response["errors"][0]["extensions"]["code"].as_str()
+}
+
+/// A minimal HTTP/1.1 client: one request per connection.
+pub async fn http_request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &str,
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.expect("read");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    (status, body)
+}
+
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 {
+            break;
+        }
+        out.push_str(&after[..n.min(after.len())]);
+        rest = after.get(n + 2..).unwrap_or("");
+    }
+    out
+}

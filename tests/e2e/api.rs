@@ -1,0 +1,314 @@
+//! The GraphQL API over HTTP against the real server, on both backends: authentication and the
+//! role × tenant matrix, idempotency (retry, conflict, concurrency, per principal), error codes.
+
+use agora_tests::{both_backends, error_code, read_all, TestServer, TestStore};
+use futures::future::join_all;
+use serde_json::{json, Value};
+
+const CREATE_KEY: &str = "mutation($p: String!, $r: String!, $t: String!, $k: String!) {
+  createApiKey(input: {principal: $p, role: $r, tenant: $t}, idempotencyKey: $k) { id token role tenant } }";
+
+const RECORD: &str = "mutation($id: String!, $k: String, $a: Money!, $b: Money!) {
+  recordJournalEntry(idempotencyKey: $k, input: {entryId: $id, memo: \"test\", postings: [
+    {account: \"platform:funding\", amount: $a}, {account: \"seller:s1:payable\", amount: $b}]}) { entryId status } }";
+
+async fn key(s: &TestServer, principal: &str, role: &str, tenant: &str) -> String {
+    let r = s
+        .graphql(
+            Some(&s.admin_token),
+            CREATE_KEY,
+            json!({"p": principal, "r": role, "t": tenant, "k": format!("key-{principal}-{role}-{tenant}")}),
+        )
+        .await;
+    r["data"]["createApiKey"]["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("createApiKey failed: {r}"))
+        .to_string()
+}
+
+fn record_vars(id: &str, key: &str, amount: &str) -> Value {
+    json!({"id": id, "k": key, "a": amount, "b": format!("-{amount}")})
+}
+
+async fn auth_matrix(t: TestStore) {
+    let s = TestServer::start(t).await;
+    // No key, a wrong key: UNAUTHENTICATED.
+    let r = s.graphql(None, "{ me { role } }", json!({})).await;
+    assert_eq!(error_code(&r), Some("UNAUTHENTICATED"));
+    let r = s
+        .graphql(Some("agora_nope_0000"), "{ me { role } }", json!({}))
+        .await;
+    assert_eq!(error_code(&r), Some("UNAUTHENTICATED"));
+
+    // Each role, one representative read of each kind and one write.
+    let roles = [
+        "client", "seller", "author", "reviewer", "finance", "auditor", "admin",
+    ];
+    for role in roles {
+        let token = key(&s, &format!("p-{role}"), role, "platform").await;
+        let me = s
+            .graphql(Some(&token), "{ me { role tenant } }", json!({}))
+            .await;
+        assert_eq!(me["data"]["me"]["role"], role, "{me}");
+
+        let events = s
+            .graphql(
+                Some(&token),
+                "{ events(first: 1) { edges { cursor } } }",
+                json!({}),
+            )
+            .await;
+        let want = matches!(role, "auditor" | "admin");
+        assert_eq!(
+            error_code(&events).is_none(),
+            want,
+            "{role} events: {events}"
+        );
+        if !want {
+            assert_eq!(error_code(&events), Some("FORBIDDEN"));
+        }
+
+        let balance = s
+            .graphql(
+                Some(&token),
+                "{ ledgerBalance(account: \"platform:funding\") { posted } }",
+                json!({}),
+            )
+            .await;
+        let want = matches!(role, "finance" | "auditor" | "admin");
+        assert_eq!(
+            error_code(&balance).is_none(),
+            want,
+            "{role} balance: {balance}"
+        );
+
+        let write = s
+            .graphql(
+                Some(&token),
+                RECORD,
+                record_vars(&format!("m-{role}"), &format!("w-{role}"), "1.00"),
+            )
+            .await;
+        let want = matches!(role, "finance" | "admin");
+        assert_eq!(error_code(&write).is_none(), want, "{role} write: {write}");
+        if !want {
+            assert_eq!(error_code(&write), Some("FORBIDDEN"));
+        }
+
+        let create = s
+            .graphql(
+                Some(&token),
+                CREATE_KEY,
+                json!({"p": "x", "r": "client", "t": "platform", "k": format!("c-{role}")}),
+            )
+            .await;
+        assert_eq!(
+            error_code(&create).is_none(),
+            role == "admin",
+            "{role} createApiKey: {create}"
+        );
+    }
+
+    // Tenants: a tenant's finance key gets no ledger; a tenant's auditor sees its tenant only.
+    let acme_finance = key(&s, "acme-fin", "finance", "acme").await;
+    let r = s
+        .graphql(
+            Some(&acme_finance),
+            "{ ledgerBalance(account: \"platform:funding\") { posted } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&r), Some("FORBIDDEN"));
+    let acme_auditor = key(&s, "acme-aud", "auditor", "acme").await;
+    let r = s
+        .graphql(
+            Some(&acme_auditor),
+            "{ events(first: 100) { edges { node { tenant } } } }",
+            json!({}),
+        )
+        .await;
+    let tenants: Vec<&str> = r["data"]["events"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["tenant"].as_str().unwrap())
+        .collect();
+    assert!(
+        tenants.is_empty(),
+        "acme has written nothing, so sees nothing: {tenants:?}"
+    );
+    let platform_auditor = key(&s, "plat-aud", "auditor", "platform").await;
+    let written = read_all(&s.store.store).await.len();
+    let r = s
+        .graphql(
+            Some(&platform_auditor),
+            "{ events(first: 100) { edges { node { tenant } } } }",
+            json!({}),
+        )
+        .await;
+    assert!(
+        r["data"]["events"]["edges"].as_array().unwrap().len() >= written,
+        "{r}"
+    );
+
+    // A revoked key stops working at once.
+    let revoke_me = key(&s, "gone", "finance", "platform").await;
+    let id = revoke_me
+        .trim_start_matches("agora_")
+        .rsplit_once('_')
+        .unwrap()
+        .0
+        .to_string();
+    let r = s
+        .graphql(
+            Some(&s.admin_token),
+            "mutation($id: String!) { revokeApiKey(id: $id, idempotencyKey: \"rv\") }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(r["data"]["revokeApiKey"], true, "{r}");
+    let r = s
+        .graphql(Some(&revoke_me), "{ me { role } }", json!({}))
+        .await;
+    assert_eq!(error_code(&r), Some("UNAUTHENTICATED"));
+}
+both_backends!(auth_matrix_roles_and_tenants, auth_matrix);
+
+async fn idempotency(t: TestStore) {
+    let s = TestServer::start(t).await;
+    let fin = key(&s, "fin", "finance", "platform").await;
+    let body = json!({"query": RECORD, "variables": record_vars("i-1", "", "5.00")});
+    let body_without_key = {
+        let mut b = body.clone();
+        b["variables"]["k"] = Value::Null;
+        b
+    };
+    // Header key: the retry's body is byte-for-byte the first.
+    let (_, first) = s
+        .graphql_raw(Some(&fin), Some("idem-1"), &body_without_key)
+        .await;
+    let (_, retry) = s
+        .graphql_raw(Some(&fin), Some("idem-1"), &body_without_key)
+        .await;
+    assert!(first.contains("\"posted\""), "{first}");
+    assert_eq!(first, retry);
+    // Same key, different request.
+    let other = json!({"query": RECORD, "variables": {"id": "i-2", "a": "5.00", "b": "-5.00"}});
+    let (_, conflict) = s.graphql_raw(Some(&fin), Some("idem-1"), &other).await;
+    assert_eq!(
+        error_code(&serde_json::from_str(&conflict).unwrap()),
+        Some("IDEMPOTENCY_CONFLICT")
+    );
+    // The same key under another principal is that principal's own.
+    let fin2 = key(&s, "fin2", "finance", "platform").await;
+    let (_, theirs) = s.graphql_raw(Some(&fin2), Some("idem-1"), &other).await;
+    assert!(theirs.contains("\"posted\""), "{theirs}");
+
+    // Concurrent: 8 requests with one key run once.
+    let concurrent =
+        json!({"query": RECORD, "variables": {"id": "i-3", "a": "7.00", "b": "-7.00"}});
+    let bodies =
+        join_all((0..8).map(|_| s.graphql_raw(Some(&fin), Some("idem-c"), &concurrent))).await;
+    assert!(bodies.iter().all(|(_, b)| b == &bodies[0].1), "{bodies:?}");
+    let events = read_all(&s.store.store).await;
+    let for_i3 = events.iter().filter(|e| e.aggregate_id == "i-3").count();
+    assert_eq!(for_i3, 1, "executed once");
+
+    // A rejection is a first outcome too: replayed, not re-run.
+    let unbalanced =
+        json!({"query": RECORD, "variables": {"id": "i-4", "a": "1.00", "b": "-2.00"}});
+    let (_, a) = s
+        .graphql_raw(Some(&fin), Some("idem-bad"), &unbalanced)
+        .await;
+    let (_, b) = s
+        .graphql_raw(Some(&fin), Some("idem-bad"), &unbalanced)
+        .await;
+    assert_eq!(
+        error_code(&serde_json::from_str(&a).unwrap()),
+        Some("BAD_USER_INPUT")
+    );
+    assert_eq!(a, b);
+
+    // createApiKey retried returns the same working token.
+    let again = s
+        .graphql(
+            Some(&s.admin_token),
+            CREATE_KEY,
+            json!({"p": "fin", "r": "finance", "t": "platform", "k": "key-fin-finance-platform"}),
+        )
+        .await;
+    assert_eq!(again["data"]["createApiKey"]["token"], fin.as_str());
+}
+both_backends!(idempotent_mutations, idempotency);
+
+async fn error_codes(t: TestStore) {
+    let s = TestServer::start(t).await;
+    let fin = key(&s, "fin", "finance", "platform").await;
+    let cases: Vec<(&str, Value, &str)> = vec![
+        // Money as a JSON number is refused.
+        (
+            RECORD,
+            json!({"id": "e-1", "k": "e1", "a": 1.5, "b": "-1.50"}),
+            "BAD_USER_INPUT",
+        ),
+        // Unbalanced entry.
+        (
+            RECORD,
+            record_vars("e-2", "e2", "1.00")
+                .as_object()
+                .unwrap()
+                .clone()
+                .into_iter()
+                .chain([("b".to_string(), json!("-0.99"))])
+                .collect(),
+            "BAD_USER_INPUT",
+        ),
+        // No idempotency key at all.
+        (
+            RECORD,
+            json!({"id": "e-3", "a": "1.00", "b": "-1.00"}),
+            "BAD_USER_INPUT",
+        ),
+        // Page too large, and a malformed query.
+        (
+            "{ ledgerHistory(account: \"platform:funding\", first: 101) { edges { cursor } } }",
+            json!({}),
+            "BAD_USER_INPUT",
+        ),
+        ("{ me { nope } }", json!({}), "BAD_USER_INPUT"),
+        // Posting a hold that does not exist.
+        (
+            "mutation { postHold(entryId: \"missing\", idempotencyKey: \"ph\") { status } }",
+            json!({}),
+            "NOT_FOUND",
+        ),
+    ];
+    for (query, vars, code) in cases {
+        let r = s.graphql(Some(&fin), query, vars.clone()).await;
+        assert_eq!(error_code(&r), Some(code), "{query} {vars}: {r}");
+    }
+    // The same entry id with other content under a new key: CONFLICT, nothing written twice.
+    let ok = s
+        .graphql(Some(&fin), RECORD, record_vars("dup", "d1", "3.00"))
+        .await;
+    assert!(error_code(&ok).is_none(), "{ok}");
+    let dup = s
+        .graphql(Some(&fin), RECORD, record_vars("dup", "d2", "4.00"))
+        .await;
+    assert_eq!(error_code(&dup), Some("CONFLICT"));
+    let internal_detail = dup["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        !internal_detail.to_lowercase().contains("sql"),
+        "no internals leak: {internal_detail}"
+    );
+    // Health endpoints and the offline query page.
+    assert_eq!(s.get("/healthz").await.0, 200);
+    assert_eq!(s.get("/readyz").await.0, 200);
+    let (code, page) = s.get("/graphiql").await;
+    assert_eq!(code, 200);
+    assert!(
+        page.contains("/graphql") && !page.contains("cdn"),
+        "served from the binary, no CDN"
+    );
+}
+both_backends!(error_codes_over_http, error_codes);
