@@ -10,6 +10,7 @@ use agora_projections::{all_projections, ProjectionHost};
 use anyhow::Context;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
+use axum::middleware;
 use axum::routing::get;
 use axum::{Json, Router};
 use ed25519_dalek::SigningKey;
@@ -18,6 +19,7 @@ use serde_json::json;
 use crate::graphql::auth::Keys;
 use crate::graphql::idempotency::Idempotency;
 use crate::graphql::{build_schema, graphiql, graphql_handler, AgoraSchema};
+use crate::metrics::{metrics_handler, track, Metrics};
 
 /// Everything a request handler may use. Cheap to clone.
 #[derive(Clone)]
@@ -31,6 +33,7 @@ pub struct AppState {
     pub idempotency: Idempotency,
     pub public_key_hex: String,
     pub schema: AgoraSchema,
+    pub metrics: Metrics,
 }
 
 /// A running application (without its HTTP listener).
@@ -81,6 +84,7 @@ impl App {
                 idempotency,
                 public_key_hex,
                 schema: build_schema(),
+                metrics: Metrics::new().context("registering metrics")?,
             },
         })
     }
@@ -110,7 +114,9 @@ pub fn router(state: AppState) -> Router {
         .route("/graphql", get(graphiql).post(graphql_handler))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_handler))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .route_layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
 }
 

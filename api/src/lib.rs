@@ -6,4 +6,6 @@ pub mod bench;
 pub mod config;
 pub mod graphql;
 pub mod keys;
+pub mod metrics;
+pub mod redact;
 pub mod serve;

@@ -23,6 +23,7 @@ pub type AgoraCqrs<A> = CqrsFramework<A, PersistedEventStore<EventRepository, A>
 #[derive(Clone, Debug)]
 pub struct CommitSignal {
     tx: watch::Sender<u64>,
+    events: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Default for CommitSignal {
@@ -34,11 +35,26 @@ impl Default for CommitSignal {
 impl CommitSignal {
     pub fn new() -> Self {
         let (tx, _rx) = watch::channel(0);
-        Self { tx }
+        Self {
+            tx,
+            events: Default::default(),
+        }
     }
 
     pub fn notify(&self) {
         self.tx.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Records a commit of `events` events by this process and wakes the projections.
+    pub fn committed(&self, events: usize) {
+        self.events
+            .fetch_add(events as u64, std::sync::atomic::Ordering::Relaxed);
+        self.notify();
+    }
+
+    /// Events this process has appended since it started.
+    pub fn events_appended(&self) -> u64 {
+        self.events.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn subscribe(&self) -> watch::Receiver<u64> {
@@ -52,8 +68,8 @@ struct WakeProjections(CommitSignal);
 
 #[async_trait]
 impl<A: Aggregate> Query<A> for WakeProjections {
-    async fn dispatch(&self, _aggregate_id: &str, _events: &[EventEnvelope<A>]) {
-        self.0.notify();
+    async fn dispatch(&self, _aggregate_id: &str, events: &[EventEnvelope<A>]) {
+        self.0.committed(events.len());
     }
 }
 

@@ -312,3 +312,57 @@ async fn error_codes(t: TestStore) {
     );
 }
 both_backends!(error_codes_over_http, error_codes);
+
+/// Every sample line of Prometheus text format: `name{labels} value`.
+fn assert_prometheus_text(text: &str) {
+    for line in text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("no value: {line}"));
+        let value_ok = value.parse::<f64>().is_ok() || ["+Inf", "-Inf", "NaN"].contains(&value);
+        assert!(value_ok, "bad value in {line}");
+        let name = series.split('{').next().unwrap();
+        assert!(
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name in {line}"
+        );
+        if let Some(labels) = series.strip_prefix(name) {
+            assert!(
+                labels.is_empty() || (labels.starts_with('{') && labels.ends_with('}')),
+                "{line}"
+            );
+        }
+    }
+}
+
+async fn metrics(t: TestStore) {
+    let s = TestServer::start(t).await;
+    let fin = key(&s, "fin", "finance", "platform").await;
+    let r = s
+        .graphql(Some(&fin), RECORD, record_vars("m-1", "mk", "2.00"))
+        .await;
+    assert!(error_code(&r).is_none(), "{r}");
+    let head = s.get_head("/healthz").await;
+    assert!(head.contains("x-trace-id: "), "{head}");
+    let (code, text) = s.get("/metrics").await;
+    assert_eq!(code, 200);
+    assert_prometheus_text(&text);
+    for needle in [
+        "# TYPE agora_http_request_duration_seconds histogram",
+        "agora_http_request_duration_seconds_bucket{method=\"POST\",route=\"/graphql\",le=\"0.005\"}",
+        "agora_http_requests_total{method=\"POST\",route=\"/graphql\",status=\"200\"}",
+        "agora_commands_total{aggregate=\"journal_entry\",outcome=\"ok\"} 1",
+        "agora_projection_lag_events{projection=\"ledger\"}",
+        "agora_projection_lag_seconds{projection=\"audit_seal\"}",
+        "agora_events_appended_total",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+}
+both_backends!(metrics_are_prometheus_text, metrics);

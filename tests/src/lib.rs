@@ -204,6 +204,24 @@ impl TestServer {
     pub async fn get(&self, path: &str) -> (u16, String) {
         http_request(self.addr, "GET", path, &[], "").await
     }
+
+    /// The response head (status line and headers) of `GET path`, lower-cased.
+    pub async fn get_head(&self, path: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .expect("connect");
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.expect("read");
+        let text = String::from_utf8_lossy(&raw).to_ascii_lowercase();
+        text.split("\r\n\r\n")
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    }
 }
 
 impl Drop for TestServer {

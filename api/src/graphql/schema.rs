@@ -503,7 +503,8 @@ impl MutationRoot {
         let s = state(ctx);
         Ok(s.idempotency
             .once(p, &key, &req, || async {
-                s.keys.revoke(&id, &metadata(ctx, p, &key)?).await?;
+                let revoked = s.keys.revoke(&id, &metadata(ctx, p, &key)?).await;
+                counted(s, "api_key", revoked)?;
                 Ok(true)
             })
             .await?)
@@ -610,7 +611,8 @@ async fn ledger_command(
         .once(p, &key, &req, || async {
             let meta = metadata(ctx, p, &key)?;
             let cmd = command(meta.occurred_at)?;
-            s.ledger.execute(entry_id, cmd, &meta).await?;
+            let result = s.ledger.execute(entry_id, cmd, &meta).await;
+            counted(s, "journal_entry", result.map_err(ApiError::from))?;
             Ok(JournalEntryResult {
                 entry_id: entry_id.to_string(),
                 status: status.to_string(),
@@ -618,6 +620,16 @@ async fn ledger_command(
         })
         .await?;
     Ok(out)
+}
+
+/// Counts a command's outcome in the metrics and passes it on.
+fn counted<T>(s: &AppState, aggregate: &str, result: Result<T, ApiError>) -> Result<T, ApiError> {
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(e) => e.code(),
+    };
+    s.metrics.command(aggregate, outcome);
+    result
 }
 
 fn new_key_id() -> String {
