@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::graphql::auth::Keys;
 use crate::graphql::idempotency::Idempotency;
-use crate::graphql::{build_schema, graphiql, graphql_handler, AgoraSchema};
+use crate::graphql::{build_schema, graphiql, graphql_handler, ws_handler, AgoraSchema};
 use crate::metrics::{metrics_handler, track, Metrics};
 
 /// Everything a request handler may use. Cheap to clone.
@@ -112,6 +112,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(graphiql))
         .route("/graphiql", get(graphiql))
         .route("/graphql", get(graphiql).post(graphql_handler))
+        .route("/graphql/ws", get(ws_handler))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_handler))

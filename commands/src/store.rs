@@ -386,6 +386,30 @@ impl Store {
         }
     }
 
+    /// The newest position a reader can see now (PostgreSQL: below the transaction horizon).
+    /// Every event committed later sorts after it, so following the log from here skips nothing.
+    pub async fn visible_head(&self) -> Result<LogPosition, sqlx::Error> {
+        match &self.native {
+            NativePool::Postgres(pool) => {
+                let row = sqlx::query(
+                    "SELECT transaction_id::text::bigint AS txid, global_position FROM events \
+                      WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+                      ORDER BY transaction_id DESC, global_position DESC LIMIT 1",
+                )
+                .fetch_optional(pool)
+                .await?;
+                match row {
+                    Some(r) => Ok(LogPosition {
+                        transaction_id: r.try_get("txid")?,
+                        global_position: r.try_get("global_position")?,
+                    }),
+                    None => Ok(LogPosition::START),
+                }
+            }
+            NativePool::Sqlite(_) => Ok(self.head().await?.unwrap_or(LogPosition::START)),
+        }
+    }
+
     /// The position of the newest committed event, if any.
     pub async fn head(&self) -> Result<Option<LogPosition>, sqlx::Error> {
         match &self.native {

@@ -366,3 +366,72 @@ async fn metrics(t: TestStore) {
     }
 }
 both_backends!(metrics_are_prometheus_text, metrics);
+
+async fn subscription(t: TestStore) {
+    use agora_api::graphql::RequestContext;
+    use futures::StreamExt;
+
+    let s = TestServer::start(t).await;
+    let fin = key(&s, "fin", "finance", "platform").await;
+    let context = |token: &str| {
+        let state = s.state.clone();
+        let header = format!("Bearer {token}");
+        async move {
+            RequestContext {
+                principal: state.keys.authenticate(Some(&header)).await,
+                idempotency_key: None,
+                correlation_id: uuid::Uuid::now_v7(),
+            }
+        }
+    };
+    let query = "subscription { events(filter: {aggregateType: \"journal_entry\"}) { aggregateId eventType } }";
+    // Not for finance keys.
+    let req = async_graphql::Request::new(query)
+        .data(s.state.clone())
+        .data(context(&fin).await);
+    let mut denied = s.state.schema.execute_stream(req);
+    let first = denied.next().await.unwrap();
+    assert_eq!(
+        first.errors[0]
+            .extensions
+            .as_ref()
+            .and_then(|e| e.get("code"))
+            .map(|v| v.to_string()),
+        Some("\"FORBIDDEN\"".into())
+    );
+
+    let req = async_graphql::Request::new(query)
+        .data(s.state.clone())
+        .data(context(&s.admin_token).await);
+    let mut stream = s.state.schema.execute_stream(req);
+    let writer = async {
+        // Give the subscription time to start at the current end of the log.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        for i in 0..2 {
+            let r = s
+                .graphql(
+                    Some(&fin),
+                    RECORD,
+                    record_vars(&format!("sub-{i}"), &format!("sk{i}"), "1.00"),
+                )
+                .await;
+            assert!(error_code(&r).is_none(), "{r}");
+        }
+    };
+    let reader = async {
+        let mut seen = Vec::new();
+        while seen.len() < 2 {
+            let item = tokio::time::timeout(std::time::Duration::from_secs(20), stream.next())
+                .await
+                .expect("an event within 20 s")
+                .expect("stream open");
+            assert!(item.errors.is_empty(), "{:?}", item.errors);
+            let v = item.data.into_json().unwrap();
+            seen.push(v["events"]["aggregateId"].as_str().unwrap().to_string());
+        }
+        seen
+    };
+    let (_, seen) = tokio::join!(writer, reader);
+    assert_eq!(seen, ["sub-0", "sub-1"]);
+}
+both_backends!(subscription_streams_new_events, subscription);

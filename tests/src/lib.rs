@@ -143,6 +143,7 @@ macro_rules! both_backends {
 pub struct TestServer {
     pub addr: std::net::SocketAddr,
     pub store: TestStore,
+    pub state: agora_api::app::AppState,
     pub admin_token: String,
     task: tokio::task::JoinHandle<()>,
 }
@@ -159,6 +160,7 @@ impl TestServer {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let state = app.state.clone();
         let router = agora_api::app::router(app.state.clone());
         let task = tokio::spawn(async move {
             let _app = app;
@@ -167,6 +169,7 @@ impl TestServer {
         Self {
             addr,
             store,
+            state,
             admin_token: TEST_ADMIN_TOKEN.to_string(),
             task,
         }

@@ -6,19 +6,21 @@ pub mod idempotency;
 pub mod money;
 pub mod schema;
 
-use async_graphql::{EmptySubscription, Schema};
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use async_graphql::{Data, Schema};
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::Html;
+use axum::response::Response;
 use uuid::Uuid;
 
 use crate::app::AppState;
 use auth::Principal;
 use error::ApiError;
-use schema::{MutationRoot, QueryRoot};
+use schema::{MutationRoot, QueryRoot, SubscriptionRoot};
 
-pub type AgoraSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+pub type AgoraSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// Deepest query accepted.
 pub const MAX_DEPTH: usize = 12;
@@ -34,7 +36,7 @@ pub struct RequestContext {
 
 /// The schema; the application state comes with each request.
 pub fn build_schema() -> AgoraSchema {
-    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .finish()
@@ -74,6 +76,39 @@ pub async fn graphql_handler(
         }
     }
     response.into()
+}
+
+/// `GET /graphql/ws`: subscriptions over graphql-transport-ws (and the older graphql-ws). The
+/// API key comes in the `connection_init` payload: `{"Authorization": "Bearer <key>"}`.
+pub async fn ws_handler(
+    State(state): State<AppState>,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let schema = state.schema.clone();
+    upgrade
+        .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| {
+            let mut data = Data::default();
+            data.insert(state.clone());
+            GraphQLWebSocket::new(socket, schema, protocol)
+                .with_data(data)
+                .on_connection_init(move |payload| async move {
+                    let header = ["Authorization", "authorization"]
+                        .iter()
+                        .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
+                        .map(str::to_string);
+                    let principal = state.keys.authenticate(header.as_deref()).await;
+                    let mut data = Data::default();
+                    data.insert(RequestContext {
+                        principal,
+                        idempotency_key: None,
+                        correlation_id: Uuid::now_v7(),
+                    });
+                    Ok(data)
+                })
+                .serve()
+        })
 }
 
 /// A small query page served from the binary: works with no internet access.

@@ -229,18 +229,7 @@ impl QueryRoot {
         let p = caller(ctx, &[Role::Auditor, Role::Admin])?;
         let limit = page_size(first, last)?;
         let after = parse_position_cursor(after)?;
-        let f = filter.unwrap_or_default();
-        let filter = EventFilter {
-            from_position: f.from_position,
-            to_position: f.to_position,
-            from_time: f.from_time,
-            to_time: f.to_time,
-            aggregate_type: f.aggregate_type,
-            aggregate_id: f.aggregate_id,
-            correlation_id: f.correlation_id,
-            actor: f.actor,
-            tenant: (!p.is_admin() && p.tenant != PLATFORM_TENANT).then(|| p.tenant.clone()),
-        };
+        let filter = event_filter(p, filter.unwrap_or_default());
         let mut events = state(ctx)
             .store
             .query_events(&filter, after, limit + 1)
@@ -635,4 +624,94 @@ fn counted<T>(s: &AppState, aggregate: &str, result: Result<T, ApiError>) -> Res
 fn new_key_id() -> String {
     let bytes: [u8; 8] = rand::random();
     hex::encode(bytes)
+}
+
+/// Events read per poll by a subscription.
+pub const SUBSCRIPTION_BATCH: i64 = 100;
+/// Longest a subscription waits between polls when no local commit wakes it.
+pub const SUBSCRIPTION_POLL_MS: u64 = 500;
+
+pub struct SubscriptionRoot;
+
+struct Follow {
+    state: AppState,
+    filter: EventFilter,
+    after: LogPosition,
+    buffer: std::collections::VecDeque<StoredEvent>,
+    commits: tokio::sync::watch::Receiver<u64>,
+}
+
+#[async_graphql::Subscription]
+impl SubscriptionRoot {
+    /// New events in commit order as they are committed (auditor, admin; tenant-scoped like
+    /// `events`). Starts after `after` (a cursor from `events`) or at the current end of the log.
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<EventFilterInput>,
+        after: Option<String>,
+    ) -> async_graphql::Result<impl futures::Stream<Item = Res<EventNode>>> {
+        let p = caller(ctx, &[Role::Auditor, Role::Admin])?;
+        let s = state(ctx).clone();
+        let filter = event_filter(p, filter.unwrap_or_default());
+        let after = match after {
+            Some(c) => parse_position_cursor(Some(c))?,
+            None => s
+                .store
+                .visible_head()
+                .await
+                .map_err(|e| ApiError::internal("subscription start", e))?,
+        };
+        let follow = Follow {
+            commits: s.signal.subscribe(),
+            state: s,
+            filter,
+            after,
+            buffer: Default::default(),
+        };
+        Ok(futures::stream::unfold(follow, next_event))
+    }
+}
+
+async fn next_event(mut f: Follow) -> Option<(Res<EventNode>, Follow)> {
+    loop {
+        if let Some(e) = f.buffer.pop_front() {
+            return Some((Ok(EventNode(e)), f));
+        }
+        match f
+            .state
+            .store
+            .query_events(&f.filter, f.after, SUBSCRIPTION_BATCH)
+            .await
+        {
+            Ok(events) if !events.is_empty() => {
+                if let Some(last) = events.last() {
+                    f.after = last.position;
+                }
+                f.buffer.extend(events);
+                continue;
+            }
+            Ok(_) => {}
+            Err(e) => return Some((Err(ApiError::internal("subscription read", e).into()), f)),
+        }
+        tokio::select! {
+            _ = f.commits.changed() => {}
+            _ = tokio::time::sleep(std::time::Duration::from_millis(SUBSCRIPTION_POLL_MS)) => {}
+        }
+    }
+}
+
+/// The store filter for a caller: non-platform, non-admin callers see their tenant only.
+fn event_filter(p: &Principal, f: EventFilterInput) -> EventFilter {
+    EventFilter {
+        from_position: f.from_position,
+        to_position: f.to_position,
+        from_time: f.from_time,
+        to_time: f.to_time,
+        aggregate_type: f.aggregate_type,
+        aggregate_id: f.aggregate_id,
+        correlation_id: f.correlation_id,
+        actor: f.actor,
+        tenant: (!p.is_admin() && p.tenant != PLATFORM_TENANT).then(|| p.tenant.clone()),
+    }
 }
