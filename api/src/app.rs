@@ -20,6 +20,7 @@ use crate::graphql::auth::Keys;
 use crate::graphql::idempotency::Idempotency;
 use crate::graphql::{build_schema, graphiql, graphql_handler, ws_handler, AgoraSchema};
 use crate::metrics::{metrics_handler, track, Metrics};
+use crate::ratelimit::RateLimiter;
 
 /// Everything a request handler may use. Cheap to clone.
 #[derive(Clone)]
@@ -34,6 +35,7 @@ pub struct AppState {
     pub public_key_hex: String,
     pub schema: AgoraSchema,
     pub metrics: Metrics,
+    pub rate_limiter: Arc<RateLimiter>,
 }
 
 /// A running application (without its HTTP listener).
@@ -49,6 +51,7 @@ impl App {
         location: &StoreLocation,
         ledger_key: SigningKey,
         bootstrap_admin_key: Option<&str>,
+        rate_limit_per_minute: u32,
     ) -> anyhow::Result<Self> {
         let store = Store::connect(location, &PoolSizes::default()).await?;
         store.migrate().await.context("running migrations")?;
@@ -85,6 +88,7 @@ impl App {
                 public_key_hex,
                 schema: build_schema(),
                 metrics: Metrics::new().context("registering metrics")?,
+                rate_limiter: Arc::new(RateLimiter::new(rate_limit_per_minute)),
             },
         })
     }

@@ -19,6 +19,8 @@ pub enum ConfigError {
     BadListen { value: String },
     #[error("DATABASE_URL: {0}")]
     BadDatabaseUrl(#[from] StoreConfigError),
+    #[error("AGORA_RATE_LIMIT_PER_MINUTE={value:?} must be a positive whole number")]
+    BadRateLimit { value: String },
     #[error("AGORA_BOOTSTRAP_ADMIN_KEY must be {MIN_BOOTSTRAP_KEY_LEN}..=512 characters")]
     WeakBootstrapKey,
     #[error("AGORA_LOG_FORMAT={value:?} must be `text` or `json`")]
@@ -41,6 +43,8 @@ pub struct Config {
     pub signing_key: Option<Secret>,
     /// `AGORA_BOOTSTRAP_ADMIN_KEY`: the first admin key, made on first start.
     pub bootstrap_admin_key: Option<Secret>,
+    /// `AGORA_RATE_LIMIT_PER_MINUTE`: GraphQL requests per API key per minute.
+    pub rate_limit_per_minute: u32,
 }
 
 impl Config {
@@ -75,6 +79,15 @@ impl Config {
             }
             other => other.map(Secret::new),
         };
+        let rate_raw = get("AGORA_RATE_LIMIT_PER_MINUTE");
+        let rate_limit_per_minute = match rate_raw.as_deref() {
+            None | Some("") => crate::ratelimit::DEFAULT_PER_MINUTE,
+            Some(v) => v.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                ConfigError::BadRateLimit {
+                    value: v.to_string(),
+                }
+            })?,
+        };
         Ok(Self {
             store,
             data_dir,
@@ -82,6 +95,7 @@ impl Config {
             log_format,
             signing_key,
             bootstrap_admin_key,
+            rate_limit_per_minute,
         })
     }
 }

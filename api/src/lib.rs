@@ -7,5 +7,6 @@ pub mod config;
 pub mod graphql;
 pub mod keys;
 pub mod metrics;
+pub mod ratelimit;
 pub mod redact;
 pub mod serve;

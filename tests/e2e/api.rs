@@ -435,3 +435,23 @@ async fn subscription(t: TestStore) {
     assert_eq!(seen, ["sub-0", "sub-1"]);
 }
 both_backends!(subscription_streams_new_events, subscription);
+
+async fn throttling(t: TestStore) {
+    let s = TestServer::start(t).await;
+    let client = key(&s, "c", "client", "platform").await;
+    let me = json!({"query": "{ me { role } }"});
+    for i in 0..agora_tests::TEST_RATE_LIMIT {
+        let (status, body) = s.graphql_raw(Some(&client), None, &me).await;
+        assert_eq!(status, 200, "request {i}: {body}");
+    }
+    let (status, body) = s.graphql_raw(Some(&client), None, &me).await;
+    assert_eq!(status, 429);
+    assert_eq!(
+        error_code(&serde_json::from_str(&body).unwrap()),
+        Some("THROTTLED")
+    );
+    // Another key is not affected.
+    let (status, _) = s.graphql_raw(Some(&s.admin_token), None, &me).await;
+    assert_eq!(status, 200);
+}
+both_backends!(requests_over_the_limit_are_throttled, throttling);

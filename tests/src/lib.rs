@@ -149,13 +149,20 @@ pub struct TestServer {
 }
 
 pub const TEST_ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+/// Requests per key per minute in test servers (low enough to test THROTTLED).
+pub const TEST_RATE_LIMIT: u32 = 200;
 
 impl TestServer {
     pub async fn start(store: TestStore) -> Self {
         let key = ed25519_dalek::SigningKey::from_bytes(&[1u8; 32]);
-        let app = agora_api::app::App::start(&store.location, key, Some(TEST_ADMIN_TOKEN))
-            .await
-            .expect("start app");
+        let app = agora_api::app::App::start(
+            &store.location,
+            key,
+            Some(TEST_ADMIN_TOKEN),
+            TEST_RATE_LIMIT,
+        )
+        .await
+        .expect("start app");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

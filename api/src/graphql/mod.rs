@@ -46,15 +46,40 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// `429 Too Many Requests` with `Retry-After` and a GraphQL error coded `THROTTLED`.
+fn throttled(retry_after: std::time::Duration) -> Response {
+    use async_graphql::ErrorExtensions;
+    use axum::response::IntoResponse;
+    let error = ApiError::Throttled
+        .extend()
+        .into_server_error(Default::default());
+    let body = async_graphql::Response::from_errors(vec![error]);
+    let seconds = retry_after.as_secs().max(1).to_string();
+    (
+        axum::http::StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, seconds)],
+        axum::Json(body),
+    )
+        .into_response()
+}
+
 pub async fn graphql_handler(
     State(state): State<AppState>,
     headers: HeaderMap,
     request: GraphQLRequest,
-) -> GraphQLResponse {
+) -> Response {
     let principal = state
         .keys
         .authenticate(header_str(&headers, header::AUTHORIZATION.as_str()))
         .await;
+    if let Ok(p) = &principal {
+        if let Err(retry_after) = state
+            .rate_limiter
+            .check(&p.key_id, std::time::Instant::now())
+        {
+            return throttled(retry_after);
+        }
+    }
     let correlation_id = header_str(&headers, "x-correlation-id")
         .and_then(|v| Uuid::parse_str(v).ok())
         .unwrap_or_else(Uuid::now_v7);
@@ -75,7 +100,7 @@ pub async fn graphql_handler(
             extensions.set("code", "BAD_USER_INPUT");
         }
     }
-    response.into()
+    axum::response::IntoResponse::into_response(GraphQLResponse::from(response))
 }
 
 /// `GET /graphql/ws`: subscriptions over graphql-transport-ws (and the older graphql-ws). The
