@@ -8,4 +8,6 @@ pub mod store;
 
 pub use bus::{CommandBus, CommandError, CommitSignal};
 pub use metadata::CommandMetadata;
-pub use store::{Backend, EventFilter, LogPosition, PoolSizes, Store, StoreLocation, StoredEvent};
+pub use store::{
+    Backend, EventFilter, LogPosition, Page, PoolSizes, Store, StoreLocation, StoredEvent,
+};

@@ -463,31 +463,56 @@ impl Store {
         after: LogPosition,
         limit: i64,
     ) -> Result<Vec<StoredEvent>, sqlx::Error> {
+        self.query_events_page(filter, Page::After(after), limit)
+            .await
+    }
+
+    /// One page of matching events in global order: the first `limit` after a position, or the
+    /// last `limit` before one (or before the end of the readable log).
+    pub async fn query_events_page(
+        &self,
+        filter: &EventFilter,
+        page: Page,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, sqlx::Error> {
         let limit = limit.clamp(1, MAX_READ_BATCH);
-        match &self.native {
+        let (op, bound, order) = match page {
+            Page::After(p) => (">", Some(p), "ASC"),
+            Page::Before(p) => ("<", p, "DESC"),
+        };
+        let mut events = match &self.native {
             NativePool::Postgres(pool) => {
                 let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(
                     "SELECT transaction_id::text::bigint AS txid, global_position, aggregate_type, \
                      aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at \
-                     FROM events WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
-                     AND (transaction_id, global_position) > ((",
+                     FROM events WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())",
                 );
-                q.push_bind(after.transaction_id)
-                    .push("::bigint)::text::xid8, ")
-                    .push_bind(after.global_position)
-                    .push("::bigint)");
+                if let Some(b) = bound {
+                    q.push(format!(" AND (transaction_id, global_position) {op} (("))
+                        .push_bind(b.transaction_id)
+                        .push("::bigint)::text::xid8, ")
+                        .push_bind(b.global_position)
+                        .push("::bigint)");
+                }
                 push_filters(&mut q, filter, "metadata ->> ", "recorded_at", |t| t);
-                q.push(" ORDER BY transaction_id, global_position LIMIT ")
-                    .push_bind(limit);
+                q.push(format!(
+                    " ORDER BY transaction_id {order}, global_position {order} LIMIT "
+                ))
+                .push_bind(limit);
                 let rows = q.build().fetch_all(pool).await?;
-                rows.iter().map(pg_row_to_event).collect()
+                rows.iter()
+                    .map(pg_row_to_event)
+                    .collect::<Result<Vec<_>, _>>()?
             }
             NativePool::Sqlite(pool) => {
                 let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
                     "SELECT global_position, aggregate_type, aggregate_id, sequence, event_type, \
-                     event_version, payload, metadata, recorded_at_us FROM events WHERE global_position > ",
+                     event_version, payload, metadata, recorded_at_us FROM events WHERE 1 = 1",
                 );
-                q.push_bind(after.global_position);
+                if let Some(b) = bound {
+                    q.push(format!(" AND global_position {op} "))
+                        .push_bind(b.global_position);
+                }
                 push_filters(
                     &mut q,
                     filter,
@@ -495,12 +520,28 @@ impl Store {
                     "recorded_at_us",
                     |t| t.timestamp_micros(),
                 );
-                q.push(" ORDER BY global_position LIMIT ").push_bind(limit);
+                q.push(format!(" ORDER BY global_position {order} LIMIT "))
+                    .push_bind(limit);
                 let rows = q.build().fetch_all(pool).await?;
-                rows.iter().map(sqlite_row_to_event).collect()
+                rows.iter()
+                    .map(sqlite_row_to_event)
+                    .collect::<Result<Vec<_>, _>>()?
             }
+        };
+        if matches!(page, Page::Before(_)) {
+            events.reverse();
         }
+        Ok(events)
     }
+}
+
+/// Which page of a history query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Page {
+    /// The first events after this position.
+    After(LogPosition),
+    /// The last events before this position (`None`: before the end of the readable log).
+    Before(Option<LogPosition>),
 }
 
 /// Appends the filter's conditions. `meta` opens a metadata field lookup (`metadata ->> ` takes

@@ -636,6 +636,28 @@ pub struct HistoryLine {
     pub global_position: i64,
 }
 
+/// Which page of an ordered listing, by key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyPage<T> {
+    /// The first rows after this key (`None`: from the start).
+    After(Option<T>),
+    /// The last rows before this key (`None`: before the end).
+    Before(Option<T>),
+}
+
+impl<T> KeyPage<T> {
+    fn parts(self) -> (&'static str, Option<T>, &'static str) {
+        match self {
+            Self::After(k) => (">", k, "ASC"),
+            Self::Before(k) => ("<", k, "DESC"),
+        }
+    }
+
+    fn is_backward(&self) -> bool {
+        matches!(self, Self::Before(_))
+    }
+}
+
 /// Queries over the live ledger tables.
 #[derive(Clone, Debug)]
 pub struct LedgerQueries {
@@ -688,18 +710,35 @@ impl LedgerQueries {
         after_seq: i64,
         limit: i64,
     ) -> Result<Vec<HistoryLine>, ProjectionError> {
+        self.history_page(account, currency, KeyPage::After(Some(after_seq)), limit)
+            .await
+    }
+
+    /// One page of posted movements, oldest first: the first `limit` after a `seq`, or the last
+    /// `limit` before one (or before the end).
+    pub async fn history_page(
+        &self,
+        account: &AccountId,
+        currency: Currency,
+        page: KeyPage<i64>,
+        limit: i64,
+    ) -> Result<Vec<HistoryLine>, ProjectionError> {
+        let backward = page.is_backward();
+        let (op, bound, order) = page.parts();
+        let seq_bound = bound.unwrap_or(if op == ">" { 0 } else { i64::MAX });
         let rows = sqlx::query(&format!(
             "SELECT seq, entry_id, amount, balance_after, occurred_at_us, global_position FROM {} \
-              WHERE account = $1 AND currency = $2 AND seq > $3 ORDER BY seq LIMIT $4",
+              WHERE account = $1 AND currency = $2 AND seq {op} $3 ORDER BY seq {order} LIMIT $4",
             self.t.history
         ))
         .bind(account.as_str())
         .bind(currency.as_str())
-        .bind(after_seq)
-        .bind(limit.clamp(1, MAX_HISTORY_PAGE))
+        .bind(seq_bound)
+        .bind(limit.clamp(1, MAX_HISTORY_PAGE + 1))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
+        let mut lines = rows
+            .iter()
             .map(|row| {
                 let us: i64 = row.try_get("occurred_at_us")?;
                 Ok(HistoryLine {
@@ -712,7 +751,45 @@ impl LedgerQueries {
                     global_position: row.try_get("global_position")?,
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>, ProjectionError>>()?;
+        if backward {
+            lines.reverse();
+        }
+        Ok(lines)
+    }
+
+    /// One page of balances ordered by (account, currency).
+    pub async fn balances_page(
+        &self,
+        page: KeyPage<(String, String)>,
+        limit: i64,
+    ) -> Result<Vec<AccountBalance>, ProjectionError> {
+        let backward = page.is_backward();
+        let (op, bound, order) = page.parts();
+        let condition = if bound.is_some() {
+            format!("WHERE (account, currency) {op} ($1, $2)")
+        } else {
+            "WHERE $1 = $1 AND $2 = $2".to_string()
+        };
+        let (a, c) = bound.unwrap_or_default();
+        let rows = sqlx::query(&format!(
+            "SELECT account, currency, posted, pending_debits, pending_credits, postings FROM {} \
+             {condition} ORDER BY account {order}, currency {order} LIMIT $3",
+            self.t.balances
+        ))
+        .bind(a)
+        .bind(c)
+        .bind(limit.clamp(1, MAX_HISTORY_PAGE + 1))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = rows
+            .iter()
+            .map(balance_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        if backward {
+            out.reverse();
+        }
+        Ok(out)
     }
 
     /// The posted balance as of `at`: the sum of every posted movement that occurred at or

@@ -1,10 +1,11 @@
 //! The GraphQL schema: queries for identity, the event history and the ledger; mutations for API
 //! keys and journal entries. Every resolver checks role and tenant first.
 
-use agora_commands::{CommandMetadata, EventFilter, LogPosition, StoredEvent};
+use agora_commands::{CommandMetadata, EventFilter, LogPosition, Page, StoredEvent};
 use agora_domain::access::Role;
 use agora_domain::ledger::{AccountId, LedgerCommand, Posting};
 use agora_domain::money::Currency;
+use agora_projections::ledger::{AccountBalance, KeyPage};
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, InputObject, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
@@ -50,19 +51,63 @@ fn ledger_caller<'a>(ctx: &'a Context<'_>, roles: &[Role]) -> Result<&'a Princip
     }
 }
 
-fn page_size(first: Option<i32>, last: Option<i32>) -> Result<i64, ApiError> {
-    if last.is_some() {
-        return Err(ApiError::BadUserInput(
-            "backward paging (`last`) is not supported; page forward with `first`/`after`".into(),
-        ));
+/// A Relay page request: `first` (+ `after`) or `last` (+ `before`).
+struct PageArgs {
+    limit: i64,
+    cursor: Option<String>,
+    backward: bool,
+}
+
+fn page_args(
+    first: Option<i32>,
+    after: Option<String>,
+    last: Option<i32>,
+    before: Option<String>,
+) -> Result<PageArgs, ApiError> {
+    let bad = |m: &str| Err(ApiError::BadUserInput(m.to_string()));
+    let (n, cursor, backward) = match (first, last) {
+        (Some(_), Some(_)) => return bad("give `first` or `last`, not both"),
+        (None, None) => return bad("`first` or `last` is required"),
+        (Some(_), None) if before.is_some() => return bad("`before` goes with `last`"),
+        (None, Some(_)) if after.is_some() => return bad("`after` goes with `first`"),
+        (Some(n), None) => (n, after, false),
+        (None, Some(n)) => (n, before, true),
+    };
+    if !(1..=MAX_PAGE).contains(&n) {
+        return bad(&format!("`first`/`last` must be 1..={MAX_PAGE}"));
     }
-    match first {
-        Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(i64::from(n)),
-        Some(_) => Err(ApiError::BadUserInput(format!(
-            "`first` must be 1..={MAX_PAGE}"
-        ))),
-        None => Err(ApiError::BadUserInput("`first` is required".into())),
+    Ok(PageArgs {
+        limit: i64::from(n),
+        cursor,
+        backward,
+    })
+}
+
+/// Builds a connection from `limit + 1` fetched rows (oldest first): the extra row tells
+/// whether another page exists in the paging direction.
+fn connection<T, N: async_graphql::OutputType>(
+    args: &PageArgs,
+    mut rows: Vec<T>,
+    cursor: impl Fn(&T) -> String,
+    node: impl Fn(T) -> N,
+) -> Connection<String, N> {
+    let limit = args.limit as usize;
+    let more = rows.len() > limit;
+    if more && args.backward {
+        rows.remove(0);
+    } else if more {
+        rows.truncate(limit);
     }
+    let had_cursor = args.cursor.is_some();
+    let (previous, next) = if args.backward {
+        (more, had_cursor)
+    } else {
+        (had_cursor, more)
+    };
+    let mut conn = Connection::new(previous, next);
+    conn.edges
+        .extend(rows.into_iter().map(|r| Edge::new(cursor(&r), node(r))));
+    conn
 }
 
 fn parse_position_cursor(cursor: Option<String>) -> Result<LogPosition, ApiError> {
@@ -195,6 +240,17 @@ pub struct ProjectionStatusView {
     pub last_error: Option<String>,
 }
 
+fn balance_view(b: AccountBalance) -> AccountBalanceView {
+    AccountBalanceView {
+        account: b.account,
+        currency: b.currency,
+        posted: MoneyScalar(b.posted),
+        pending_debits: MoneyScalar(b.pending_debits),
+        pending_credits: MoneyScalar(b.pending_credits),
+        postings: b.postings,
+    }
+}
+
 pub struct QueryRoot;
 
 #[Object]
@@ -218,6 +274,7 @@ impl QueryRoot {
 
     /// The global event log in commit order (auditor, admin). Auditors outside the platform
     /// tenant see their tenant's events only. Cursors are opaque; page with `first`/`after`.
+    #[allow(clippy::too_many_arguments)]
     async fn events(
         &self,
         ctx: &Context<'_>,
@@ -225,25 +282,27 @@ impl QueryRoot {
         first: Option<i32>,
         after: Option<String>,
         last: Option<i32>,
+        before: Option<String>,
     ) -> Res<Connection<String, EventNode>> {
         let p = caller(ctx, &[Role::Auditor, Role::Admin])?;
-        let limit = page_size(first, last)?;
-        let after = parse_position_cursor(after)?;
+        let args = page_args(first, after, last, before)?;
         let filter = event_filter(p, filter.unwrap_or_default());
-        let mut events = state(ctx)
+        let page = match (&args.cursor, args.backward) {
+            (c, false) => Page::After(parse_position_cursor(c.clone())?),
+            (None, true) => Page::Before(None),
+            (c, true) => Page::Before(Some(parse_position_cursor(c.clone())?)),
+        };
+        let events = state(ctx)
             .store
-            .query_events(&filter, after, limit + 1)
+            .query_events_page(&filter, page, args.limit + 1)
             .await
             .map_err(|e| ApiError::internal("event history", e))?;
-        let has_next = events.len() as i64 > limit;
-        events.truncate(limit as usize);
-        let mut conn = Connection::new(after != LogPosition::START, has_next);
-        conn.edges.extend(
-            events
-                .into_iter()
-                .map(|e| Edge::new(position_cursor(e.position), EventNode(e))),
-        );
-        Ok(conn)
+        Ok(connection(
+            &args,
+            events,
+            |e| position_cursor(e.position),
+            EventNode,
+        ))
     }
 
     /// An account's balance (finance, auditor, admin).
@@ -259,17 +318,11 @@ impl QueryRoot {
             .balance(&self::account(&account)?, self::currency(&currency)?)
             .await
             .map_err(|e| ApiError::internal("ledger balance", e))?;
-        Ok(b.map(|b| AccountBalanceView {
-            account: b.account,
-            currency: b.currency,
-            posted: MoneyScalar(b.posted),
-            pending_debits: MoneyScalar(b.pending_debits),
-            pending_credits: MoneyScalar(b.pending_credits),
-            postings: b.postings,
-        }))
+        Ok(b.map(balance_view))
     }
 
     /// An account's posted movements, oldest first (finance, auditor, admin).
+    #[allow(clippy::too_many_arguments)]
     async fn ledger_history(
         &self,
         ctx: &Context<'_>,
@@ -278,42 +331,84 @@ impl QueryRoot {
         first: Option<i32>,
         after: Option<String>,
         last: Option<i32>,
+        before: Option<String>,
     ) -> Res<Connection<String, HistoryLineView>> {
         ledger_caller(ctx, &[Role::Finance, Role::Auditor, Role::Admin])?;
-        let limit = page_size(first, last)?;
-        let after_seq = match &after {
-            None => 0,
-            Some(c) => c
-                .parse::<i64>()
-                .map_err(|_| ApiError::BadUserInput(format!("invalid cursor {c:?}")))?,
+        let args = page_args(first, after, last, before)?;
+        let seq = args
+            .cursor
+            .as_ref()
+            .map(|c| {
+                c.parse::<i64>()
+                    .map_err(|_| ApiError::BadUserInput(format!("invalid cursor {c:?}")))
+            })
+            .transpose()?;
+        let page = if args.backward {
+            KeyPage::Before(seq)
+        } else {
+            KeyPage::After(seq)
         };
-        let mut lines = state(ctx)
+        let lines = state(ctx)
             .ledger_queries
-            .history(
+            .history_page(
                 &self::account(&account)?,
                 self::currency(&currency)?,
-                after_seq,
-                limit + 1,
+                page,
+                args.limit + 1,
             )
             .await
             .map_err(|e| ApiError::internal("ledger history", e))?;
-        let has_next = lines.len() as i64 > limit;
-        lines.truncate(limit as usize);
-        let mut conn = Connection::new(after_seq > 0, has_next);
-        conn.edges.extend(lines.into_iter().map(|h| {
-            Edge::new(
-                h.seq.to_string(),
-                HistoryLineView {
-                    seq: h.seq,
-                    entry_id: h.entry_id,
-                    amount: MoneyScalar(h.amount),
-                    balance_after: MoneyScalar(h.balance_after),
-                    occurred_at: h.occurred_at,
-                    global_position: h.global_position,
-                },
-            )
-        }));
-        Ok(conn)
+        Ok(connection(
+            &args,
+            lines,
+            |h| h.seq.to_string(),
+            |h| HistoryLineView {
+                seq: h.seq,
+                entry_id: h.entry_id,
+                amount: MoneyScalar(h.amount),
+                balance_after: MoneyScalar(h.balance_after),
+                occurred_at: h.occurred_at,
+                global_position: h.global_position,
+            },
+        ))
+    }
+
+    /// Every account with a balance, ordered by account and currency (finance, auditor, admin).
+    async fn ledger_accounts(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Res<Connection<String, AccountBalanceView>> {
+        ledger_caller(ctx, &[Role::Finance, Role::Auditor, Role::Admin])?;
+        let args = page_args(first, after, last, before)?;
+        let key = args
+            .cursor
+            .as_ref()
+            .map(|c| {
+                c.rsplit_once('|')
+                    .map(|(a, cur)| (a.to_string(), cur.to_string()))
+                    .ok_or_else(|| ApiError::BadUserInput(format!("invalid cursor {c:?}")))
+            })
+            .transpose()?;
+        let page = if args.backward {
+            KeyPage::Before(key)
+        } else {
+            KeyPage::After(key)
+        };
+        let rows = state(ctx)
+            .ledger_queries
+            .balances_page(page, args.limit + 1)
+            .await
+            .map_err(|e| ApiError::internal("ledger accounts", e))?;
+        Ok(connection(
+            &args,
+            rows,
+            |b| format!("{}|{}", b.account, b.currency),
+            balance_view,
+        ))
     }
 
     /// An account's posted balance as of an instant (finance, auditor, admin).
