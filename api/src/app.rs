@@ -8,9 +8,12 @@ use agora_domain::ledger::JournalEntry;
 use agora_projections::ledger::LedgerQueries;
 use agora_projections::{all_projections, ProjectionHost};
 use anyhow::Context;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::Body;
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use ed25519_dalek::SigningKey;
@@ -115,14 +118,35 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(graphiql))
         .route("/graphiql", get(graphiql))
-        .route("/graphql", get(graphiql).post(graphql_handler))
+        .route(
+            "/graphql",
+            get(graphiql)
+                .post(graphql_handler)
+                .layer(middleware::from_fn(limit_body)),
+        )
         .route("/graphql/ws", get(ws_handler))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_handler))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .route_layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
+}
+
+/// Refuses bodies over [`MAX_BODY_BYTES`] with 413 (the GraphQL extractor streams the body
+/// itself, so axum's `DefaultBodyLimit` does not reach it).
+async fn limit_body(request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Err(_) => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body over {MAX_BODY_BYTES} bytes"),
+        )
+            .into_response(),
+    }
 }
 
 async fn healthz() -> &'static str {

@@ -579,3 +579,94 @@ async fn paging(t: TestStore) {
     }
 }
 both_backends!(relay_paging_both_directions, paging);
+
+async fn history_filters(t: TestStore) {
+    let s = TestServer::start(t).await;
+    let fin = key(&s, "fin", "finance", "platform").await;
+    let fin2 = key(&s, "fin2", "finance", "platform").await;
+    let correlation = "0190e0b8-1c2d-7a3b-9c4d-5e6f708192a3";
+    let body = json!({"query": RECORD, "variables": record_vars("f-1", "fk1", "1.00")});
+    let headers = vec![
+        ("content-type", "application/json".to_string()),
+        ("authorization", format!("Bearer {fin}")),
+        ("x-correlation-id", correlation.to_string()),
+    ];
+    let (status, text) =
+        agora_tests::http_request(s.addr, "POST", "/graphql", &headers, &body.to_string()).await;
+    assert_eq!(status, 200, "{text}");
+    let r = s
+        .graphql(Some(&fin2), RECORD, record_vars("f-2", "fk2", "2.00"))
+        .await;
+    assert!(error_code(&r).is_none(), "{r}");
+    let all = read_all(&s.store.store).await;
+    let f2 = all.iter().find(|e| e.aggregate_id == "f-2").unwrap();
+
+    let ids = |r: &Value| -> Vec<String> {
+        r["data"]["events"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"]["aggregateId"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let q = |filter: String| {
+        format!("{{ events(first: 100, filter: {{{filter}}}) {{ edges {{ node {{ aggregateId correlationId actor }} }} }} }}")
+    };
+    let by_corr = s
+        .graphql(
+            Some(&s.admin_token),
+            &q(format!("correlationId: \"{correlation}\"")),
+            json!({}),
+        )
+        .await;
+    assert_eq!(ids(&by_corr), ["f-1"], "{by_corr}");
+    let by_actor = s
+        .graphql(
+            Some(&s.admin_token),
+            &q("actor: \"fin2\"".into()),
+            json!({}),
+        )
+        .await;
+    assert_eq!(ids(&by_actor), ["f-2"]);
+    let by_aggregate = s
+        .graphql(
+            Some(&s.admin_token),
+            &q("aggregateType: \"journal_entry\", aggregateId: \"f-1\"".into()),
+            json!({}),
+        )
+        .await;
+    assert_eq!(ids(&by_aggregate), ["f-1"]);
+    let p = f2.position.global_position;
+    let by_position = s
+        .graphql(
+            Some(&s.admin_token),
+            &q(format!("fromPosition: {p}, toPosition: {p}")),
+            json!({}),
+        )
+        .await;
+    assert_eq!(ids(&by_position), ["f-2"]);
+    let at = f2.recorded_at.to_rfc3339();
+    let by_time = s
+        .graphql(
+            Some(&s.admin_token),
+            &q(format!("fromTime: \"{at}\", toTime: \"{at}\"")),
+            json!({}),
+        )
+        .await;
+    assert!(ids(&by_time).contains(&"f-2".to_string()), "{by_time}");
+    let before = (f2.recorded_at - chrono::Duration::days(1)).to_rfc3339();
+    let none = s
+        .graphql(
+            Some(&s.admin_token),
+            &q(format!("toTime: \"{before}\"")),
+            json!({}),
+        )
+        .await;
+    assert!(ids(&none).is_empty(), "{none}");
+
+    // A body over 1 MiB is refused before it is parsed.
+    let big = json!({"query": format!("{{ me {{ role }} }} #{}", "x".repeat(1_100_000))});
+    let (status, _) = s.graphql_raw(Some(&s.admin_token), None, &big).await;
+    assert_eq!(status, 413);
+}
+both_backends!(event_history_filters_and_limits, history_filters);
