@@ -4,6 +4,7 @@ pub mod app;
 pub mod audit_cli;
 pub mod bench;
 pub mod config;
+pub mod eval;
 pub mod graphql;
 pub mod keys;
 pub mod metrics;

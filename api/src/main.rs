@@ -1,5 +1,5 @@
 use agora_api::config::Config;
-use agora_api::{audit_cli, bench, serve};
+use agora_api::{audit_cli, bench, eval, serve};
 use clap::{Parser, Subcommand};
 
 /// Agora: an auditable marketplace ledger.
@@ -25,6 +25,8 @@ enum Command {
     Replay(audit_cli::ReplayArgs),
     /// Write the event log as JSON Lines, from a global position on.
     Export(audit_cli::ExportArgs),
+    /// Score the log template miner on Loghub-2k (grouping accuracy, throughput).
+    EvalAnalysers(eval::EvalArgs),
 }
 
 #[tokio::main]
@@ -45,6 +47,7 @@ async fn main() -> std::process::ExitCode {
         Command::Verify => audit_cli::verify(&config).await,
         Command::Replay(args) => audit_cli::replay(&config, &args).await,
         Command::Export(args) => audit_cli::export(&config, &args).await.map(|()| true),
+        Command::EvalAnalysers(args) => eval::run(&args),
     };
     match result {
         Ok(true) => std::process::ExitCode::SUCCESS,

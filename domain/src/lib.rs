@@ -5,3 +5,4 @@
 pub mod access;
 pub mod ledger;
 pub mod money;
+pub mod templates;
