@@ -670,3 +670,114 @@ async fn history_filters(t: TestStore) {
     assert_eq!(status, 413);
 }
 both_backends!(event_history_filters_and_limits, history_filters);
+
+/// A graphql-transport-ws client: connects, sends `connection_init` with `payload`, and returns
+/// the socket after the server's first answer (which it also returns).
+async fn ws_connect(
+    s: &TestServer,
+    payload: Value,
+) -> (
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    Value,
+) {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut request = format!("ws://{}/graphql/ws", s.addr)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("ws connect");
+    let init = json!({"type": "connection_init", "payload": payload});
+    ws.send(Message::Text(init.to_string().into()))
+        .await
+        .unwrap();
+    let answer = ws_next(&mut ws).await;
+    let _ = ws.flush().await;
+    (ws, answer)
+}
+
+async fn ws_next<S>(ws: &mut S) -> Value
+where
+    S: futures::Stream<
+            Item = Result<
+                tokio_tungstenite::tungstenite::Message,
+                tokio_tungstenite::tungstenite::Error,
+            >,
+        > + Unpin,
+{
+    use futures::StreamExt;
+    loop {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(20), ws.next())
+            .await
+            .expect("a message within 20 s")
+            .expect("socket open")
+            .expect("valid frame");
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = msg {
+            let v: Value = serde_json::from_str(&text).unwrap();
+            if v["type"] != "ping" && v["type"] != "pong" {
+                return v;
+            }
+        }
+    }
+}
+
+async fn websocket(t: TestStore) {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let s = TestServer::start(t).await;
+    let fin = key(&s, "fin", "finance", "platform").await;
+    let subscribe = json!({"id": "1", "type": "subscribe", "payload": {
+        "query": "subscription { events(filter: {aggregateType: \"journal_entry\"}) { aggregateId eventType } }"}});
+
+    // No key in connection_init: the subscription is refused with UNAUTHENTICATED.
+    let (mut anon, ack) = ws_connect(&s, json!({})).await;
+    assert_eq!(ack["type"], "connection_ack", "{ack}");
+    anon.send(Message::Text(subscribe.to_string().into()))
+        .await
+        .unwrap();
+    let refused = ws_next(&mut anon).await;
+    let code = refused["payload"][0]["extensions"]["code"].clone();
+    let code = if code.is_null() {
+        refused["payload"]["errors"][0]["extensions"]["code"].clone()
+    } else {
+        code
+    };
+    assert_eq!(code, "UNAUTHENTICATED", "{refused}");
+
+    // With the admin key: events committed after subscribing arrive in order.
+    let (mut ws, ack) = ws_connect(
+        &s,
+        json!({"Authorization": format!("Bearer {}", s.admin_token)}),
+    )
+    .await;
+    assert_eq!(ack["type"], "connection_ack", "{ack}");
+    ws.send(Message::Text(subscribe.to_string().into()))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    for i in 0..2 {
+        let r = s
+            .graphql(
+                Some(&fin),
+                RECORD,
+                record_vars(&format!("ws-{i}"), &format!("wk{i}"), "1.00"),
+            )
+            .await;
+        assert!(error_code(&r).is_none(), "{r}");
+    }
+    for i in 0..2 {
+        let next = ws_next(&mut ws).await;
+        assert_eq!(next["type"], "next", "{next}");
+        assert_eq!(
+            next["payload"]["data"]["events"]["aggregateId"],
+            format!("ws-{i}")
+        );
+    }
+}
+both_backends!(subscription_over_websocket, websocket);
