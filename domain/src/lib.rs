@@ -4,5 +4,6 @@
 
 pub mod access;
 pub mod ledger;
+pub mod logmarket;
 pub mod money;
 pub mod templates;
