@@ -1,0 +1,459 @@
+//! One log in, one priced analysis out: the four agents (those that monitor the log's stage),
+//! redaction, template mining for uniqueness, quality, value, bonuses, price and improvement
+//! potential. Pure: the templates the marketplace has already seen come in as a lookup.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::LazyLock;
+
+use regex::Regex;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::analysers::{self, AnalyserConfig, LogText};
+use super::insight::{Agent, Insight};
+use super::pricing::{Bonuses, PricingConfig};
+use super::redact::redact;
+use super::scoring::{self, ImprovementPotential, LogFacts, Novelty, Quality, RoiConfig};
+use crate::money::{Money, MoneyError};
+use crate::templates::{Drain, DrainConfig};
+
+/// Largest log accepted by default (1 MiB).
+pub const DEFAULT_MAX_LOG_BYTES: usize = 1024 * 1024;
+/// Most templates an analysis records (new ones first).
+pub const MAX_TEMPLATES_RECORDED: usize = 500;
+/// Longest template text kept.
+pub const MAX_TEMPLATE_CHARS: usize = 300;
+
+/// The pipeline stage a log comes from (the seed's `source`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    Build,
+    Test,
+    Deploy,
+    Runtime,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 4] = [Stage::Build, Stage::Test, Stage::Deploy, Stage::Runtime];
+
+    pub fn parse(input: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|s| s.as_str() == input)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Build => "build",
+            Stage::Test => "test",
+            Stage::Deploy => "deploy",
+            Stage::Runtime => "runtime",
+        }
+    }
+
+    /// The agents that monitor this stage (the seed's "Monitors" lists).
+    pub fn agents(self) -> Vec<Agent> {
+        Agent::ALL
+            .into_iter()
+            .filter(|a| a.monitored_stages().contains(&self.as_str()))
+            .collect()
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A data seller (the seed's sub-PKP): 1–64 chars of `[a-z0-9_-]`, so it is also a ledger
+/// account segment.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SellerId(String);
+
+/// Most characters in a seller id.
+pub const MAX_SELLER_ID_CHARS: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("seller id must be 1–{MAX_SELLER_ID_CHARS} characters of a-z, 0-9, '-' and '_'")]
+pub struct SellerIdError;
+
+impl SellerId {
+    pub fn parse(input: &str) -> Result<SellerId, SellerIdError> {
+        let ok = !input.is_empty()
+            && input.len() <= MAX_SELLER_ID_CHARS
+            && input
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if ok {
+            Ok(SellerId(input.to_owned()))
+        } else {
+            Err(SellerIdError)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for SellerId {
+    type Error = SellerIdError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        SellerId::parse(&value)
+    }
+}
+
+impl From<SellerId> for String {
+    fn from(value: SellerId) -> String {
+        value.0
+    }
+}
+
+impl fmt::Display for SellerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Everything configurable about analysis and price.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MarketConfig {
+    pub analysers: AnalyserConfig,
+    pub pricing: PricingConfig,
+    pub roi: RoiConfig,
+    /// `AGORA_LOGMARKET_MAX_LOG_BYTES`.
+    pub max_log_bytes: usize,
+}
+
+impl Default for MarketConfig {
+    fn default() -> Self {
+        Self {
+            analysers: AnalyserConfig::default(),
+            pricing: PricingConfig::default(),
+            roi: RoiConfig::default(),
+            max_log_bytes: DEFAULT_MAX_LOG_BYTES,
+        }
+    }
+}
+
+/// Why a log could not be analysed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnalyseError {
+    #[error("log is empty")]
+    EmptyLog,
+    #[error("log is {bytes} bytes; the limit is {limit} bytes")]
+    LogTooLarge { bytes: usize, limit: usize },
+    #[error("amount out of range: {0}")]
+    Money(#[from] MoneyError),
+}
+
+/// A template of the submitted log, identified by the hash of its text.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateSeen {
+    /// First 16 bytes of SHA-256 of the template text, hex.
+    pub hash: String,
+    /// The template (of redacted lines, so it holds no secret); truncated.
+    pub template: String,
+    /// Lines of this log with this template.
+    pub lines: u32,
+    /// Never seen by the marketplace before this log.
+    pub new: bool,
+}
+
+/// The priced result of analysing one log (what a `LogAnalysisRecorded` event carries).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Analysis {
+    pub log_sha256: String,
+    pub log_bytes: u64,
+    pub line_count: u32,
+    pub agents: Vec<Agent>,
+    pub insights: Vec<Insight>,
+    pub templates: Vec<TemplateSeen>,
+    /// All templates of the log, including those beyond [`MAX_TEMPLATES_RECORDED`].
+    pub template_count: u32,
+    pub facts: LogFacts,
+    pub quality: Quality,
+    pub overall_quality: Decimal,
+    pub value_score: u8,
+    pub bonuses: Bonuses,
+    pub payment: Money,
+    pub improvement: ImprovementPotential,
+}
+
+/// Masks for template mining of logs of unknown origin: timestamps, numbers, hex ids, UUIDs,
+/// addresses, paths, URLs, quoted strings.
+pub const GENERAL_MASKS: &[&str] = &[
+    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?",
+    r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b",
+    r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b",
+    r"https?://\S+",
+    r"(?:[\w.-]*/)+[\w.-]+(?::\d+)+",
+    r#""[^"]*""#,
+    r"\b0x[0-9a-fA-F]+\b",
+    r"\b[0-9a-fA-F]{8,}\b",
+    r"[-+]?\b\d+(?:\.\d+)?(?:ms|s|µs|us|ns|[KMGT]i?B|%)?\b",
+];
+
+static TEMPLATE_CONFIG: LazyLock<DrainConfig> =
+    LazyLock::new(|| DrainConfig::new(4, 0.5, GENERAL_MASKS).expect("general masks compile"));
+
+static METRIC: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b\d+(?:\.\d+)?\s?(?:ms|s|sec|seconds|MB|GB|KB|MiB|GiB|%)(?:\W|$)")
+        .expect("metric regex")
+});
+
+static LEVEL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b(?:INFO|WARN|WARNING|ERROR|DEBUG|FATAL|CRITICAL|TRACE)\b|\[(?:build|test|deploy|runtime)\]")
+        .expect("level regex")
+});
+
+/// The template hash: first 16 bytes of SHA-256 of the text, hex.
+pub fn template_hash(text: &str) -> String {
+    hex::encode(&Sha256::digest(text.as_bytes())[..16])
+}
+
+fn has_clock_time(line: &str) -> bool {
+    let b = &line.as_bytes()[..line.len().min(64)];
+    b.windows(8).any(|w| {
+        w[2] == b':' && w[5] == b':' && [0, 1, 3, 4, 6, 7].iter().all(|&i| w[i].is_ascii_digit())
+    })
+}
+
+fn truncate_chars(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => s[..i].to_owned(),
+        None => s.to_owned(),
+    }
+}
+
+/// Redacts every text field of an insight.
+pub fn redact_insight(mut insight: Insight) -> Insight {
+    let r = |s: &mut String| {
+        if let std::borrow::Cow::Owned(o) = redact(s) {
+            *s = o;
+        }
+    };
+    r(&mut insight.title);
+    r(&mut insight.excerpt);
+    r(&mut insight.impact);
+    r(&mut insight.fix);
+    if let Some(c) = insight.root_cause.as_mut() {
+        r(c);
+    }
+    if let Some(l) = insight.location.as_mut() {
+        r(l);
+    }
+    for v in insight.details.values_mut() {
+        r(v);
+    }
+    insight
+}
+
+/// Analyses and prices one log. `known` says whether the marketplace has seen a template hash.
+pub fn analyse(
+    content: &str,
+    stage: Stage,
+    config: &MarketConfig,
+    known: &dyn Fn(&str) -> bool,
+) -> Result<Analysis, AnalyseError> {
+    if content.trim().is_empty() {
+        return Err(AnalyseError::EmptyLog);
+    }
+    if content.len() > config.max_log_bytes {
+        return Err(AnalyseError::LogTooLarge {
+            bytes: content.len(),
+            limit: config.max_log_bytes,
+        });
+    }
+    let log = LogText::new(content);
+    let agents = stage.agents();
+    let insights: Vec<Insight> = analysers::analyse_all(&log, &config.analysers)
+        .into_iter()
+        .filter(|i| agents.contains(&i.agent()))
+        .map(redact_insight)
+        .collect();
+
+    let (templates, line_template, template_count) = mine_templates(&log, known);
+    let insight_is_new = insights
+        .iter()
+        .map(|i| {
+            let line = (i.log_line as usize).saturating_sub(1);
+            line_template
+                .get(line)
+                .and_then(|t| *t)
+                .is_some_and(|t| templates_new(&templates, t))
+        })
+        .collect();
+    let novelty = Novelty {
+        insight_is_new,
+        new_templates: templates.iter().filter(|(t, _)| t.new).count() as u32,
+        templates: template_count,
+    };
+
+    let facts = LogFacts {
+        lines: log.lines.iter().filter(|l| !l.trim().is_empty()).count() as u32,
+        timestamped_lines: log.lines.iter().filter(|l| has_clock_time(l)).count() as u32,
+        has_metrics: METRIC.is_match(content),
+        has_levels: LEVEL.is_match(content),
+    };
+    let quality = Quality {
+        completeness: scoring::completeness(&facts, true, &insights),
+        relevance: scoring::relevance(&insights),
+        actionability: scoring::actionability(&insights),
+        uniqueness: scoring::uniqueness(&novelty),
+    };
+    let overall = quality.overall();
+    let any_new = novelty.insight_is_new.iter().any(|n| *n);
+    let value = scoring::value_score(&insights, any_new);
+    let bonuses = scoring::bonuses(&insights, &novelty);
+    let payment = config.pricing.payment(overall, value, bonuses)?;
+    let improvement = scoring::improvement_potential(&insights, &config.roi)?;
+    Ok(Analysis {
+        log_sha256: hex::encode(Sha256::digest(content.as_bytes())),
+        log_bytes: content.len() as u64,
+        line_count: log.lines.len() as u32,
+        agents,
+        insights,
+        templates: templates.into_iter().map(|(t, _)| t).collect(),
+        template_count,
+        facts,
+        quality,
+        overall_quality: overall,
+        value_score: value,
+        bonuses,
+        payment,
+        improvement,
+    })
+}
+
+fn templates_new(templates: &[(TemplateSeen, usize)], cluster: usize) -> bool {
+    templates
+        .iter()
+        .find(|(_, c)| *c == cluster)
+        .is_some_and(|(t, _)| t.new)
+}
+
+type Mined = (Vec<(TemplateSeen, usize)>, Vec<Option<usize>>, u32);
+
+/// Mines the log's templates from its redacted lines; returns the recorded templates (new ones
+/// first, at most [`MAX_TEMPLATES_RECORDED`]) with their cluster ids, each line's cluster, and
+/// the number of distinct templates.
+fn mine_templates(log: &LogText<'_>, known: &dyn Fn(&str) -> bool) -> Mined {
+    let mut drain = Drain::new(TEMPLATE_CONFIG.clone());
+    let line_cluster: Vec<Option<usize>> = log
+        .lines
+        .iter()
+        .map(|line| {
+            if line.trim().is_empty() {
+                None
+            } else {
+                Some(drain.add(&redact(line)))
+            }
+        })
+        .collect();
+    let mut counts: HashMap<usize, u32> = HashMap::new();
+    for c in line_cluster.iter().flatten() {
+        *counts.entry(*c).or_default() += 1;
+    }
+    let mut templates: Vec<(TemplateSeen, usize)> = drain
+        .clusters()
+        .iter()
+        .map(|cluster| {
+            let text = truncate_chars(&cluster.template_text(), MAX_TEMPLATE_CHARS);
+            let hash = template_hash(&text);
+            let new = !known(&hash);
+            (
+                TemplateSeen {
+                    hash,
+                    template: text,
+                    lines: counts.get(&cluster.id).copied().unwrap_or(0),
+                    new,
+                },
+                cluster.id,
+            )
+        })
+        .collect();
+    let total = templates.len() as u32;
+    // New templates first, then by size: what is kept under the cap matters most.
+    templates.sort_by(|(a, _), (b, _)| b.new.cmp(&a.new).then(b.lines.cmp(&a.lines)));
+    templates.truncate(MAX_TEMPLATES_RECORDED);
+    (templates, line_cluster, total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seller_ids_are_account_segments() {
+        assert!(SellerId::parse("sub-pkp-12345").is_ok());
+        assert!(SellerId::parse("").is_err());
+        assert!(SellerId::parse("Sub-PKP").is_err());
+        assert!(SellerId::parse("a:b").is_err());
+        assert!(SellerId::parse(&"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn stages_select_the_seed_agents() {
+        assert_eq!(
+            Stage::Build.agents(),
+            vec![
+                Agent::ErrorDetective,
+                Agent::SecurityGuardian,
+                Agent::QualityInspector
+            ]
+        );
+        assert_eq!(Stage::Deploy.agents().len(), 2);
+        assert_eq!(Stage::parse("runtime"), Some(Stage::Runtime));
+        assert_eq!(Stage::parse("prod"), None);
+    }
+
+    #[test]
+    fn empty_and_oversized_logs_are_rejected() {
+        let config = MarketConfig {
+            max_log_bytes: 10,
+            ..MarketConfig::default()
+        };
+        let none = |_: &str| false;
+        assert_eq!(
+            analyse("  \n", Stage::Build, &config, &none).unwrap_err(),
+            AnalyseError::EmptyLog
+        );
+        assert_eq!(
+            analyse("0123456789a", Stage::Build, &config, &none).unwrap_err(),
+            AnalyseError::LogTooLarge {
+                bytes: 11,
+                limit: 10
+            }
+        );
+    }
+
+    #[test]
+    fn repeat_logs_score_lower_uniqueness() {
+        let log = "[2025-11-06 10:30:15] INFO build started\n\
+                   [2025-11-06 10:30:16] INFO compiled 12 crates in 4.2s\n\
+                   [2025-11-06 10:30:17] INFO build finished\n";
+        let config = MarketConfig::default();
+        let first = analyse(log, Stage::Build, &config, &|_| false).unwrap();
+        assert_eq!(first.quality.uniqueness, 100);
+        assert!(first.templates.iter().all(|t| t.new));
+        let seen: Vec<String> = first.templates.iter().map(|t| t.hash.clone()).collect();
+        let again = analyse(log, Stage::Build, &config, &|h| seen.iter().any(|s| s == h)).unwrap();
+        assert_eq!(again.quality.uniqueness, 0);
+        // Same shape, other numbers: still the same templates.
+        let other = log
+            .replace("12 crates", "31 crates")
+            .replace("4.2s", "9.9s");
+        let third = analyse(&other, Stage::Build, &config, &|h| {
+            seen.iter().any(|s| s == h)
+        });
+        assert_eq!(third.unwrap().quality.uniqueness, 0);
+        assert_eq!(first.log_bytes, log.len() as u64);
+        assert_eq!(first.line_count, 3);
+        assert!(first.facts.has_levels && first.facts.has_metrics);
+        assert_eq!(first.facts.timestamped_lines, 3);
+    }
+}
