@@ -11,12 +11,14 @@ use ed25519_dalek::SigningKey;
 use crate::audit::AuditSealProjection;
 use crate::engine::{Projection, ProjectionError, ProjectionRunner, ProjectionStatus};
 use crate::ledger::LedgerProjection;
+use crate::logmarket::LogMarketProjection;
 
 /// Every projection Agora maintains, writing to its live tables. The audit seal signs its
 /// checkpoints with `ledger_key`.
 pub fn all_projections(ledger_key: Arc<SigningKey>) -> Vec<Arc<dyn Projection>> {
     vec![
         Arc::new(LedgerProjection::default()),
+        Arc::new(LogMarketProjection::default()),
         Arc::new(AuditSealProjection::new(ledger_key)),
     ]
 }

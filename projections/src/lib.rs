@@ -5,6 +5,7 @@ pub mod audit;
 pub mod engine;
 pub mod host;
 pub mod ledger;
+pub mod logmarket;
 pub mod rebuild;
 
 pub use engine::{Projection, ProjectionError, ProjectionRunner, ProjectionStatus};

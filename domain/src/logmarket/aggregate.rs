@@ -136,6 +136,7 @@ impl LogAnalysisError {
 struct Recorded {
     seller: SellerId,
     price: Money,
+    quality: rust_decimal::Decimal,
     insight_agents: Vec<Agent>,
 }
 
@@ -158,6 +159,17 @@ impl LogAnalysis {
 
     pub fn price(&self) -> Option<Money> {
         self.recorded.as_ref().map(|r| r.price)
+    }
+
+    pub fn overall_quality(&self) -> Option<rust_decimal::Decimal> {
+        self.recorded.as_ref().map(|r| r.quality)
+    }
+
+    /// The agent behind insight `index`.
+    pub fn insight_agent(&self, index: u32) -> Option<Agent> {
+        self.recorded
+            .as_ref()
+            .and_then(|r| r.insight_agents.get(index as usize).copied())
     }
 
     pub fn paid_in(&self) -> Option<&str> {
@@ -326,6 +338,7 @@ impl Aggregate for LogAnalysis {
                 self.recorded = Some(Recorded {
                     seller,
                     price: analysis.payment,
+                    quality: analysis.overall_quality,
                     insight_agents: analysis.insights.iter().map(|i| i.agent()).collect(),
                 })
             }

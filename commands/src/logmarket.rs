@@ -1,0 +1,615 @@
+//! The log marketplace's write side: analyse (and price) logs, pay an analysis exactly once,
+//! register seller keys, record insight feedback — and the process manager that turns
+//! `AnalysisPaid` into its journal entry and seller credits.
+//!
+//! Exactly-once payment: the `LogAnalysis` aggregate decides (`AnalysisPaid` is appended at most
+//! once: the aggregate refuses a second pay, and optimistic concurrency serialises racing
+//! payers). The journal entry's id is derived from the analysis id, so recording it again is a
+//! no-op; the pay call records it at once, and the process manager (a checkpointed reader of
+//! the global log) records it after a crash between the two commits.
+
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use agora_domain::ledger::{AccountId, JournalEntry, LedgerCommand, Posting};
+use agora_domain::logmarket::aggregate::{
+    split_payment, LogAnalysis, LogAnalysisCommand, LogAnalysisError, LogAnalysisEvent,
+    PayAuthorisation, Verdict,
+};
+use agora_domain::logmarket::analysis::{
+    self, AnalyseError, Analysis, MarketConfig, SellerId, Stage,
+};
+use agora_domain::logmarket::insight::{Agent, InsightKind, Severity};
+use agora_domain::logmarket::seller::{
+    verify_pay_signature, LogSeller, SellerCommand, SellerError, SignatureError,
+};
+use agora_domain::money::{Currency, Money};
+use chrono::{DateTime, Utc};
+use tokio::sync::{watch, Mutex};
+use uuid::Uuid;
+
+use crate::bus::{CommandBus, CommandError, CommitSignal};
+use crate::metadata::CommandMetadata;
+use crate::store::{LogPosition, Store, StoredEvent};
+
+/// Checkpoint name of the process manager in `projection_checkpoints`.
+pub const PROCESS_CHECKPOINT: &str = "pm_logmarket";
+/// Events read per process-manager batch.
+pub const PROCESS_BATCH: i64 = 256;
+/// Actor stamped on the process manager's commands.
+pub const PROCESS_ACTOR: &str = "process:logmarket";
+
+/// Why a marketplace command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LogMarketError {
+    #[error("{0}")]
+    BadInput(String),
+    #[error("log too large: {bytes} bytes; the limit is {limit} bytes")]
+    LogTooLarge { bytes: usize, limit: usize },
+    #[error("analysis not found")]
+    NotFound,
+    #[error("analysis already paid in transaction {transaction_id}")]
+    AlreadyPaid { transaction_id: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("store failure: {0}")]
+    Storage(String),
+}
+
+impl From<AnalyseError> for LogMarketError {
+    fn from(e: AnalyseError) -> Self {
+        match e {
+            AnalyseError::LogTooLarge { bytes, limit } => Self::LogTooLarge { bytes, limit },
+            other => Self::BadInput(other.to_string()),
+        }
+    }
+}
+
+impl From<CommandError<LogAnalysisError>> for LogMarketError {
+    fn from(e: CommandError<LogAnalysisError>) -> Self {
+        match e {
+            CommandError::Rejected(LogAnalysisError::NotFound) => Self::NotFound,
+            CommandError::Rejected(LogAnalysisError::AlreadyPaid { transaction_id }) => {
+                Self::AlreadyPaid { transaction_id }
+            }
+            CommandError::Rejected(LogAnalysisError::SellerMismatch) => {
+                Self::Forbidden("the analysis belongs to another seller".into())
+            }
+            CommandError::Rejected(e @ LogAnalysisError::InsightNotFound { .. }) => {
+                Self::BadInput(e.to_string())
+            }
+            CommandError::Rejected(e @ LogAnalysisError::FeedbackAlreadyGiven { .. }) => {
+                Self::Conflict(e.to_string())
+            }
+            CommandError::Rejected(e) => Self::Conflict(e.to_string()),
+            CommandError::Conflict => Self::Conflict("analysis kept changing; retry".into()),
+            CommandError::Storage(s) => Self::Storage(s),
+        }
+    }
+}
+
+impl From<CommandError<SellerError>> for LogMarketError {
+    fn from(e: CommandError<SellerError>) -> Self {
+        match e {
+            CommandError::Rejected(e) => Self::BadInput(e.to_string()),
+            CommandError::Conflict => Self::Conflict("seller kept changing; retry".into()),
+            CommandError::Storage(s) => Self::Storage(s),
+        }
+    }
+}
+
+/// How a pay request is authorised.
+#[derive(Clone, Debug)]
+pub enum PayAuth {
+    /// The seller's ed25519 signature (hex) over the canonical pay message.
+    Signature(String),
+    /// No signature; the caller is an operator (admin or finance) with this principal.
+    Operator(String),
+    /// No signature and no operator role.
+    None,
+}
+
+/// What a payment produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PaymentReceipt {
+    pub transaction_id: String,
+    pub analysis_id: String,
+    pub seller: SellerId,
+    pub amount: Money,
+    pub journal_entry_id: String,
+    pub paid_at: DateTime<Utc>,
+}
+
+/// The journal entry id of an analysis's payment.
+pub fn payment_entry_id(analysis_id: &str) -> String {
+    format!("logpay-{analysis_id}")
+}
+
+/// The marketplace's command side.
+pub struct LogMarket {
+    store: Store,
+    config: MarketConfig,
+    analyses: CommandBus<LogAnalysis>,
+    sellers: CommandBus<LogSeller>,
+    journal: CommandBus<JournalEntry>,
+    /// Template hashes the marketplace has seen (persisted in the events; loaded at start).
+    known: RwLock<HashSet<String>>,
+    /// Serialises "judge novelty, then record": two concurrent first-time patterns cannot both
+    /// count as first.
+    novelty: Mutex<()>,
+}
+
+impl LogMarket {
+    pub fn new(store: &Store, signal: CommitSignal, config: MarketConfig) -> Self {
+        Self {
+            store: store.clone(),
+            config,
+            analyses: CommandBus::new(store, signal.clone(), ()),
+            sellers: CommandBus::new(store, signal.clone(), ()),
+            journal: CommandBus::new(store, signal, ()),
+            known: RwLock::new(HashSet::new()),
+            novelty: Mutex::new(()),
+        }
+    }
+
+    pub fn config(&self) -> &MarketConfig {
+        &self.config
+    }
+
+    /// Adds template hashes to the known set (at start, from the templates read model).
+    pub fn remember_templates<I: IntoIterator<Item = String>>(&self, hashes: I) {
+        let mut known = self.known.write().unwrap_or_else(|e| e.into_inner());
+        known.extend(hashes);
+    }
+
+    pub fn known_templates(&self) -> usize {
+        self.known.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Analyses, prices and records one log; returns the new analysis id and the analysis.
+    #[tracing::instrument(skip_all, fields(seller = %seller, stage = %stage, bytes = content.len()))]
+    pub async fn analyse(
+        &self,
+        seller: &SellerId,
+        stage: Stage,
+        content: &str,
+        meta: &CommandMetadata,
+    ) -> Result<(String, Analysis), LogMarketError> {
+        let analysis_id = format!("analysis-{}", Uuid::now_v7().simple());
+        let _guard = self.novelty.lock().await;
+        let analysis = {
+            let known = self.known.read().unwrap_or_else(|e| e.into_inner());
+            analysis::analyse(content, stage, &self.config, &|h| known.contains(h))?
+        };
+        let command = LogAnalysisCommand::Record {
+            seller: seller.clone(),
+            stage,
+            analysis: Box::new(analysis.clone()),
+            occurred_at: meta.occurred_at,
+        };
+        self.analyses.execute(&analysis_id, command, meta).await?;
+        self.remember_templates(analysis.templates.iter().map(|t| t.hash.clone()));
+        Ok((analysis_id, analysis))
+    }
+
+    /// Registers (or rotates) a seller's payment key.
+    pub async fn register_key(
+        &self,
+        seller: &SellerId,
+        public_key_hex: &str,
+        meta: &CommandMetadata,
+    ) -> Result<(), LogMarketError> {
+        let command = SellerCommand::RegisterKey {
+            public_key_hex: public_key_hex.to_owned(),
+            occurred_at: meta.occurred_at,
+        };
+        self.sellers.execute(seller.as_str(), command, meta).await?;
+        Ok(())
+    }
+
+    pub async fn seller(&self, seller: &SellerId) -> Result<LogSeller, LogMarketError> {
+        self.sellers
+            .load(seller.as_str())
+            .await
+            .map_err(LogMarketError::from)
+    }
+
+    pub async fn analysis(&self, analysis_id: &str) -> Result<LogAnalysis, LogMarketError> {
+        self.analyses
+            .load(analysis_id)
+            .await
+            .map_err(LogMarketError::from)
+    }
+
+    /// Pays an analysis to its seller, exactly once. A seller with a registered key must sign
+    /// the canonical pay message; without one, only an operator may pay.
+    #[tracing::instrument(skip_all, fields(analysis = analysis_id, seller = %seller))]
+    pub async fn pay(
+        &self,
+        analysis_id: &str,
+        seller: &SellerId,
+        auth: PayAuth,
+        meta: &CommandMetadata,
+    ) -> Result<PaymentReceipt, LogMarketError> {
+        let state = self.analysis(analysis_id).await?;
+        let price = state.price().ok_or(LogMarketError::NotFound)?;
+        if let Some(txn) = state.paid_in() {
+            return Err(LogMarketError::AlreadyPaid {
+                transaction_id: txn.to_owned(),
+            });
+        }
+        if state.seller() != Some(seller) {
+            return Err(LogMarketError::Forbidden(
+                "the analysis belongs to another seller".into(),
+            ));
+        }
+        let registered = self.seller(seller).await?;
+        let authorisation = match (registered.public_key_hex(), auth) {
+            (Some(key), PayAuth::Signature(signature)) => {
+                verify_pay_signature(key, analysis_id, seller, price, &signature).map_err(|e| {
+                    match e {
+                        SignatureError::Malformed => LogMarketError::BadInput(e.to_string()),
+                        _ => LogMarketError::Forbidden(format!("payment signature refused: {e}")),
+                    }
+                })?;
+                PayAuthorisation::SellerSignature {
+                    public_key_hex: key.to_owned(),
+                    signature_hex: signature.trim().to_ascii_lowercase(),
+                }
+            }
+            (Some(_), _) => {
+                return Err(LogMarketError::Forbidden(
+                    "this seller has a registered key: the pay request needs its signature".into(),
+                ))
+            }
+            (None, PayAuth::Operator(principal)) => PayAuthorisation::Operator { principal },
+            (None, PayAuth::Signature(_)) => {
+                return Err(LogMarketError::Forbidden(
+                    "the seller has no registered key to verify the signature with".into(),
+                ))
+            }
+            (None, PayAuth::None) => {
+                return Err(LogMarketError::Forbidden(
+                    "payment needs the seller's signature or an operator (admin, finance)".into(),
+                ))
+            }
+        };
+        let transaction_id = format!("txn-{}", Uuid::now_v7().simple());
+        let journal_entry_id = payment_entry_id(analysis_id);
+        let command = LogAnalysisCommand::Pay {
+            transaction_id: transaction_id.clone(),
+            seller: seller.clone(),
+            amount: price,
+            journal_entry_id: journal_entry_id.clone(),
+            agent_shares: split_payment(price, &state.paying_agents()),
+            authorisation,
+            occurred_at: meta.occurred_at,
+        };
+        self.analyses.execute(analysis_id, command, meta).await?;
+        // Settle now; the process manager settles again (idempotently) if this fails or the
+        // process dies here.
+        let settled = self
+            .settle_payment(
+                analysis_id,
+                seller,
+                price,
+                &transaction_id,
+                &journal_entry_id,
+                &state,
+                meta,
+            )
+            .await;
+        if let Err(e) = settled {
+            tracing::warn!(error = %e, "payment recorded; settlement left to the process manager");
+        }
+        Ok(PaymentReceipt {
+            transaction_id,
+            analysis_id: analysis_id.to_owned(),
+            seller: seller.clone(),
+            amount: price,
+            journal_entry_id,
+            paid_at: meta.occurred_at,
+        })
+    }
+
+    /// Records the payment's journal entry (marketplace funding → seller payable) and the
+    /// seller's points. Both are idempotent.
+    #[allow(clippy::too_many_arguments)]
+    async fn settle_payment(
+        &self,
+        analysis_id: &str,
+        seller: &SellerId,
+        amount: Money,
+        transaction_id: &str,
+        journal_entry_id: &str,
+        state: &LogAnalysis,
+        meta: &CommandMetadata,
+    ) -> Result<(), LogMarketError> {
+        let payable = AccountId::seller_payable(seller.as_str())
+            .map_err(|e| LogMarketError::BadInput(e.to_string()))?;
+        let credit = amount
+            .checked_neg()
+            .map_err(|e| LogMarketError::BadInput(e.to_string()))?;
+        let record = LedgerCommand::Record {
+            currency: Currency::usd(),
+            postings: vec![
+                Posting::new(AccountId::marketplace_funding(), amount),
+                Posting::new(payable, credit),
+            ],
+            memo: format!("log analysis {analysis_id} paid in {transaction_id}"),
+            occurred_at: meta.occurred_at,
+        };
+        self.journal
+            .execute(journal_entry_id, record, meta)
+            .await
+            .map_err(|e| match e {
+                CommandError::Rejected(e) => LogMarketError::Conflict(e.to_string()),
+                CommandError::Conflict => LogMarketError::Conflict("journal busy".into()),
+                CommandError::Storage(s) => LogMarketError::Storage(s),
+            })?;
+        let quality = state_quality(state);
+        let credit = SellerCommand::CreditPayment {
+            analysis_id: analysis_id.to_owned(),
+            amount,
+            quality,
+            occurred_at: meta.occurred_at,
+        };
+        self.sellers.execute(seller.as_str(), credit, meta).await?;
+        Ok(())
+    }
+
+    /// Records a reviewer's or the seller's verdict on one insight.
+    pub async fn feedback(
+        &self,
+        analysis_id: &str,
+        insight_index: u32,
+        verdict: Verdict,
+        reviewer: &str,
+        meta: &CommandMetadata,
+    ) -> Result<Agent, LogMarketError> {
+        let command = LogAnalysisCommand::RecordFeedback {
+            insight_index,
+            verdict,
+            reviewer: reviewer.to_owned(),
+            occurred_at: meta.occurred_at,
+        };
+        self.analyses.execute(analysis_id, command, meta).await?;
+        let state = self.analysis(analysis_id).await?;
+        state
+            .insight_agent(insight_index)
+            .ok_or(LogMarketError::NotFound)
+    }
+
+    /// The process manager's reaction to one event. Idempotent: safe to deliver twice.
+    pub async fn react(&self, event: &StoredEvent) -> Result<(), LogMarketError> {
+        if event.aggregate_type != "log_analysis" {
+            return Ok(());
+        }
+        let parsed: LogAnalysisEvent = match serde_json::from_value(event.payload.clone()) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(position = ?event.position, error = %e, "unreadable log_analysis event");
+                return Ok(());
+            }
+        };
+        let mut meta = CommandMetadata::new(
+            PROCESS_ACTOR,
+            event.meta("tenant").unwrap_or("platform"),
+            event_time(&parsed),
+        )
+        .map_err(|e| LogMarketError::BadInput(e.to_string()))?;
+        if let Some(corr) = event.meta("correlation_id").and_then(|c| c.parse().ok()) {
+            let cause = event.meta("event_id").and_then(|c| c.parse().ok());
+            meta = meta.with_correlation(corr, cause);
+        }
+        let analysis_id = event.aggregate_id.as_str();
+        match parsed {
+            LogAnalysisEvent::LogAnalysisRecorded {
+                seller, analysis, ..
+            } => {
+                self.remember_templates(analysis.templates.iter().map(|t| t.hash.clone()));
+                let count = |f: &dyn Fn(InsightKind, Severity) -> bool| {
+                    analysis
+                        .insights
+                        .iter()
+                        .filter(|i| f(i.kind, i.severity))
+                        .count() as u32
+                };
+                let credit = SellerCommand::CreditAnalysis {
+                    analysis_id: analysis_id.to_owned(),
+                    quality: analysis.overall_quality,
+                    critical_errors: count(&|k, s| {
+                        k.agent() == Agent::ErrorDetective && s == Severity::Critical
+                    }),
+                    security_findings: count(&|k, s| {
+                        k.agent() == Agent::SecurityGuardian && s >= Severity::Medium
+                    }),
+                    performance_findings: count(&|k, _| k.agent() == Agent::PerformanceAnalyzer),
+                    occurred_at: meta.occurred_at,
+                };
+                self.sellers.execute(seller.as_str(), credit, &meta).await?;
+            }
+            LogAnalysisEvent::AnalysisPaid {
+                transaction_id,
+                seller,
+                amount,
+                journal_entry_id,
+                ..
+            } => {
+                let state = self.analysis(analysis_id).await?;
+                self.settle_payment(
+                    analysis_id,
+                    &seller,
+                    amount,
+                    &transaction_id,
+                    &journal_entry_id,
+                    &state,
+                    &meta,
+                )
+                .await?;
+            }
+            LogAnalysisEvent::InsightFeedbackRecorded { .. } => {}
+        }
+        Ok(())
+    }
+}
+
+fn state_quality(state: &LogAnalysis) -> rust_decimal::Decimal {
+    state.overall_quality().unwrap_or_default()
+}
+
+/// The reaction is stamped with the time of the event it reacts to, so a replay after a crash
+/// writes exactly what the first delivery would have.
+fn event_time(parsed: &LogAnalysisEvent) -> DateTime<Utc> {
+    match parsed {
+        LogAnalysisEvent::LogAnalysisRecorded { occurred_at, .. }
+        | LogAnalysisEvent::AnalysisPaid { occurred_at, .. }
+        | LogAnalysisEvent::InsightFeedbackRecorded { occurred_at, .. } => *occurred_at,
+    }
+}
+
+/// Runs [`LogMarket::react`] over the global log from a checkpoint: at-least-once delivery of
+/// idempotent reactions, so each effect happens exactly once.
+pub struct LogMarketProcess {
+    market: Arc<LogMarket>,
+}
+
+impl LogMarketProcess {
+    pub fn new(market: Arc<LogMarket>) -> Self {
+        Self { market }
+    }
+
+    fn store(&self) -> &Store {
+        &self.market.store
+    }
+
+    /// Creates the checkpoint row if missing.
+    pub async fn prepare(&self) -> Result<(), LogMarketError> {
+        sqlx::query(
+            "INSERT INTO projection_checkpoints (name, version) VALUES ($1, 1) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(PROCESS_CHECKPOINT)
+        .execute(self.store().read_models())
+        .await
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    async fn checkpoint(&self) -> Result<LogPosition, LogMarketError> {
+        use sqlx::Row;
+        let row = sqlx::query(
+            "SELECT transaction_id, global_position FROM projection_checkpoints WHERE name = $1",
+        )
+        .bind(PROCESS_CHECKPOINT)
+        .fetch_one(self.store().read_models())
+        .await
+        .map_err(storage)?;
+        Ok(LogPosition {
+            transaction_id: row.try_get(0).map_err(storage)?,
+            global_position: row.try_get(1).map_err(storage)?,
+        })
+    }
+
+    async fn advance(
+        &self,
+        from: LogPosition,
+        to: LogPosition,
+        n: usize,
+    ) -> Result<(), LogMarketError> {
+        sqlx::query(
+            "UPDATE projection_checkpoints \
+                SET transaction_id = $1, global_position = $2, \
+                    events_applied = events_applied + $3, updated_at_us = $4 \
+              WHERE name = $5 AND transaction_id = $6 AND global_position = $7",
+        )
+        .bind(to.transaction_id)
+        .bind(to.global_position)
+        .bind(n as i64)
+        .bind(Utc::now().timestamp_micros())
+        .bind(PROCESS_CHECKPOINT)
+        .bind(from.transaction_id)
+        .bind(from.global_position)
+        .execute(self.store().read_models())
+        .await
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    /// Reacts to the next batch; returns how many events were handled. On an error the
+    /// checkpoint stays after the last event handled, so the failed one is retried.
+    pub async fn run_batch(&self) -> Result<usize, LogMarketError> {
+        let from = self.checkpoint().await?;
+        let events = self
+            .store()
+            .read_global(from, PROCESS_BATCH)
+            .await
+            .map_err(storage)?;
+        let mut done = from;
+        let mut handled = 0;
+        for event in &events {
+            if let Err(e) = self.market.react(event).await {
+                if handled > 0 {
+                    self.advance(from, done, handled).await?;
+                }
+                return Err(e);
+            }
+            done = event.position;
+            handled += 1;
+        }
+        if handled > 0 {
+            self.advance(from, done, handled).await?;
+        }
+        Ok(handled)
+    }
+
+    /// Handles everything visible now.
+    pub async fn catch_up(&self) -> Result<usize, LogMarketError> {
+        self.prepare().await?;
+        let mut total = 0;
+        loop {
+            let n = self.run_batch().await?;
+            total += n;
+            if n == 0 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Runs until `shutdown`: reacts as commits are signalled, polls for other processes'
+    /// writes, backs off on errors.
+    pub async fn run(self, mut commits: watch::Receiver<u64>, mut shutdown: watch::Receiver<bool>) {
+        if let Err(e) = self.prepare().await {
+            tracing::error!(error = %e, "log marketplace process manager cannot start");
+            return;
+        }
+        let mut backoff = Duration::from_millis(100);
+        while !*shutdown.borrow() {
+            let pause = match self.run_batch().await {
+                Ok(n) if n > 0 => {
+                    backoff = Duration::from_millis(100);
+                    continue;
+                }
+                Ok(_) => Duration::from_millis(250),
+                Err(e) => {
+                    tracing::error!(error = %e, "log marketplace process manager failed; retrying");
+                    let pause = backoff;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    pause
+                }
+            };
+            tokio::select! {
+                _ = commits.changed() => {}
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+}
+
+fn storage(e: sqlx::Error) -> LogMarketError {
+    LogMarketError::Storage(e.to_string())
+}
