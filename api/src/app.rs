@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use agora_commands::logmarket::{LogMarket, LogMarketProcess};
 use agora_commands::{CommandBus, CommitSignal, PoolSizes, Store, StoreLocation};
 use agora_domain::access::ApiKey;
 use agora_domain::ledger::JournalEntry;
@@ -22,6 +23,7 @@ use serde_json::json;
 use crate::graphql::auth::Keys;
 use crate::graphql::idempotency::Idempotency;
 use crate::graphql::{build_schema, graphiql, graphql_handler, ws_handler, AgoraSchema};
+use crate::logmarket::{MarketApi, MarketSettings};
 use crate::metrics::{metrics_handler, track, Metrics};
 use crate::ratelimit::RateLimiter;
 
@@ -39,11 +41,31 @@ pub struct AppState {
     pub schema: AgoraSchema,
     pub metrics: Metrics,
     pub rate_limiter: Arc<RateLimiter>,
+    pub market: Arc<MarketApi>,
+}
+
+/// Tunables of a running application.
+#[derive(Clone, Debug)]
+pub struct AppOptions {
+    /// GraphQL requests per key per minute.
+    pub rate_limit_per_minute: u32,
+    pub market: MarketSettings,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        Self {
+            rate_limit_per_minute: crate::ratelimit::DEFAULT_PER_MINUTE,
+            market: MarketSettings::default(),
+        }
+    }
 }
 
 /// A running application (without its HTTP listener).
 pub struct App {
     pub state: AppState,
+    process_stop: tokio::sync::watch::Sender<bool>,
+    process: tokio::task::JoinHandle<()>,
 }
 
 impl App {
@@ -55,6 +77,20 @@ impl App {
         ledger_key: SigningKey,
         bootstrap_admin_key: Option<&str>,
         rate_limit_per_minute: u32,
+    ) -> anyhow::Result<Self> {
+        let options = AppOptions {
+            rate_limit_per_minute,
+            ..AppOptions::default()
+        };
+        Self::start_with(location, ledger_key, bootstrap_admin_key, options).await
+    }
+
+    /// [`App::start`] with every option.
+    pub async fn start_with(
+        location: &StoreLocation,
+        ledger_key: SigningKey,
+        bootstrap_admin_key: Option<&str>,
+        options: AppOptions,
     ) -> anyhow::Result<Self> {
         let store = Store::connect(location, &PoolSizes::default()).await?;
         store.migrate().await.context("running migrations")?;
@@ -79,19 +115,45 @@ impl App {
             println!("agora: first start: admin API key (shown once, keep it): {token}");
         }
         let idempotency = Idempotency::new(store.read_models().clone());
+        let projections = Arc::new(host);
+        let market = Arc::new(LogMarket::new(
+            &store,
+            signal.clone(),
+            options.market.config.clone(),
+        ));
+        let market_api = MarketApi::new(&store, market.clone(), projections.clone(), options.market);
+        // The novelty index starts from every template the read model holds; the process
+        // manager adds those of analyses it has not seen yet.
+        let hashes = market_api
+            .queries
+            .template_hashes()
+            .await
+            .context("loading known log templates")?;
+        market.remember_templates(hashes);
+        let process = LogMarketProcess::new(market);
+        process
+            .catch_up()
+            .await
+            .map_err(|e| anyhow::anyhow!("log marketplace process manager: {e}"))?;
+        let (process_stop, stop_rx) = tokio::sync::watch::channel(false);
+        let commits = signal.subscribe();
+        let process = tokio::spawn(process.run(commits, stop_rx));
         Ok(Self {
+            process_stop,
+            process,
             state: AppState {
                 store,
                 signal,
                 ledger,
                 ledger_queries,
-                projections: Arc::new(host),
+                projections,
                 keys,
                 idempotency,
                 public_key_hex,
                 schema: build_schema(),
                 metrics: Metrics::new().context("registering metrics")?,
-                rate_limiter: Arc::new(RateLimiter::new(rate_limit_per_minute)),
+                rate_limiter: Arc::new(RateLimiter::new(options.rate_limit_per_minute)),
+                market: Arc::new(market_api),
             },
         })
     }
@@ -99,9 +161,17 @@ impl App {
     /// Stops the projections after their current batch (each checkpoints as it commits) and
     /// closes the pools.
     pub async fn shutdown(self) {
+        let _ = self.process_stop.send(true);
+        if let Err(e) = self.process.await {
+            tracing::error!(error = %e, "log marketplace process manager panicked");
+        }
         let AppState {
-            store, projections, ..
+            store,
+            projections,
+            market,
+            ..
         } = self.state;
+        drop(market);
         match Arc::try_unwrap(projections) {
             Ok(host) => host.shutdown().await,
             Err(_) => tracing::warn!("projections still shared at shutdown; not waiting for them"),
@@ -111,7 +181,7 @@ impl App {
 }
 
 /// Largest request body accepted.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 /// The HTTP routes.
 pub fn router(state: AppState) -> Router {
@@ -128,6 +198,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_handler))
+        .merge(crate::logmarket::rest::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
 }

@@ -6,7 +6,11 @@ use std::path::PathBuf;
 
 use agora_commands::store::{StoreConfigError, StoreLocation};
 
+use agora_domain::logmarket::insight::Agent;
+use agora_domain::money::Money;
+
 use crate::keys::{Secret, SIGNING_KEY_ENV};
+use crate::logmarket::MarketSettings;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./data";
@@ -25,6 +29,14 @@ pub enum ConfigError {
     WeakBootstrapKey,
     #[error("AGORA_LOG_FORMAT={value:?} must be `text` or `json`")]
     BadLogFormat { value: String },
+    #[error("{name}={value:?} must be a positive whole number")]
+    BadNumber { name: &'static str, value: String },
+    #[error("{name}={value:?} must be a decimal amount such as 0.10")]
+    BadAmount { name: &'static str, value: String },
+    #[error("{name}={value:?} must be true or false")]
+    BadFlag { name: &'static str, value: String },
+    #[error("log marketplace pricing: {0}")]
+    BadPricing(String),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +57,102 @@ pub struct Config {
     pub bootstrap_admin_key: Option<Secret>,
     /// `AGORA_RATE_LIMIT_PER_MINUTE`: GraphQL requests per API key per minute.
     pub rate_limit_per_minute: u32,
+    /// The log marketplace's limits and prices.
+    pub market: MarketSettings,
+}
+
+fn positive(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+) -> Result<u64, ConfigError> {
+    match get(name).as_deref() {
+        None | Some("") => Ok(default),
+        Some(v) => v
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| ConfigError::BadNumber {
+                name,
+                value: v.to_string(),
+            }),
+    }
+}
+
+fn amount(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: Money,
+) -> Result<Money, ConfigError> {
+    match get(name).as_deref() {
+        None | Some("") => Ok(default),
+        Some(v) => Money::parse(v).map_err(|_| ConfigError::BadAmount {
+            name,
+            value: v.to_string(),
+        }),
+    }
+}
+
+fn flag(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match get(name).as_deref() {
+        None | Some("") => Ok(default),
+        Some("true" | "1" | "yes") => Ok(true),
+        Some("false" | "0" | "no") => Ok(false),
+        Some(v) => Err(ConfigError::BadFlag {
+            name,
+            value: v.to_string(),
+        }),
+    }
+}
+
+/// Reads the log marketplace settings: the seed's `LOG_MARKETPLACE_ENABLED`,
+/// `LOG_MARKETPLACE_MIN_PAYMENT`, `LOG_MARKETPLACE_MAX_PAYMENT`, `AI_MONITOR_*`, and
+/// `AGORA_LOGMARKET_MAX_LOG_BYTES`, `AGORA_LOGMARKET_RATE_LIMIT_PER_MINUTE`,
+/// `AGORA_LOGMARKET_SUBMISSIONS_PER_HOUR`.
+fn market_settings(get: &impl Fn(&str) -> Option<String>) -> Result<MarketSettings, ConfigError> {
+    let d = MarketSettings::default();
+    let mut m = d.clone();
+    m.enabled = flag(get, "LOG_MARKETPLACE_ENABLED", d.enabled)?;
+    m.config.pricing.min_payment =
+        amount(get, "LOG_MARKETPLACE_MIN_PAYMENT", d.config.pricing.min_payment)?;
+    m.config.pricing.max_payment =
+        amount(get, "LOG_MARKETPLACE_MAX_PAYMENT", d.config.pricing.max_payment)?;
+    m.config
+        .pricing
+        .validate()
+        .map_err(|e| ConfigError::BadPricing(e.to_string()))?;
+    m.config.max_log_bytes = positive(
+        get,
+        "AGORA_LOGMARKET_MAX_LOG_BYTES",
+        d.config.max_log_bytes as u64,
+    )? as usize;
+    m.rate_limit_per_minute = positive(
+        get,
+        "AGORA_LOGMARKET_RATE_LIMIT_PER_MINUTE",
+        u64::from(d.rate_limit_per_minute),
+    )?
+    .min(u64::from(u32::MAX)) as u32;
+    m.submissions_per_hour = positive(
+        get,
+        "AGORA_LOGMARKET_SUBMISSIONS_PER_HOUR",
+        u64::from(d.submissions_per_hour),
+    )?
+    .min(u64::from(u32::MAX)) as u32;
+    for (name, agent) in [
+        ("AI_MONITOR_ERROR_DETECTIVE", Agent::ErrorDetective),
+        ("AI_MONITOR_PERFORMANCE", Agent::PerformanceAnalyzer),
+        ("AI_MONITOR_SECURITY", Agent::SecurityGuardian),
+        ("AI_MONITOR_QUALITY", Agent::QualityInspector),
+    ] {
+        if !flag(get, name, true)? {
+            m.config.disabled_agents.push(agent);
+        }
+    }
+    Ok(m)
 }
 
 impl Config {
@@ -88,6 +196,7 @@ impl Config {
                 }
             })?,
         };
+        let market = market_settings(&get)?;
         Ok(Self {
             store,
             data_dir,
@@ -96,6 +205,7 @@ impl Config {
             signing_key,
             bootstrap_admin_key,
             rate_limit_per_minute,
+            market,
         })
     }
 }
@@ -140,5 +250,39 @@ mod tests {
             cfg(&[("AGORA_LOG_FORMAT", "xml")]),
             Err(ConfigError::BadLogFormat { .. })
         ));
+        assert!(matches!(
+            cfg(&[("LOG_MARKETPLACE_MAX_PAYMENT", "twenty")]),
+            Err(ConfigError::BadAmount { .. })
+        ));
+        assert!(matches!(
+            cfg(&[("LOG_MARKETPLACE_MIN_PAYMENT", "30.00")]),
+            Err(ConfigError::BadPricing(_))
+        ));
+        assert!(matches!(
+            cfg(&[("AGORA_LOGMARKET_MAX_LOG_BYTES", "0")]),
+            Err(ConfigError::BadNumber { .. })
+        ));
+        assert!(matches!(
+            cfg(&[("AI_MONITOR_SECURITY", "maybe")]),
+            Err(ConfigError::BadFlag { .. })
+        ));
+    }
+
+    #[test]
+    fn marketplace_settings_follow_the_seed_names() {
+        let c = cfg(&[
+            ("LOG_MARKETPLACE_MIN_PAYMENT", "0.25"),
+            ("LOG_MARKETPLACE_MAX_PAYMENT", "15.00"),
+            ("AI_MONITOR_QUALITY", "false"),
+            ("AGORA_LOGMARKET_MAX_LOG_BYTES", "2048"),
+        ])
+        .unwrap();
+        assert_eq!(c.market.config.pricing.min_payment.to_string(), "0.25");
+        assert_eq!(c.market.config.pricing.max_payment.to_string(), "15.00");
+        assert_eq!(c.market.config.disabled_agents, vec![Agent::QualityInspector]);
+        assert_eq!(c.market.config.max_log_bytes, 2048);
+        let d = cfg(&[]).unwrap().market;
+        assert_eq!((d.rate_limit_per_minute, d.submissions_per_hour), (100, 1000));
+        assert!(d.enabled);
     }
 }

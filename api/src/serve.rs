@@ -31,7 +31,11 @@ pub async fn serve(config: &Config) -> anyhow::Result<()> {
     let key = crate::keys::load_or_create(config.signing_key.as_ref(), &config.data_dir)?;
     tracing::info!(public_key = %hex::encode(key.verifying_key().to_bytes()), "ledger signing key");
     let bootstrap = config.bootstrap_admin_key.as_ref().map(|s| s.expose());
-    let app = App::start(&config.store, key, bootstrap, config.rate_limit_per_minute).await?;
+    let options = crate::app::AppOptions {
+        rate_limit_per_minute: config.rate_limit_per_minute,
+        market: config.market.clone(),
+    };
+    let app = App::start_with(&config.store, key, bootstrap, options).await?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;

@@ -627,6 +627,11 @@ fn time(us: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(us).unwrap_or_default()
 }
 
+/// `SUM(expr)` as a BIGINT on both backends (PostgreSQL sums BIGINT into NUMERIC).
+fn total(expr: &str) -> String {
+    format!("CAST(COALESCE(SUM({expr}), 0) AS BIGINT)")
+}
+
 /// Read-side queries over the live tables.
 #[derive(Clone)]
 pub struct LogMarketQueries {
@@ -651,12 +656,17 @@ impl LogMarketQueries {
 
     pub async fn totals(&self) -> Result<Totals, ProjectionError> {
         let row = sqlx::query(&format!(
-            "SELECT COUNT(*), COALESCE(SUM(insights), 0), COALESCE(SUM(paid), 0), \
-             COALESCE(SUM(CASE WHEN paid = 1 THEN payment_cents ELSE 0 END), 0), \
-             COALESCE(SUM(quality_q4), 0), COALESCE(SUM(value_score), 0), \
-             COALESCE(SUM(roi_cents), 0), COALESCE(SUM(errors), 0), \
-             COALESCE(SUM(performance), 0), COALESCE(SUM(security), 0), \
-             COALESCE(SUM(improvements), 0) FROM {}",
+            "SELECT COUNT(*), {}, {}, {}, {}, {}, {}, {}, {}, {}, {} FROM {}",
+            total("insights"),
+            total("paid"),
+            total("CASE WHEN paid = 1 THEN payment_cents ELSE 0 END"),
+            total("quality_q4"),
+            total("value_score"),
+            total("roi_cents"),
+            total("errors"),
+            total("performance"),
+            total("security"),
+            total("improvements"),
             self.t.analyses
         ))
         .fetch_one(&self.pool)
@@ -789,9 +799,11 @@ impl LogMarketQueries {
     /// Daily averages, newest day first, at most `days`.
     pub async fn daily_trends(&self, days: i64) -> Result<Vec<DailyTrend>, ProjectionError> {
         let rows = sqlx::query(&format!(
-            "SELECT created_at_us / 86400000000 AS d, COUNT(*), SUM(quality_q4), SUM(value_score), \
-             SUM(CASE WHEN paid = 1 THEN payment_cents ELSE 0 END) FROM {} \
+            "SELECT created_at_us / 86400000000 AS d, COUNT(*), {}, {}, {} FROM {} \
              GROUP BY created_at_us / 86400000000 ORDER BY d DESC LIMIT $1",
+            total("quality_q4"),
+            total("value_score"),
+            total("CASE WHEN paid = 1 THEN payment_cents ELSE 0 END"),
             self.t.analyses
         ))
         .bind(days.clamp(1, MAX_LIST))

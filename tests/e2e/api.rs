@@ -664,8 +664,8 @@ async fn history_filters(t: TestStore) {
         .await;
     assert!(ids(&none).is_empty(), "{none}");
 
-    // A body over 1 MiB is refused before it is parsed.
-    let big = json!({"query": format!("{{ me {{ role }} }} #{}", "x".repeat(1_100_000))});
+    // A body over the limit is refused before it is parsed.
+    let big = json!({"query": format!("{{ me {{ role }} }} #{}", "x".repeat(agora_api::app::MAX_BODY_BYTES + 1))});
     let (status, _) = s.graphql_raw(Some(&s.admin_token), None, &big).await;
     assert_eq!(status, 413);
 }

@@ -4,5 +4,6 @@ mod api;
 mod audit_seal;
 mod common;
 mod ledger_projection;
+mod logmarket;
 mod projection_engine;
 mod store_contract;

@@ -154,12 +154,21 @@ pub const TEST_RATE_LIMIT: u32 = 200;
 
 impl TestServer {
     pub async fn start(store: TestStore) -> Self {
+        let options = agora_api::app::AppOptions {
+            rate_limit_per_minute: TEST_RATE_LIMIT,
+            ..Default::default()
+        };
+        Self::start_with(store, options).await
+    }
+
+    /// A server with explicit options (limits, marketplace settings).
+    pub async fn start_with(store: TestStore, options: agora_api::app::AppOptions) -> Self {
         let key = ed25519_dalek::SigningKey::from_bytes(&[1u8; 32]);
-        let app = agora_api::app::App::start(
+        let app = agora_api::app::App::start_with(
             &store.location,
             key,
             Some(TEST_ADMIN_TOKEN),
-            TEST_RATE_LIMIT,
+            options,
         )
         .await
         .expect("start app");
@@ -215,6 +224,29 @@ impl TestServer {
         http_request(self.addr, "GET", path, &[], "").await
     }
 
+    /// A REST call with a bearer token, an optional `Idempotency-Key` and a JSON body; returns
+    /// the status, the response head (lower-cased) and the parsed body (`null` if not JSON).
+    pub async fn rest(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        idempotency_key: Option<&str>,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, String, serde_json::Value) {
+        let mut headers = vec![("content-type", "application/json".to_string())];
+        if let Some(t) = token {
+            headers.push(("authorization", format!("Bearer {t}")));
+        }
+        if let Some(k) = idempotency_key {
+            headers.push(("idempotency-key", k.to_string()));
+        }
+        let text = body.map(|b| b.to_string()).unwrap_or_default();
+        let (status, head, body) = http_request_full(self.addr, method, path, &headers, &text).await;
+        let json = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
+        (status, head, json)
+    }
+
     /// The response head (status line and headers) of `GET path`, lower-cased.
     pub async fn get_head(&self, path: &str) -> String {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -253,6 +285,18 @@ pub async fn http_request(
     headers: &[(&str, String)],
     body: &str,
 ) -> (u16, String) {
+    let (status, _, body) = http_request_full(addr, method, path, headers, body).await;
+    (status, body)
+}
+
+/// [`http_request`] that also returns the response head, lower-cased.
+pub async fn http_request_full(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &str,
+) -> (u16, String, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let mut request = format!(
@@ -274,15 +318,13 @@ pub async fn http_request(
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
+    let head = head.to_ascii_lowercase();
+    let body = if head.contains("transfer-encoding: chunked") {
         dechunk(rest)
     } else {
         rest.to_string()
     };
-    (status, body)
+    (status, head, body)
 }
 
 fn dechunk(mut rest: &str) -> String {

@@ -17,6 +17,13 @@ pub enum ApiError {
     Conflict(String),
     IdempotencyConflict,
     Throttled,
+    /// A quota other than the request rate (e.g. log submissions per hour), with when to retry.
+    Limited {
+        message: String,
+        retry_after_secs: u64,
+    },
+    /// The input is over a size limit.
+    PayloadTooLarge(String),
     /// The detail is logged where the error is made, never returned.
     Internal(String),
 }
@@ -34,6 +41,8 @@ impl ApiError {
                 "this idempotency key was already used with a different request".into()
             }
             Self::Throttled => "too many requests".into(),
+            Self::Limited { message, .. } => message.clone(),
+            Self::PayloadTooLarge(m) => m.clone(),
             Self::Internal(_) => "internal error".into(),
         }
     }
@@ -46,8 +55,28 @@ impl ApiError {
             Self::NotFound(_) => "NOT_FOUND",
             Self::Conflict(_) => "CONFLICT",
             Self::IdempotencyConflict => "IDEMPOTENCY_CONFLICT",
-            Self::Throttled => "THROTTLED",
+            Self::Throttled | Self::Limited { .. } => "THROTTLED",
+            Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             Self::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// The same error with `prefix: ` before a bad-input message (to name the field).
+    pub fn prefixed(self, prefix: &str) -> Self {
+        match self {
+            Self::BadUserInput(m) => Self::BadUserInput(format!("{prefix}: {m}")),
+            other => other,
+        }
+    }
+
+    /// Seconds to wait before retrying, for throttling errors.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::Limited {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            Self::Throttled => Some(60),
+            _ => None,
         }
     }
 
@@ -67,6 +96,7 @@ impl ApiError {
             "CONFLICT" => Self::Conflict(message),
             "IDEMPOTENCY_CONFLICT" => Self::IdempotencyConflict,
             "THROTTLED" => Self::Throttled,
+            "PAYLOAD_TOO_LARGE" => Self::PayloadTooLarge(message),
             _ => Self::Internal(message),
         }
     }

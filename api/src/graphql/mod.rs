@@ -6,7 +6,7 @@ pub mod idempotency;
 pub mod money;
 pub mod schema;
 
-use async_graphql::{Data, Schema};
+use async_graphql::{Data, MergedObject, MergedSubscription, Schema};
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
@@ -18,9 +18,22 @@ use uuid::Uuid;
 use crate::app::AppState;
 use auth::Principal;
 use error::ApiError;
+use crate::logmarket::gql::{LogMarketMutation, LogMarketQuery, LogMarketSubscription};
 use schema::{MutationRoot, QueryRoot, SubscriptionRoot};
 
-pub type AgoraSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
+/// Every query: the core (identity, events, ledger) and the log marketplace.
+#[derive(MergedObject, Default)]
+pub struct Query(QueryRoot, LogMarketQuery);
+
+/// Every mutation.
+#[derive(MergedObject, Default)]
+pub struct Mutation(MutationRoot, LogMarketMutation);
+
+/// Every subscription.
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(SubscriptionRoot, LogMarketSubscription);
+
+pub type AgoraSchema = Schema<Query, Mutation, Subscription>;
 
 /// Deepest query accepted.
 pub const MAX_DEPTH: usize = 12;
@@ -36,7 +49,7 @@ pub struct RequestContext {
 
 /// The schema; the application state comes with each request.
 pub fn build_schema() -> AgoraSchema {
-    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+    Schema::build(Query::default(), Mutation::default(), Subscription::default())
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .finish()

@@ -25,15 +25,15 @@ pub const PLATFORM_TENANT: &str = "platform";
 
 type Res<T> = Result<T, async_graphql::Error>;
 
-fn request<'a>(ctx: &'a Context<'_>) -> &'a RequestContext {
+pub(crate) fn request<'a>(ctx: &'a Context<'_>) -> &'a RequestContext {
     ctx.data_unchecked::<RequestContext>()
 }
 
-fn state<'a>(ctx: &'a Context<'_>) -> &'a AppState {
+pub(crate) fn state<'a>(ctx: &'a Context<'_>) -> &'a AppState {
     ctx.data_unchecked::<AppState>()
 }
 
-fn caller<'a>(ctx: &'a Context<'_>, roles: &[Role]) -> Result<&'a Principal, ApiError> {
+pub(crate) fn caller<'a>(ctx: &'a Context<'_>, roles: &[Role]) -> Result<&'a Principal, ApiError> {
     let principal = request(ctx).principal.as_ref().map_err(Clone::clone)?;
     principal.require(roles)
 }
@@ -251,6 +251,7 @@ fn balance_view(b: AccountBalance) -> AccountBalanceView {
     }
 }
 
+#[derive(Default)]
 pub struct QueryRoot;
 
 #[Object]
@@ -511,10 +512,11 @@ pub struct JournalEntryResult {
     pub status: String,
 }
 
+#[derive(Default)]
 pub struct MutationRoot;
 
 /// The idempotency key of a mutation: its argument, else the `Idempotency-Key` header.
-fn resolve_key(ctx: &Context<'_>, arg: Option<String>) -> Result<String, ApiError> {
+pub(crate) fn resolve_key(ctx: &Context<'_>, arg: Option<String>) -> Result<String, ApiError> {
     arg.or_else(|| request(ctx).idempotency_key.clone())
         .ok_or_else(|| {
             ApiError::BadUserInput(
@@ -525,7 +527,7 @@ fn resolve_key(ctx: &Context<'_>, arg: Option<String>) -> Result<String, ApiErro
         })
 }
 
-fn metadata(ctx: &Context<'_>, p: &Principal, key: &str) -> Result<CommandMetadata, ApiError> {
+pub(crate) fn metadata(ctx: &Context<'_>, p: &Principal, key: &str) -> Result<CommandMetadata, ApiError> {
     let meta = CommandMetadata::new(&p.name, &p.tenant, Utc::now())
         .and_then(|m| m.with_idempotency_key(key))
         .map_err(|e| ApiError::BadUserInput(e.to_string()))?;
@@ -707,7 +709,7 @@ async fn ledger_command(
 }
 
 /// Counts a command's outcome in the metrics and passes it on.
-fn counted<T>(s: &AppState, aggregate: &str, result: Result<T, ApiError>) -> Result<T, ApiError> {
+pub(crate) fn counted<T>(s: &AppState, aggregate: &str, result: Result<T, ApiError>) -> Result<T, ApiError> {
     let outcome = match &result {
         Ok(_) => "ok",
         Err(e) => e.code(),
@@ -726,6 +728,7 @@ pub const SUBSCRIPTION_BATCH: i64 = 100;
 /// Longest a subscription waits between polls when no local commit wakes it.
 pub const SUBSCRIPTION_POLL_MS: u64 = 500;
 
+#[derive(Default)]
 pub struct SubscriptionRoot;
 
 struct Follow {

@@ -135,8 +135,10 @@ impl LogAnalysisError {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Recorded {
     seller: SellerId,
+    stage: Stage,
     price: Money,
     quality: rust_decimal::Decimal,
+    value_score: u8,
     insight_agents: Vec<Agent>,
 }
 
@@ -159,6 +161,14 @@ impl LogAnalysis {
 
     pub fn price(&self) -> Option<Money> {
         self.recorded.as_ref().map(|r| r.price)
+    }
+
+    pub fn stage(&self) -> Option<Stage> {
+        self.recorded.as_ref().map(|r| r.stage)
+    }
+
+    pub fn value_score(&self) -> Option<u8> {
+        self.recorded.as_ref().map(|r| r.value_score)
     }
 
     pub fn overall_quality(&self) -> Option<rust_decimal::Decimal> {
@@ -333,12 +343,17 @@ impl Aggregate for LogAnalysis {
     fn apply(&mut self, event: Self::Event) {
         match event {
             LogAnalysisEvent::LogAnalysisRecorded {
-                seller, analysis, ..
+                seller,
+                stage,
+                analysis,
+                ..
             } => {
                 self.recorded = Some(Recorded {
                     seller,
+                    stage,
                     price: analysis.payment,
                     quality: analysis.overall_quality,
+                    value_score: analysis.value_score,
                     insight_agents: analysis.insights.iter().map(|i| i.agent()).collect(),
                 })
             }

@@ -126,6 +126,8 @@ pub struct MarketConfig {
     pub roi: RoiConfig,
     /// `AGORA_LOGMARKET_MAX_LOG_BYTES`.
     pub max_log_bytes: usize,
+    /// Agents switched off (the seed's `AI_MONITOR_*=false`).
+    pub disabled_agents: Vec<Agent>,
 }
 
 impl Default for MarketConfig {
@@ -135,6 +137,7 @@ impl Default for MarketConfig {
             pricing: PricingConfig::default(),
             roi: RoiConfig::default(),
             max_log_bytes: DEFAULT_MAX_LOG_BYTES,
+            disabled_agents: Vec::new(),
         }
     }
 }
@@ -171,6 +174,8 @@ pub struct Analysis {
     pub line_count: u32,
     pub agents: Vec<Agent>,
     pub insights: Vec<Insight>,
+    /// Absent from read-model documents (kept in the templates table instead).
+    #[serde(default)]
     pub templates: Vec<TemplateSeen>,
     /// All templates of the log, including those beyond [`MAX_TEMPLATES_RECORDED`].
     pub template_count: u32,
@@ -269,7 +274,11 @@ pub fn analyse(
         });
     }
     let log = LogText::new(content);
-    let agents = stage.agents();
+    let agents: Vec<Agent> = stage
+        .agents()
+        .into_iter()
+        .filter(|a| !config.disabled_agents.contains(a))
+        .collect();
     let insights: Vec<Insight> = analysers::analyse_all(&log, &config.analysers)
         .into_iter()
         .filter(|i| agents.contains(&i.agent()))

@@ -146,8 +146,8 @@ impl InsightKind {
             SlowQuery | HighMemory | LargeImage | SlowResponse | NPlusOneQuery => {
                 Agent::PerformanceAnalyzer
             }
-            UnauthorizedAccess | BruteForce | SqlInjection | Xss | ExposedSecret
-            | SuspiciousIp | AuthFailure => Agent::SecurityGuardian,
+            UnauthorizedAccess | BruteForce | SqlInjection | Xss | ExposedSecret | SuspiciousIp
+            | AuthFailure => Agent::SecurityGuardian,
             LowCoverage | DeprecatedDependency | Warning | MissingErrorHandling => {
                 Agent::QualityInspector
             }

@@ -1,0 +1,494 @@
+//! The log data marketplace (seed 000) behind the API: one service used by both the GraphQL
+//! resolvers and the REST adapters under `/npe/log-marketplace/…`, so both enforce the same
+//! roles, limits and idempotency.
+
+pub mod corpus;
+pub mod gql;
+pub mod rest;
+pub mod views;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use agora_commands::logmarket::{LogMarket, LogMarketError, PayAuth};
+use agora_commands::{CommandMetadata, LogPosition, Store};
+use agora_domain::access::Role;
+use agora_domain::logmarket::aggregate::Verdict;
+use agora_domain::logmarket::analysis::{Analysis, MarketConfig, SellerId, Stage};
+use agora_domain::money::Money;
+use agora_projections::logmarket::LogMarketQueries;
+use agora_projections::ProjectionHost;
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::graphql::auth::Principal;
+use crate::graphql::error::ApiError;
+use crate::ratelimit::RateLimiter;
+
+/// Most logs in one batch (the seed's limit).
+pub const MAX_BATCH_LOGS: usize = 100;
+/// Most iterations of one simulation.
+pub const MAX_SIMULATE_ITERATIONS: u32 = 50;
+/// Longest a mutation waits for the read models to include it (read-your-writes).
+pub const READ_YOUR_WRITES_MS: u64 = 2_000;
+
+/// Limits and prices of the marketplace (see `config.rs` for the variables).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MarketSettings {
+    pub enabled: bool,
+    pub config: MarketConfig,
+    /// Marketplace API requests per key per minute (seed: 100).
+    pub rate_limit_per_minute: u32,
+    /// Log submissions per seller per hour (seed: 1000).
+    pub submissions_per_hour: u32,
+}
+
+impl Default for MarketSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            config: MarketConfig::default(),
+            rate_limit_per_minute: 100,
+            submissions_per_hour: 1000,
+        }
+    }
+}
+
+/// A recorded analysis as returned by analyse calls.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AnalysisRecord {
+    pub id: String,
+    pub seller: SellerId,
+    pub stage: Stage,
+    pub timestamp: DateTime<Utc>,
+    pub analysis: Analysis,
+    pub paid: bool,
+    pub transaction_id: Option<String>,
+}
+
+/// A payment as returned by pay calls.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Receipt {
+    pub transaction_id: String,
+    pub analysis_id: String,
+    pub seller: SellerId,
+    pub amount: Money,
+    pub journal_entry_id: String,
+    pub timestamp: DateTime<Utc>,
+    pub stage: Stage,
+    pub value_score: u8,
+    pub quality: Decimal,
+    /// `seller_signature` or `operator`.
+    pub authorisation: String,
+}
+
+/// One log of a batch.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BatchItem {
+    pub source: String,
+    pub content: String,
+}
+
+/// A batch's results.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BatchOutcome {
+    pub results: Vec<AnalysisRecord>,
+}
+
+/// A simulation's results: each analysis, and its payment when auto-pay paid it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SimulationOutcome {
+    pub results: Vec<(AnalysisRecord, Option<Receipt>)>,
+}
+
+/// The marketplace service.
+pub struct MarketApi {
+    pub market: Arc<LogMarket>,
+    pub queries: LogMarketQueries,
+    pub settings: MarketSettings,
+    store: Store,
+    projections: Arc<ProjectionHost>,
+    requests: RateLimiter,
+    submissions: RateLimiter,
+}
+
+fn market_error(e: LogMarketError) -> ApiError {
+    match e {
+        LogMarketError::BadInput(m) => ApiError::BadUserInput(m),
+        LogMarketError::LogTooLarge { bytes, limit } => ApiError::PayloadTooLarge(format!(
+            "log is {bytes} bytes; the limit is {limit} bytes (AGORA_LOGMARKET_MAX_LOG_BYTES)"
+        )),
+        LogMarketError::NotFound => ApiError::NotFound("analysis not found".into()),
+        LogMarketError::AlreadyPaid { transaction_id } => ApiError::Conflict(format!(
+            "analysis already paid in transaction {transaction_id}"
+        )),
+        LogMarketError::Conflict(m) => ApiError::Conflict(m),
+        LogMarketError::Forbidden(m) => ApiError::Forbidden(m),
+        LogMarketError::Storage(m) => ApiError::internal("log marketplace store", m),
+    }
+}
+
+/// Parses a seed `source` (pipeline stage).
+pub fn stage(source: &str) -> Result<Stage, ApiError> {
+    Stage::parse(source).ok_or_else(|| {
+        ApiError::BadUserInput(format!(
+            "source {source:?} must be one of build, test, deploy, runtime"
+        ))
+    })
+}
+
+impl MarketApi {
+    pub fn new(
+        store: &Store,
+        market: Arc<LogMarket>,
+        projections: Arc<ProjectionHost>,
+        settings: MarketSettings,
+    ) -> Self {
+        Self {
+            queries: LogMarketQueries::new(store.read_models().clone()),
+            requests: RateLimiter::new(settings.rate_limit_per_minute),
+            submissions: RateLimiter::with_window(
+                settings.submissions_per_hour,
+                Duration::from_secs(3600),
+            ),
+            store: store.clone(),
+            projections,
+            market,
+            settings,
+        }
+    }
+
+    /// Counts one marketplace API request by this key; `Err(retry_after)` over the limit.
+    pub fn admit(&self, p: &Principal) -> Result<(), Duration> {
+        self.requests.check(&p.key_id, Instant::now())
+    }
+
+    fn enabled(&self) -> Result<(), ApiError> {
+        if self.settings.enabled {
+            Ok(())
+        } else {
+            Err(ApiError::NotFound(
+                "the log marketplace is disabled (LOG_MARKETPLACE_ENABLED=false)".into(),
+            ))
+        }
+    }
+
+    /// The seller a caller may act for: a seller key acts for itself only; admins for anyone.
+    pub fn seller_for(&self, p: &Principal, sub_pkp_id: &str) -> Result<SellerId, ApiError> {
+        let seller = SellerId::parse(sub_pkp_id)
+            .map_err(|e| ApiError::BadUserInput(format!("subPKPId: {e}")))?;
+        match p.role {
+            Role::Admin => Ok(seller),
+            Role::Seller if p.name == seller.as_str() => Ok(seller),
+            Role::Seller => Err(ApiError::Forbidden(
+                "a seller key may only act for its own subPKPId".into(),
+            )),
+            _ => Err(ApiError::Forbidden(format!(
+                "role {} may not submit logs",
+                p.role.as_str()
+            ))),
+        }
+    }
+
+    fn admit_submissions(&self, seller: &SellerId, n: u32) -> Result<(), ApiError> {
+        self.submissions
+            .check_n(seller.as_str(), n, Instant::now())
+            .map_err(|retry| ApiError::Limited {
+                message: format!(
+                    "seller {seller} is over {} log submissions per hour",
+                    self.settings.submissions_per_hour
+                ),
+                retry_after_secs: retry.as_secs().max(1),
+            })
+    }
+
+    /// Refuses an empty log or one over the size limit, before anything is counted.
+    fn check_size(&self, content: &str, index: Option<usize>) -> Result<(), ApiError> {
+        let name = index.map_or("log".to_owned(), |i| format!("logs[{i}]"));
+        let limit = self.settings.config.max_log_bytes;
+        if content.trim().is_empty() {
+            return Err(ApiError::BadUserInput(format!("{name} is empty")));
+        }
+        if content.len() > limit {
+            return Err(ApiError::PayloadTooLarge(format!(
+                "{name} is {} bytes; the limit is {limit} bytes (AGORA_LOGMARKET_MAX_LOG_BYTES)",
+                content.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Waits (bounded) until the marketplace read models include everything committed so far.
+    pub async fn settle_reads(&self) {
+        let Ok(Some(head)) = self.store.head().await else {
+            return;
+        };
+        let deadline = Instant::now() + Duration::from_millis(READ_YOUR_WRITES_MS);
+        while Instant::now() < deadline {
+            if self.projection_position().await >= Some(head) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    async fn projection_position(&self) -> Option<LogPosition> {
+        for runner in self.projections.runners() {
+            if runner.name() == agora_projections::logmarket::NAME {
+                return runner.checkpoint().await.ok();
+            }
+        }
+        None
+    }
+
+    /// Analyses, prices and records one log.
+    pub async fn analyze(
+        &self,
+        p: &Principal,
+        meta: &CommandMetadata,
+        sub_pkp_id: &str,
+        source: &str,
+        content: &str,
+    ) -> Result<AnalysisRecord, ApiError> {
+        self.enabled()?;
+        let seller = self.seller_for(p, sub_pkp_id)?;
+        let stage = stage(source)?;
+        self.check_size(content, None)?;
+        self.admit_submissions(&seller, 1)?;
+        let record = self.record(&seller, stage, content, meta).await?;
+        self.settle_reads().await;
+        Ok(record)
+    }
+
+    async fn record(
+        &self,
+        seller: &SellerId,
+        stage: Stage,
+        content: &str,
+        meta: &CommandMetadata,
+    ) -> Result<AnalysisRecord, ApiError> {
+        let (id, analysis) = self
+            .market
+            .analyse(seller, stage, content, meta)
+            .await
+            .map_err(market_error)?;
+        Ok(AnalysisRecord {
+            id,
+            seller: seller.clone(),
+            stage,
+            timestamp: meta.occurred_at,
+            analysis,
+            paid: false,
+            transaction_id: None,
+        })
+    }
+
+    /// Analyses up to [`MAX_BATCH_LOGS`] logs. Every item is validated before any is recorded.
+    pub async fn batch(
+        &self,
+        p: &Principal,
+        meta: &CommandMetadata,
+        sub_pkp_id: &str,
+        logs: &[BatchItem],
+    ) -> Result<BatchOutcome, ApiError> {
+        self.enabled()?;
+        let seller = self.seller_for(p, sub_pkp_id)?;
+        if logs.is_empty() || logs.len() > MAX_BATCH_LOGS {
+            return Err(ApiError::BadUserInput(format!(
+                "a batch holds 1..={MAX_BATCH_LOGS} logs; got {}",
+                logs.len()
+            )));
+        }
+        let mut stages = Vec::with_capacity(logs.len());
+        for (i, item) in logs.iter().enumerate() {
+            stages.push(stage(&item.source).map_err(|e| e.prefixed(&format!("logs[{i}]")))?);
+            self.check_size(&item.content, Some(i))?;
+        }
+        self.admit_submissions(&seller, logs.len() as u32)?;
+        let mut results = Vec::with_capacity(logs.len());
+        for (item, stage) in logs.iter().zip(stages) {
+            results.push(self.record(&seller, stage, &item.content, meta).await?);
+        }
+        self.settle_reads().await;
+        Ok(BatchOutcome { results })
+    }
+
+    /// Analyses `iterations` logs of the shipped corpus (in order, wrapping around) for the
+    /// seller; with `auto_pay` (operators only) pays those with a value score over 70, as the
+    /// seed's integration example does.
+    pub async fn simulate(
+        &self,
+        p: &Principal,
+        meta: &CommandMetadata,
+        sub_pkp_id: &str,
+        iterations: u32,
+        auto_pay: bool,
+    ) -> Result<SimulationOutcome, ApiError> {
+        self.enabled()?;
+        let seller = self.seller_for(p, sub_pkp_id)?;
+        if iterations == 0 || iterations > MAX_SIMULATE_ITERATIONS {
+            return Err(ApiError::BadUserInput(format!(
+                "iterations must be 1..={MAX_SIMULATE_ITERATIONS}"
+            )));
+        }
+        if auto_pay && !matches!(p.role, Role::Admin | Role::Finance) {
+            return Err(ApiError::Forbidden(
+                "autoPay pays as an operator: admin or finance only".into(),
+            ));
+        }
+        self.admit_submissions(&seller, iterations)?;
+        let corpus = corpus::CORPUS;
+        let mut results = Vec::with_capacity(iterations as usize);
+        for i in 0..iterations as usize {
+            let log = &corpus[i % corpus.len()];
+            let record = self
+                .record(&seller, stage(log.stage)?, log.content, meta)
+                .await?;
+            let receipt = if auto_pay && record.analysis.value_score > 70 {
+                Some(self.pay_inner(p, meta, &record.id, &seller, None).await?)
+            } else {
+                None
+            };
+            results.push((record, receipt));
+        }
+        self.settle_reads().await;
+        Ok(SimulationOutcome { results })
+    }
+
+    /// Pays an analysis to its seller, once. Sellers pay themselves only with their signature;
+    /// admin and finance may pay with a signature or, for a seller without a registered key, as
+    /// operators.
+    pub async fn pay(
+        &self,
+        p: &Principal,
+        meta: &CommandMetadata,
+        analysis_id: &str,
+        sub_pkp_id: &str,
+        signature: Option<&str>,
+    ) -> Result<Receipt, ApiError> {
+        self.enabled()?;
+        let seller = SellerId::parse(sub_pkp_id)
+            .map_err(|e| ApiError::BadUserInput(format!("subPKPId: {e}")))?;
+        match p.role {
+            Role::Admin | Role::Finance => {}
+            Role::Seller if p.name == seller.as_str() => {
+                if signature.is_none() {
+                    return Err(ApiError::Forbidden(
+                        "a seller's pay request needs its signature".into(),
+                    ));
+                }
+            }
+            _ => {
+                return Err(ApiError::Forbidden(format!(
+                    "role {} may not pay this analysis",
+                    p.role.as_str()
+                )))
+            }
+        }
+        let receipt = self
+            .pay_inner(p, meta, analysis_id, &seller, signature)
+            .await?;
+        self.settle_reads().await;
+        Ok(receipt)
+    }
+
+    async fn pay_inner(
+        &self,
+        p: &Principal,
+        meta: &CommandMetadata,
+        analysis_id: &str,
+        seller: &SellerId,
+        signature: Option<&str>,
+    ) -> Result<Receipt, ApiError> {
+        let auth = match (signature, p.role) {
+            (Some(sig), _) => PayAuth::Signature(sig.to_owned()),
+            (None, Role::Admin | Role::Finance) => PayAuth::Operator(p.name.clone()),
+            (None, _) => PayAuth::None,
+        };
+        let authorisation = match &auth {
+            PayAuth::Signature(_) => "seller_signature",
+            _ => "operator",
+        };
+        let r = self
+            .market
+            .pay(analysis_id, seller, auth, meta)
+            .await
+            .map_err(market_error)?;
+        let state = self.market.analysis(analysis_id).await.map_err(market_error)?;
+        Ok(Receipt {
+            transaction_id: r.transaction_id,
+            analysis_id: r.analysis_id,
+            seller: r.seller,
+            amount: r.amount,
+            journal_entry_id: r.journal_entry_id,
+            timestamp: r.paid_at,
+            stage: state.stage().unwrap_or(Stage::Runtime),
+            value_score: state.value_score().unwrap_or(0),
+            quality: state.overall_quality().unwrap_or_default(),
+            authorisation: authorisation.into(),
+        })
+    }
+
+    /// Registers or rotates a seller's ed25519 payment key (the seller itself, or admin).
+    pub async fn register_key(
+        &self,
+        p: &Principal,
+        meta: &CommandMetadata,
+        sub_pkp_id: &str,
+        public_key_hex: &str,
+    ) -> Result<bool, ApiError> {
+        let seller = self.seller_for(p, sub_pkp_id)?;
+        self.market
+            .register_key(&seller, public_key_hex, meta)
+            .await
+            .map_err(market_error)?;
+        self.settle_reads().await;
+        Ok(true)
+    }
+
+    /// Records a verdict on an insight: reviewers and admins on any analysis, a seller on its
+    /// own.
+    pub async fn feedback(
+        &self,
+        p: &Principal,
+        meta: &CommandMetadata,
+        analysis_id: &str,
+        insight_index: u32,
+        verdict: Verdict,
+    ) -> Result<String, ApiError> {
+        let state = self.market.analysis(analysis_id).await.map_err(market_error)?;
+        let owner = state
+            .seller()
+            .ok_or_else(|| ApiError::NotFound("analysis not found".into()))?;
+        match p.role {
+            Role::Reviewer | Role::Admin => {}
+            Role::Seller if p.name == owner.as_str() => {}
+            _ => {
+                return Err(ApiError::Forbidden(
+                    "feedback comes from reviewers, admins or the analysis's seller".into(),
+                ))
+            }
+        }
+        let agent = self
+            .market
+            .feedback(analysis_id, insight_index, verdict, &p.name, meta)
+            .await
+            .map_err(market_error)?;
+        self.settle_reads().await;
+        Ok(agent.id().to_owned())
+    }
+
+    /// Who may read a seller's own analyses and payments: the seller, or finance, auditor,
+    /// reviewer and admin.
+    pub fn may_read_seller(&self, p: &Principal, seller: &str) -> Result<(), ApiError> {
+        match p.role {
+            Role::Admin | Role::Finance | Role::Auditor | Role::Reviewer => Ok(()),
+            Role::Seller if p.name == seller => Ok(()),
+            _ => Err(ApiError::Forbidden(
+                "only the seller or finance, auditor, reviewer and admin roles see a seller's analyses"
+                    .into(),
+            )),
+        }
+    }
+}
