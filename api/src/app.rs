@@ -121,7 +121,8 @@ impl App {
             signal.clone(),
             options.market.config.clone(),
         ));
-        let market_api = MarketApi::new(&store, market.clone(), projections.clone(), options.market);
+        let market_api =
+            MarketApi::new(&store, market.clone(), projections.clone(), options.market);
         // The novelty index starts from every template the read model holds; the process
         // manager adds those of analyses it has not seen yet.
         let hashes = market_api

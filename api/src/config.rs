@@ -117,10 +117,16 @@ fn market_settings(get: &impl Fn(&str) -> Option<String>) -> Result<MarketSettin
     let d = MarketSettings::default();
     let mut m = d.clone();
     m.enabled = flag(get, "LOG_MARKETPLACE_ENABLED", d.enabled)?;
-    m.config.pricing.min_payment =
-        amount(get, "LOG_MARKETPLACE_MIN_PAYMENT", d.config.pricing.min_payment)?;
-    m.config.pricing.max_payment =
-        amount(get, "LOG_MARKETPLACE_MAX_PAYMENT", d.config.pricing.max_payment)?;
+    m.config.pricing.min_payment = amount(
+        get,
+        "LOG_MARKETPLACE_MIN_PAYMENT",
+        d.config.pricing.min_payment,
+    )?;
+    m.config.pricing.max_payment = amount(
+        get,
+        "LOG_MARKETPLACE_MAX_PAYMENT",
+        d.config.pricing.max_payment,
+    )?;
     m.config
         .pricing
         .validate()
@@ -279,10 +285,16 @@ mod tests {
         .unwrap();
         assert_eq!(c.market.config.pricing.min_payment.to_string(), "0.25");
         assert_eq!(c.market.config.pricing.max_payment.to_string(), "15.00");
-        assert_eq!(c.market.config.disabled_agents, vec![Agent::QualityInspector]);
+        assert_eq!(
+            c.market.config.disabled_agents,
+            vec![Agent::QualityInspector]
+        );
         assert_eq!(c.market.config.max_log_bytes, 2048);
         let d = cfg(&[]).unwrap().market;
-        assert_eq!((d.rate_limit_per_minute, d.submissions_per_hour), (100, 1000));
+        assert_eq!(
+            (d.rate_limit_per_minute, d.submissions_per_hour),
+            (100, 1000)
+        );
         assert!(d.enabled);
     }
 }

@@ -824,7 +824,7 @@ pub fn chunks_at_lines(text: &str, max: usize) -> Vec<&str> {
         let mut end = if rest.len() <= max {
             rest.len()
         } else {
-            match rest.as_bytes()[..=max].iter().rposition(|&b| b == b'\n') {
+            match rest.as_bytes()[..max].iter().rposition(|&b| b == b'\n') {
                 Some(i) => i + 1,
                 None => rest.find('\n').map_or(rest.len(), |i| i + 1),
             }

@@ -89,7 +89,10 @@ mod tests {
         assert!(limiter.check_n("s", 990, t0).is_ok());
         let retry = limiter.check_n("s", 11, t0 + Duration::from_secs(600));
         assert_eq!(retry, Err(Duration::from_secs(3000)));
-        assert!(limiter.check_n("s", 10, t0).is_ok(), "the refused batch counted nothing");
+        assert!(
+            limiter.check_n("s", 10, t0).is_ok(),
+            "the refused batch counted nothing"
+        );
         assert!(limiter.check("s", t0).is_err());
     }
 }

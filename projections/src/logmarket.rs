@@ -217,6 +217,7 @@ impl LogMarketProjection {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn bump_agent(
         &self,
         tx: &mut ReadTx,

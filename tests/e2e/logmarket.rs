@@ -10,8 +10,8 @@ use agora_api::app::AppOptions;
 use agora_api::logmarket::MarketSettings;
 use agora_commands::{LogPosition, Store};
 use agora_domain::logmarket::aggregate::LogAnalysisEvent;
-use agora_domain::logmarket::seller::{pay_message, SellerEvent};
 use agora_domain::logmarket::analysis::SellerId;
+use agora_domain::logmarket::seller::{pay_message, SellerEvent};
 use agora_domain::money::Money;
 use agora_projections::logmarket::LogMarketProjection;
 use agora_projections::rebuild::rebuild_and_compare;
@@ -80,7 +80,11 @@ async fn get(s: &TestServer, token: &str, path: &str) -> Value {
 }
 
 fn money(v: &Value) -> Money {
-    Money::parse(v.as_str().unwrap_or_else(|| panic!("money string expected: {v}"))).unwrap()
+    Money::parse(
+        v.as_str()
+            .unwrap_or_else(|| panic!("money string expected: {v}")),
+    )
+    .unwrap()
 }
 
 async fn key(s: &TestServer, principal: &str, role: &str) -> String {
@@ -106,7 +110,10 @@ async fn quiesce(s: &TestServer) {
         let head = store.head().await.unwrap().unwrap_or(LogPosition::START);
         let pm = checkpoint(store, "pm_logmarket").await;
         let rm = checkpoint(store, "logmarket").await;
-        if pm >= head && rm >= head && store.head().await.unwrap().unwrap_or(LogPosition::START) == head {
+        if pm >= head
+            && rm >= head
+            && store.head().await.unwrap().unwrap_or(LogPosition::START) == head
+        {
             return;
         }
         assert!(std::time::Instant::now() < deadline, "never quiesced");
@@ -139,7 +146,9 @@ async fn seed_flow_rest(t: TestStore) {
     let errors = a["aiInsights"]["errorPatterns"].as_array().unwrap();
     assert!(!errors.is_empty(), "{a}");
     assert!(
-        errors.iter().any(|e| e["location"].as_str().is_some_and(|l| l.contains("orders.service.ts:42"))),
+        errors.iter().any(|e| e["location"]
+            .as_str()
+            .is_some_and(|l| l.contains("orders.service.ts:42"))),
         "{a}"
     );
     assert!(a["valueScore"].as_u64().unwrap() > 70, "{a}");
@@ -187,7 +196,11 @@ async fn seed_flow_rest(t: TestStore) {
 
     let agents = get(&s, &admin, "/npe/log-marketplace/agents").await;
     assert_eq!(agents["totalAgents"], 4);
-    assert_eq!(agents["agents"][0]["stats"]["accuracy"], Value::Null, "no feedback yet");
+    assert_eq!(
+        agents["agents"][0]["stats"]["accuracy"],
+        Value::Null,
+        "no feedback yet"
+    );
     let top = get(&s, &admin, "/npe/log-marketplace/top-earners?limit=1").await;
     assert_eq!(top["topEarners"].as_array().unwrap().len(), 1);
     assert_eq!(top["topEarners"][0]["rank"], 1);
@@ -198,7 +211,10 @@ async fn seed_flow_rest(t: TestStore) {
     let (status, _, body) = s
         .rest("GET", "/npe/log-marketplace/dashboard", None, None, None)
         .await;
-    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("UNAUTHENTICATED")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("UNAUTHENTICATED"))
+    );
     // Bad input is named.
     let (status, _, body) = s
         .rest(
@@ -209,9 +225,15 @@ async fn seed_flow_rest(t: TestStore) {
             Some(&json!({"source": "prod", "logContent": "x", "subPKPId": SELLER})),
         )
         .await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("BAD_USER_INPUT")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("BAD_USER_INPUT"))
+    );
     let (status, _, body) = pay(&s, &admin, "analysis-nope", json!({"subPKPId": SELLER})).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("NOT_FOUND")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("NOT_FOUND"))
+    );
 }
 both_backends!(seed_flow_over_rest, seed_flow_rest);
 
@@ -245,7 +267,10 @@ async fn seed_flow_graphql(t: TestStore) {
 
     let id = a["id"].as_str().unwrap();
     let paid = s.graphql(admin, PAY, json!({"id": id, "k": "p-1"})).await;
-    assert_eq!(paid["data"]["payLogAnalysis"]["amount"], a["paymentAmount"], "{paid}");
+    assert_eq!(
+        paid["data"]["payLogAnalysis"]["amount"], a["paymentAmount"],
+        "{paid}"
+    );
     let twice = s.graphql(admin, PAY, json!({"id": id, "k": "p-2"})).await;
     assert_eq!(error_code(&twice), Some("CONFLICT"));
 
@@ -267,7 +292,11 @@ async fn seed_flow_graphql(t: TestStore) {
             .map(|g| money(&g["moneyPaid"])),
     )
     .unwrap();
-    assert_eq!(Some(agent_money.to_string().as_str()), a["paymentAmount"].as_str(), "agent shares add up");
+    assert_eq!(
+        Some(agent_money.to_string().as_str()),
+        a["paymentAmount"].as_str(),
+        "agent shares add up"
+    );
 
     let profile = s
         .graphql(
@@ -276,14 +305,28 @@ async fn seed_flow_graphql(t: TestStore) {
             json!({}),
         )
         .await;
-    assert!(profile["data"]["sellerProfile"]["points"].as_i64().unwrap() > 0, "{profile}");
+    assert!(
+        profile["data"]["sellerProfile"]["points"].as_i64().unwrap() > 0,
+        "{profile}"
+    );
     let pricing = s
-        .graphql(admin, "{ logMarketPricing { examples { payment } } }", json!({}))
+        .graphql(
+            admin,
+            "{ logMarketPricing { examples { payment } } }",
+            json!({}),
+        )
         .await;
-    assert_eq!(pricing["data"]["logMarketPricing"]["examples"][2]["payment"], "11.55");
+    assert_eq!(
+        pricing["data"]["logMarketPricing"]["examples"][2]["payment"],
+        "11.55"
+    );
     // Money is a string: a JSON number is refused.
     let bad = s
-        .graphql(admin, "{ logMarketTopEarners(limit: 0) { rank } }", json!({}))
+        .graphql(
+            admin,
+            "{ logMarketTopEarners(limit: 0) { rank } }",
+            json!({}),
+        )
         .await;
     assert_eq!(error_code(&bad), Some("BAD_USER_INPUT"));
 }
@@ -296,8 +339,14 @@ async fn pay_once(t: TestStore) {
     let id = a["id"].as_str().unwrap().to_string();
     let calls = (0..16).map(|_| pay(&s, &admin, &id, json!({"subPKPId": SELLER})));
     let results = join_all(calls).await;
-    let ok = results.iter().filter(|(status, _, _)| *status == 200).count();
-    let conflicts = results.iter().filter(|(status, _, _)| *status == 409).count();
+    let ok = results
+        .iter()
+        .filter(|(status, _, _)| *status == 200)
+        .count();
+    let conflicts = results
+        .iter()
+        .filter(|(status, _, _)| *status == 409)
+        .count();
     assert_eq!((ok, conflicts), (1, 15), "{results:?}");
     quiesce(&s).await;
     let events = read_all(&s.store.store).await;
@@ -313,7 +362,9 @@ async fn pay_once(t: TestStore) {
     assert_eq!(entries.len(), 1, "one journal entry");
     assert_eq!(entries[0].aggregate_id, format!("logpay-{id}"));
     let balances = s.state.ledger_queries.all_balances().await.unwrap();
-    assert!(Money::checked_sum(balances.iter().map(|b| b.posted)).unwrap().is_zero());
+    assert!(Money::checked_sum(balances.iter().map(|b| b.posted))
+        .unwrap()
+        .is_zero());
 }
 both_backends!(pay_once_under_concurrency, pay_once);
 
@@ -340,7 +391,9 @@ async fn signed_payments(t: TestStore) {
             "/npe/log-marketplace/analyze",
             Some(&seller_token),
             None,
-            Some(&json!({"source": "runtime", "logContent": CRASH_LOG, "subPKPId": "someone-else"})),
+            Some(
+                &json!({"source": "runtime", "logContent": CRASH_LOG, "subPKPId": "someone-else"}),
+            ),
         )
         .await;
     assert_eq!(status, 403);
@@ -349,31 +402,63 @@ async fn signed_payments(t: TestStore) {
     let id = a["id"].as_str().unwrap();
     let amount = money(&a["paymentAmount"]);
     let seller = SellerId::parse(SELLER).unwrap();
-    let good = hex::encode(signing.sign(pay_message(id, &seller, amount).as_bytes()).to_bytes());
+    let good = hex::encode(
+        signing
+            .sign(pay_message(id, &seller, amount).as_bytes())
+            .to_bytes(),
+    );
     let wrong_amount = hex::encode(
         signing
             .sign(pay_message(id, &seller, Money::parse("20.00").unwrap()).as_bytes())
             .to_bytes(),
     );
     let other_key = SigningKey::from_bytes(&[10u8; 32]);
-    let forged = hex::encode(other_key.sign(pay_message(id, &seller, amount).as_bytes()).to_bytes());
+    let forged = hex::encode(
+        other_key
+            .sign(pay_message(id, &seller, amount).as_bytes())
+            .to_bytes(),
+    );
 
     for (token, body, why) in [
         (&seller_token, json!({"subPKPId": SELLER}), "no signature"),
-        (&seller_token, json!({"subPKPId": SELLER, "signature": forged}), "another key"),
-        (&seller_token, json!({"subPKPId": SELLER, "signature": wrong_amount}), "another amount"),
-        (&admin, json!({"subPKPId": SELLER}), "operator, but the seller has a key"),
+        (
+            &seller_token,
+            json!({"subPKPId": SELLER, "signature": forged}),
+            "another key",
+        ),
+        (
+            &seller_token,
+            json!({"subPKPId": SELLER, "signature": wrong_amount}),
+            "another amount",
+        ),
+        (
+            &admin,
+            json!({"subPKPId": SELLER}),
+            "operator, but the seller has a key",
+        ),
     ] {
         let (status, _, r) = pay(&s, token, id, body).await;
-        assert_eq!((status, r["error"]["code"].as_str()), (403, Some("FORBIDDEN")), "{why}: {r}");
+        assert_eq!(
+            (status, r["error"]["code"].as_str()),
+            (403, Some("FORBIDDEN")),
+            "{why}: {r}"
+        );
     }
     quiesce(&s).await;
     let events = read_all(&s.store.store).await;
     assert!(
-        !events.iter().any(|e| e.event_type == "AnalysisPaid" || e.aggregate_type == "journal_entry"),
+        !events
+            .iter()
+            .any(|e| e.event_type == "AnalysisPaid" || e.aggregate_type == "journal_entry"),
         "nothing was paid"
     );
-    let (status, _, r) = pay(&s, &seller_token, id, json!({"subPKPId": SELLER, "signature": good})).await;
+    let (status, _, r) = pay(
+        &s,
+        &seller_token,
+        id,
+        json!({"subPKPId": SELLER, "signature": good}),
+    )
+    .await;
     assert_eq!(status, 200, "{r}");
     assert_eq!(r["metadata"]["authorisation"], "seller_signature");
 }
@@ -405,10 +490,19 @@ async fn limits(t: TestStore) {
             Some(&json!({"source": "build", "logContent": big, "subPKPId": SELLER})),
         )
         .await;
-    assert_eq!((status, r["error"]["code"].as_str()), (413, Some("PAYLOAD_TOO_LARGE")), "{r}");
-    assert!(r["error"]["message"].as_str().unwrap().contains("4096"), "{r}");
+    assert_eq!(
+        (status, r["error"]["code"].as_str()),
+        (413, Some("PAYLOAD_TOO_LARGE")),
+        "{r}"
+    );
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains("4096"),
+        "{r}"
+    );
     // A batch over 100 logs is refused whole.
-    let logs: Vec<Value> = (0..101).map(|_| json!({"source": "build", "content": "ok"})).collect();
+    let logs: Vec<Value> = (0..101)
+        .map(|_| json!({"source": "build", "content": "ok"}))
+        .collect();
     let (status, _, r) = s
         .rest(
             "POST",
@@ -443,17 +537,35 @@ async fn limits(t: TestStore) {
             Some(&json!({"source": "build", "logContent": CLEAN_LOG, "subPKPId": SELLER})),
         )
         .await;
-    assert_eq!((status, r["error"]["code"].as_str()), (429, Some("THROTTLED")), "{r}");
+    assert_eq!(
+        (status, r["error"]["code"].as_str()),
+        (429, Some("THROTTLED")),
+        "{r}"
+    );
     assert!(head.contains("retry-after:"), "{head}");
     // Five marketplace requests per minute per key: that was the fifth call; the sixth is
     // throttled with Retry-After, on GraphQL too.
     let (status, head, r) = s
-        .rest("GET", "/npe/log-marketplace/pricing", Some(&admin), None, None)
+        .rest(
+            "GET",
+            "/npe/log-marketplace/pricing",
+            Some(&admin),
+            None,
+            None,
+        )
         .await;
-    assert_eq!((status, r["error"]["code"].as_str()), (429, Some("THROTTLED")), "{r}");
+    assert_eq!(
+        (status, r["error"]["code"].as_str()),
+        (429, Some("THROTTLED")),
+        "{r}"
+    );
     assert!(head.contains("retry-after:"), "{head}");
     let g = s
-        .graphql(Some(&admin), "{ logMarketPricing { basePrice } }", json!({}))
+        .graphql(
+            Some(&admin),
+            "{ logMarketPricing { basePrice } }",
+            json!({}),
+        )
         .await;
     assert_eq!(error_code(&g), Some("THROTTLED"));
 }
@@ -475,7 +587,11 @@ async fn privacy(t: TestStore) {
     quiesce(&s).await;
     for e in read_all(&s.store.store).await {
         let stored = format!("{} {}", e.payload, e.metadata);
-        assert!(!stored.contains(secret), "secret stored in {}", e.event_type);
+        assert!(
+            !stored.contains(secret),
+            "secret stored in {}",
+            e.event_type
+        );
         assert!(!stored.contains(email), "e-mail stored in {}", e.event_type);
         assert!(!stored.contains("connection refused\n"), "raw log stored");
     }
@@ -508,15 +624,25 @@ async fn uniqueness(t: TestStore) {
     .await
     .unwrap();
     let seller = SellerId::parse(SELLER).unwrap();
-    let meta = agora_commands::CommandMetadata::new("admin", "platform", chrono::Utc::now()).unwrap();
+    let meta =
+        agora_commands::CommandMetadata::new("admin", "platform", chrono::Utc::now()).unwrap();
     let (_, third) = other
         .state
         .market
         .market
-        .analyse(&seller, agora_domain::logmarket::analysis::Stage::Test, ATTACK_LOG, &meta)
+        .analyse(
+            &seller,
+            agora_domain::logmarket::analysis::Stage::Test,
+            ATTACK_LOG,
+            &meta,
+        )
         .await
         .unwrap();
-    assert!(third.quality.uniqueness <= 10, "{}", third.quality.uniqueness);
+    assert!(
+        third.quality.uniqueness <= 10,
+        "{}",
+        third.quality.uniqueness
+    );
     other.shutdown().await;
 }
 both_backends!(uniqueness_is_judged_against_all_templates_seen, uniqueness);
@@ -533,22 +659,50 @@ async fn feedback(t: TestStore) {
     let (i0, i1) = (concerns[0]["index"].clone(), concerns[1]["index"].clone());
     let path = format!("/npe/log-marketplace/analyses/{id}/feedback");
     let (status, _, _) = s
-        .rest("POST", &path, Some(&client), None, Some(&json!({"insightIndex": i0, "verdict": "confirmed"})))
+        .rest(
+            "POST",
+            &path,
+            Some(&client),
+            None,
+            Some(&json!({"insightIndex": i0, "verdict": "confirmed"})),
+        )
         .await;
     assert_eq!(status, 403, "clients give no feedback");
     for (index, verdict) in [(&i0, "confirmed"), (&i1, "false_positive")] {
         let (status, _, r) = s
-            .rest("POST", &path, Some(&reviewer), None, Some(&json!({"insightIndex": index, "verdict": verdict})))
+            .rest(
+                "POST",
+                &path,
+                Some(&reviewer),
+                None,
+                Some(&json!({"insightIndex": index, "verdict": verdict})),
+            )
             .await;
         assert_eq!(status, 200, "{r}");
         assert_eq!(r["agent"], "security-guardian");
     }
     let (status, _, r) = s
-        .rest("POST", &path, Some(&reviewer), None, Some(&json!({"insightIndex": i0, "verdict": "confirmed"})))
+        .rest(
+            "POST",
+            &path,
+            Some(&reviewer),
+            None,
+            Some(&json!({"insightIndex": i0, "verdict": "confirmed"})),
+        )
         .await;
-    assert_eq!((status, r["error"]["code"].as_str()), (409, Some("CONFLICT")), "once per reviewer");
+    assert_eq!(
+        (status, r["error"]["code"].as_str()),
+        (409, Some("CONFLICT")),
+        "once per reviewer"
+    );
     let (status, _, _) = s
-        .rest("POST", &path, Some(&reviewer), None, Some(&json!({"insightIndex": 999, "verdict": "confirmed"})))
+        .rest(
+            "POST",
+            &path,
+            Some(&reviewer),
+            None,
+            Some(&json!({"insightIndex": 999, "verdict": "confirmed"})),
+        )
         .await;
     assert_eq!(status, 400);
     let agents = get(&s, &admin, "/npe/log-marketplace/agents").await;
@@ -559,7 +713,12 @@ async fn feedback(t: TestStore) {
         .find(|g| g["id"] == "security-guardian")
         .unwrap();
     assert_eq!(sec["stats"]["accuracy"], 50.0, "{sec}");
-    let err = agents["agents"].as_array().unwrap().iter().find(|g| g["id"] == "error-detective").unwrap();
+    let err = agents["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["id"] == "error-detective")
+        .unwrap();
     assert_eq!(err["stats"]["accuracy"], Value::Null);
 }
 both_backends!(insight_feedback_gives_accuracy, feedback);
@@ -612,7 +771,9 @@ async fn read_models(t: TestStore) {
     for e in &events {
         if e.aggregate_type == "log_analysis" {
             match serde_json::from_value::<LogAnalysisEvent>(e.payload.clone()).unwrap() {
-                LogAnalysisEvent::LogAnalysisRecorded { seller, analysis, .. } => {
+                LogAnalysisEvent::LogAnalysisRecorded {
+                    seller, analysis, ..
+                } => {
                     *logs.entry(seller.to_string()).or_default() += 1;
                     insights += analysis.insights.len() as i64;
                 }
@@ -643,13 +804,20 @@ async fn read_models(t: TestStore) {
     let top = get(&s, &admin, "/npe/log-marketplace/top-earners?limit=10").await;
     for row in top["topEarners"].as_array().unwrap() {
         let seller = row["subPKPId"].as_str().unwrap();
-        assert_eq!(money(&row["totalEarnings"]), paid.get(seller).copied().unwrap_or(Money::ZERO));
+        assert_eq!(
+            money(&row["totalEarnings"]),
+            paid.get(seller).copied().unwrap_or(Money::ZERO)
+        );
         assert_eq!(row["logsSubmitted"].as_i64().unwrap(), logs[seller]);
     }
     let board = get(&s, &admin, "/npe/log-marketplace/leaderboard?limit=10").await;
     for row in board["leaderboard"].as_array().unwrap() {
         let seller = row["subPKPId"].as_str().unwrap();
-        assert_eq!(row["xp"].as_i64().unwrap(), points.get(seller).copied().unwrap_or(0), "{row}");
+        assert_eq!(
+            row["xp"].as_i64().unwrap(),
+            points.get(seller).copied().unwrap_or(0),
+            "{row}"
+        );
     }
     // The journal agrees with the payments to the cent.
     let balances = s.state.ledger_queries.all_balances().await.unwrap();
@@ -661,7 +829,9 @@ async fn read_models(t: TestStore) {
         assert_eq!(b.posted, amount.checked_neg().unwrap());
     }
     // Every projection rebuilt from zero equals the live one.
-    for projection in agora_projections::all_projections(std::sync::Arc::new(SigningKey::from_bytes(&[1u8; 32]))) {
+    for projection in
+        agora_projections::all_projections(std::sync::Arc::new(SigningKey::from_bytes(&[1u8; 32])))
+    {
         let cmp = rebuild_and_compare(&s.store.store, projection.as_ref(), false)
             .await
             .unwrap();

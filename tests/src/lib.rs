@@ -164,14 +164,10 @@ impl TestServer {
     /// A server with explicit options (limits, marketplace settings).
     pub async fn start_with(store: TestStore, options: agora_api::app::AppOptions) -> Self {
         let key = ed25519_dalek::SigningKey::from_bytes(&[1u8; 32]);
-        let app = agora_api::app::App::start_with(
-            &store.location,
-            key,
-            Some(TEST_ADMIN_TOKEN),
-            options,
-        )
-        .await
-        .expect("start app");
+        let app =
+            agora_api::app::App::start_with(&store.location, key, Some(TEST_ADMIN_TOKEN), options)
+                .await
+                .expect("start app");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -242,7 +238,8 @@ impl TestServer {
             headers.push(("idempotency-key", k.to_string()));
         }
         let text = body.map(|b| b.to_string()).unwrap_or_default();
-        let (status, head, body) = http_request_full(self.addr, method, path, &headers, &text).await;
+        let (status, head, body) =
+            http_request_full(self.addr, method, path, &headers, &text).await;
         let json = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
         (status, head, json)
     }

@@ -16,9 +16,9 @@ use axum::response::Response;
 use uuid::Uuid;
 
 use crate::app::AppState;
+use crate::logmarket::gql::{LogMarketMutation, LogMarketQuery, LogMarketSubscription};
 use auth::Principal;
 use error::ApiError;
-use crate::logmarket::gql::{LogMarketMutation, LogMarketQuery, LogMarketSubscription};
 use schema::{MutationRoot, QueryRoot, SubscriptionRoot};
 
 /// Every query: the core (identity, events, ledger) and the log marketplace.
@@ -49,10 +49,14 @@ pub struct RequestContext {
 
 /// The schema; the application state comes with each request.
 pub fn build_schema() -> AgoraSchema {
-    Schema::build(Query::default(), Mutation::default(), Subscription::default())
-        .limit_depth(MAX_DEPTH)
-        .limit_complexity(MAX_COMPLEXITY)
-        .finish()
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
+    .limit_depth(MAX_DEPTH)
+    .limit_complexity(MAX_COMPLEXITY)
+    .finish()
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

@@ -527,7 +527,11 @@ pub(crate) fn resolve_key(ctx: &Context<'_>, arg: Option<String>) -> Result<Stri
         })
 }
 
-pub(crate) fn metadata(ctx: &Context<'_>, p: &Principal, key: &str) -> Result<CommandMetadata, ApiError> {
+pub(crate) fn metadata(
+    ctx: &Context<'_>,
+    p: &Principal,
+    key: &str,
+) -> Result<CommandMetadata, ApiError> {
     let meta = CommandMetadata::new(&p.name, &p.tenant, Utc::now())
         .and_then(|m| m.with_idempotency_key(key))
         .map_err(|e| ApiError::BadUserInput(e.to_string()))?;
@@ -709,7 +713,11 @@ async fn ledger_command(
 }
 
 /// Counts a command's outcome in the metrics and passes it on.
-pub(crate) fn counted<T>(s: &AppState, aggregate: &str, result: Result<T, ApiError>) -> Result<T, ApiError> {
+pub(crate) fn counted<T>(
+    s: &AppState,
+    aggregate: &str,
+    result: Result<T, ApiError>,
+) -> Result<T, ApiError> {
     let outcome = match &result {
         Ok(_) => "ok",
         Err(e) => e.code(),

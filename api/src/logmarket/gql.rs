@@ -467,7 +467,8 @@ impl LogMarketQuery {
             .map_err(internal)?
             .ok_or_else(|| ApiError::NotFound("analysis not found".into()))?;
         m.may_read_seller(p, &row.seller)?;
-        let record = views::record_from_row(&row).ok_or_else(|| internal("undecodable analysis"))?;
+        let record =
+            views::record_from_row(&row).ok_or_else(|| internal("undecodable analysis"))?;
         Ok(analysis_view(&record))
     }
 
@@ -587,7 +588,11 @@ impl LogMarketQuery {
             .top_earners(i64::from(limit))
             .await
             .map_err(internal)?;
-        Ok(rows.iter().enumerate().map(|(i, s)| earner(i + 1, s)).collect())
+        Ok(rows
+            .iter()
+            .enumerate()
+            .map(|(i, s)| earner(i + 1, s))
+            .collect())
     }
 
     /// Sellers by XP (points + achievement rewards).
@@ -606,7 +611,11 @@ impl LogMarketQuery {
             .points_leaderboard(i64::from(limit))
             .await
             .map_err(internal)?;
-        Ok(rows.iter().enumerate().map(|(i, s)| earner(i + 1, s)).collect())
+        Ok(rows
+            .iter()
+            .enumerate()
+            .map(|(i, s)| earner(i + 1, s))
+            .collect())
     }
 
     /// Averages against targets, recommendations and a daily series.
@@ -661,7 +670,11 @@ impl LogMarketQuery {
             .await
             .map_err(internal)?
             .ok_or_else(|| ApiError::NotFound("seller not found".into()))?;
-        let achievements = m.queries.achievements(&sub_pkp_id).await.map_err(internal)?;
+        let achievements = m
+            .queries
+            .achievements(&sub_pkp_id)
+            .await
+            .map_err(internal)?;
         Ok(SellerProfileView {
             sub_pkp_id: s.seller.clone(),
             logs_submitted: s.logs,
@@ -674,7 +687,9 @@ impl LogMarketQuery {
             achievements: achievements
                 .iter()
                 .map(|a| {
-                    let known = Achievement::ALL.into_iter().find(|x| x.id() == a.achievement);
+                    let known = Achievement::ALL
+                        .into_iter()
+                        .find(|x| x.id() == a.achievement);
                     AchievementView {
                         id: a.achievement.clone(),
                         name: known.map(|k| k.name()).unwrap_or_default().into(),
@@ -725,7 +740,13 @@ impl LogMarketMutation {
             .once(p, &key, &req, || async {
                 let meta = metadata(ctx, p, &key)?;
                 s.market
-                    .analyze(p, &meta, &input.sub_pkp_id, &input.source, &input.log_content)
+                    .analyze(
+                        p,
+                        &meta,
+                        &input.sub_pkp_id,
+                        &input.source,
+                        &input.log_content,
+                    )
                     .await
             })
             .await?;

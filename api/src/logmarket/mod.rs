@@ -415,7 +415,11 @@ impl MarketApi {
             .pay(analysis_id, seller, auth, meta)
             .await
             .map_err(market_error)?;
-        let state = self.market.analysis(analysis_id).await.map_err(market_error)?;
+        let state = self
+            .market
+            .analysis(analysis_id)
+            .await
+            .map_err(market_error)?;
         Ok(Receipt {
             transaction_id: r.transaction_id,
             analysis_id: r.analysis_id,
@@ -457,7 +461,11 @@ impl MarketApi {
         insight_index: u32,
         verdict: Verdict,
     ) -> Result<String, ApiError> {
-        let state = self.market.analysis(analysis_id).await.map_err(market_error)?;
+        let state = self
+            .market
+            .analysis(analysis_id)
+            .await
+            .map_err(market_error)?;
         let owner = state
             .seller()
             .ok_or_else(|| ApiError::NotFound("analysis not found".into()))?;

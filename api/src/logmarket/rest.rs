@@ -4,6 +4,9 @@
 //! and limits (429 with `Retry-After`). Errors are `{"error": {"code", "message"}}` with the
 //! matching HTTP status.
 
+// Handlers return `Result<Response, Response>`: the error side is the finished HTTP answer.
+#![allow(clippy::result_large_err)]
+
 use std::future::Future;
 
 use agora_commands::CommandMetadata;
@@ -55,7 +58,10 @@ pub fn routes() -> Router<AppState> {
             "/npe/log-marketplace/sellers/{seller}/payments",
             get(seller_payments),
         )
-        .route("/npe/log-marketplace/sellers/{seller}/key", post(register_key))
+        .route(
+            "/npe/log-marketplace/sellers/{seller}/key",
+            post(register_key),
+        )
         .layer(DefaultBodyLimit::max(MAX_REST_BODY_BYTES))
 }
 
@@ -218,7 +224,10 @@ async fn batch_analyze(State(s): State<AppState>, headers: HeaderMap, body: Byte
                 o.insert("totalLogs".into(), json!(records.len()));
                 o.insert(
                     "results".into(),
-                    json!(records.iter().map(|r| views::analysis_json(r)).collect::<Vec<_>>()),
+                    json!(records
+                        .iter()
+                        .map(|r| views::analysis_json(r))
+                        .collect::<Vec<_>>()),
                 );
             }
             v
@@ -256,7 +265,9 @@ async fn simulate(State(s): State<AppState>, headers: HeaderMap, body: Bytes) ->
         |out| {
             let records: Vec<_> = out.results.iter().map(|(r, _)| r).collect();
             let paid = agora_domain::money::Money::checked_sum(
-                out.results.iter().filter_map(|(_, p)| p.as_ref().map(|p| p.amount)),
+                out.results
+                    .iter()
+                    .filter_map(|(_, p)| p.as_ref().map(|p| p.amount)),
             )
             .unwrap_or(agora_domain::money::Money::ZERO);
             json!({
@@ -304,8 +315,14 @@ async fn pay(
         &headers,
         request,
         |meta| async move {
-            m.pay(pp, &meta, &analysis_id, &b.sub_pkp_id, b.signature.as_deref())
-                .await
+            m.pay(
+                pp,
+                &meta,
+                &analysis_id,
+                &b.sub_pkp_id,
+                b.signature.as_deref(),
+            )
+            .await
         },
         views::receipt_json,
     )
@@ -490,7 +507,9 @@ async fn seller(
     headers: HeaderMap,
 ) -> Reply {
     let p = caller(&s, &headers).await?;
-    s.market.may_read_seller(&p, &seller).map_err(error_response)?;
+    s.market
+        .may_read_seller(&p, &seller)
+        .map_err(error_response)?;
     let q = &s.market.queries;
     let row = q
         .seller(&seller)
@@ -508,9 +527,17 @@ struct ListQuery {
     before: Option<i64>,
 }
 
-async fn seller_list(s: &AppState, headers: &HeaderMap, seller: &str, q: &ListQuery, paid: bool) -> Reply {
+async fn seller_list(
+    s: &AppState,
+    headers: &HeaderMap,
+    seller: &str,
+    q: &ListQuery,
+    paid: bool,
+) -> Reply {
     let p = caller(s, headers).await?;
-    s.market.may_read_seller(&p, seller).map_err(error_response)?;
+    s.market
+        .may_read_seller(&p, seller)
+        .map_err(error_response)?;
     let n = limit(&LimitQuery { limit: q.limit }, 20)?;
     let rows = s
         .market

@@ -195,7 +195,13 @@ pub fn receipt_json(r: &Receipt) -> Value {
 
 /// A summary line of a simulation or batch result.
 pub fn short_result(r: &AnalysisRecord) -> Value {
-    let count = |agent: Agent| r.analysis.insights.iter().filter(|i| i.agent() == agent).count();
+    let count = |agent: Agent| {
+        r.analysis
+            .insights
+            .iter()
+            .filter(|i| i.agent() == agent)
+            .count()
+    };
     json!({
         "id": r.id,
         "source": r.stage.as_str(),
@@ -222,9 +228,13 @@ fn mean(sum: Decimal, n: usize) -> Decimal {
 
 /// Totals over a set of results: payable (the analyses' prices), paid, averages.
 pub fn summary(records: &[&AnalysisRecord], paid: Money) -> Value {
-    let payable = Money::checked_sum(records.iter().map(|r| r.analysis.payment)).unwrap_or(Money::ZERO);
+    let payable =
+        Money::checked_sum(records.iter().map(|r| r.analysis.payment)).unwrap_or(Money::ZERO);
     let n = records.len();
-    let value: Decimal = records.iter().map(|r| Decimal::from(r.analysis.value_score)).sum();
+    let value: Decimal = records
+        .iter()
+        .map(|r| Decimal::from(r.analysis.value_score))
+        .sum();
     let quality: Decimal = records.iter().map(|r| r.analysis.overall_quality).sum();
     let insights: usize = records.iter().map(|r| r.analysis.insights.len()).sum();
     json!({
@@ -291,18 +301,30 @@ pub fn dashboard_json(t: &Totals, top: &[SellerRow], agents: &[AgentRow]) -> Val
 pub fn pricing_examples(p: &PricingConfig) -> Vec<Value> {
     let q = |x: i64| Decimal::from(x);
     let ex = [
-        ("Basic log entry: build log with standard compilation output", 60, 50, Bonuses::default()),
+        (
+            "Basic log entry: build log with standard compilation output",
+            60,
+            50,
+            Bonuses::default(),
+        ),
         (
             "Performance issue: slow database query detected (1842ms)",
             85,
             75,
-            Bonuses { performance: true, ..Bonuses::default() },
+            Bonuses {
+                performance: true,
+                ..Bonuses::default()
+            },
         ),
         (
             "Critical security vulnerability: unauthorized access attempt + SQL injection",
             95,
             100,
-            Bonuses { security: true, uniqueness: true, ..Bonuses::default() },
+            Bonuses {
+                security: true,
+                uniqueness: true,
+                ..Bonuses::default()
+            },
         ),
     ];
     ex.into_iter()
@@ -371,7 +393,10 @@ pub fn recommendations(t: &Totals) -> Vec<String> {
     if t.average_quality() < Decimal::from(60) {
         out.push("Quality below 60: include complete stack traces, timestamps and context about failures".to_owned());
     } else if t.average_quality() < Decimal::from(QUALITY_TARGET) {
-        out.push("Quality below target: include file paths with line numbers and full stack traces".to_owned());
+        out.push(
+            "Quality below target: include file paths with line numbers and full stack traces"
+                .to_owned(),
+        );
     }
     if t.average_value() < Decimal::from(VALUE_TARGET) {
         out.push("Value below target: submit logs that capture failures, performance metrics and security events".to_owned());

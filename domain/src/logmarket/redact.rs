@@ -18,7 +18,7 @@
 //! * card numbers (13–19 digits, optionally grouped by spaces or dashes, a known issuer prefix
 //!   and a valid Luhn checksum) → `[REDACTED:card]`.
 //!
-//! Redacting already redacted text changes nothing.
+//! The markers and truncated addresses it writes are not matched again.
 
 use std::borrow::Cow;
 use std::net::Ipv6Addr;
@@ -65,6 +65,11 @@ pub(crate) struct Triggers {
 
 impl Triggers {
     pub(crate) fn new(words: &[(&str, u32)]) -> Self {
+        // More than 64 keywords or shorter ones than 4 bytes silently lose the fast searcher.
+        debug_assert!(
+            words.len() <= 64 && words.iter().all(|w| w.0.len() >= 4),
+            "keep trigger sets at <= 64 keywords of >= 4 bytes"
+        );
         let patterns: Vec<&str> = words.iter().map(|w| w.0).collect();
         let tags = words.iter().map(|w| w.1).collect();
         let engine = match packed::Config::new()
@@ -746,7 +751,14 @@ fn email_around(b: &[u8], at: usize) -> Option<(usize, usize)> {
     }
     let domain = &b[at + 1..e];
     let last_dot = domain.iter().rposition(|&c| c == b'.')?;
-    let tld = &domain[last_dot + 1..];
+    let mut tld = &domain[last_dot + 1..];
+    // `user@example.com-----BEGIN …`: the address ends with its alphabetic TLD.
+    let alpha = tld.iter().take_while(|c| c.is_ascii_alphabetic()).count();
+    if alpha >= 2 && alpha < tld.len() && tld[alpha] == b'-' {
+        e = at + 1 + last_dot + 1 + alpha;
+        tld = &tld[..alpha];
+    }
+    let domain = &b[at + 1..e];
     if last_dot == 0
         || tld.len() < 2
         || !tld.iter().all(u8::is_ascii_alphabetic)
@@ -761,8 +773,9 @@ fn is_ipv6_char(b: u8) -> bool {
     b.is_ascii_hexdigit() || b == b':'
 }
 
-/// The IPv6 address containing the `:` at `i`: (start, end, redacted form).
-fn ipv6_around(text: &str, i: usize) -> Option<(usize, usize, String)> {
+/// The end of the run of hex digits and colons around the `:` at `i`, and the IPv6 address it
+/// is, if it is one: (start, end, redacted form).
+fn ipv6_around(text: &str, i: usize) -> (usize, Option<(usize, usize, String)>) {
     let b = text.as_bytes();
     let mut s = i;
     while s > 0 && is_ipv6_char(b[s - 1]) {
@@ -776,20 +789,25 @@ fn ipv6_around(text: &str, i: usize) -> Option<(usize, usize, String)> {
         || (e < b.len() && (is_word(b[e]) || b[e] == b'.'))
         || e - s < 6
     {
-        return None;
+        return (e, None);
     }
     let run = &text[s..e];
     let colons = run.bytes().filter(|&c| c == b':').count();
     if !(colons == 7 || (run.contains("::") && colons <= 7)) {
-        return None;
+        return (e, None);
     }
     let groups = run.split(':').filter(|g| !g.is_empty()).count();
     if groups < 2 {
-        return None;
+        return (e, None);
     }
-    let addr: Ipv6Addr = run.parse().ok()?;
+    let Ok(addr) = run.parse::<Ipv6Addr>() else {
+        return (e, None);
+    };
     let seg = addr.segments();
-    Some((s, e, format!("{:x}:{:x}:{:x}::x", seg[0], seg[1], seg[2])))
+    (
+        e,
+        Some((s, e, format!("{:x}:{:x}:{:x}::x", seg[0], seg[1], seg[2]))),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -969,14 +987,16 @@ fn personal_data_edits(text: &str, edits: &mut Vec<Edit>) {
         if at < next {
             continue;
         }
-        if let Some((s, e, masked)) = ipv6_around(text, at) {
+        let (run_end, found) = ipv6_around(text, at);
+        if let Some((s, e, masked)) = found {
             edits.push(Edit {
                 start: s,
                 end: e,
                 with: With::Text(masked),
             });
-            next = e;
         }
+        // Every colon of this run gives the same answer.
+        next = run_end;
     }
     let n = b.len();
     let mut i = 0;

@@ -67,11 +67,7 @@ fn severity_points(s: Severity) -> u32 {
 }
 
 fn pct(part: u32, whole: u32) -> u32 {
-    if whole == 0 {
-        0
-    } else {
-        part * 100 / whole
-    }
+    (part * 100).checked_div(whole).unwrap_or(0)
 }
 
 fn clamp100(x: u32) -> u8 {

@@ -1,9 +1,10 @@
 //! Error Detective: compile errors, test failures, runtime exceptions, crashes, out-of-memory
 //! kills, dependency conflicts and configuration errors, as deterministic rules over log text.
 //!
-//! Speed: one Aho-Corasick pass over the whole log finds the few lines that contain a trigger
-//! keyword (each trigger maps to a group bit); only those lines run the (statically compiled)
-//! regexes of the rules of their groups. Multi-line findings (stack traces, test blocks,
+//! Speed: a two-stage trigger scan ([`Triggers`]): small Aho-Corasick sets of short anchors
+//! over the whole log find the few candidate lines, the exact trigger set then gives each
+//! candidate line its rule-group bits, and only those lines run the (statically compiled,
+//! cheaply gated) regexes of their groups. Multi-line findings (stack traces, test blocks,
 //! rustc diagnostics) read the following lines directly and mark them consumed.
 //!
 //! `docs/analysers.md` ("Error Detective") documents every rule, its location, severity, fix,
@@ -23,11 +24,16 @@ use crate::logmarket::insight::{
     Insight, InsightKind, Severity, MAX_EXCERPT_CHARS, MAX_INSIGHTS_PER_KIND,
 };
 
+/// A regex compiled once, on first use, into a static.
 macro_rules! re {
     ($s:expr) => {{
         static RE: OnceLock<Regex> = OnceLock::new();
-        RE.get_or_init(|| Regex::new($s).expect("static regex"))
+        RE.get_or_init(|| compile($s))
     }};
+}
+
+fn compile(pattern: &str) -> Regex {
+    Regex::new(pattern).expect("static regex")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -45,7 +51,7 @@ pub(super) struct Triggers {
     groups: Vec<u64>,
 }
 
-const ANCHORS_PER_SET: usize = 16;
+const ANCHORS_PER_SET: usize = 18;
 
 impl Triggers {
     pub(super) fn new(patterns: &[(&str, u64)], anchors: &[&str]) -> Self {
@@ -199,29 +205,58 @@ pub(super) fn strip_ci_prefix(line: &str) -> &str {
     s
 }
 
-/// Keeps the first [`MAX_INSIGHTS_PER_KIND`] insights of each kind (by log line) and marks the
-/// last kept one of a capped kind with `omitted` = how many were dropped.
-pub(super) fn cap_per_kind(mut v: Vec<Insight>) -> Vec<Insight> {
+/// How many insights of one kind an analyser keeps while scanning (the final cut to
+/// [`MAX_INSIGHTS_PER_KIND`] by log line happens in [`cap_per_kind`]); further ones are only
+/// counted, so a huge log cannot grow memory without bound.
+pub(super) const KEEP_PER_KIND: usize = 4 * MAX_INSIGHTS_PER_KIND;
+
+/// Sorts by log line and keeps at most [`MAX_INSIGHTS_PER_KIND`] insights of each kind; the
+/// last one kept (the 20th in log order) summarises the others, as in the other analysers:
+/// its title gets "(and N more similar findings)", `findings` = how many insights it stands
+/// for and `occurrences` = the sum of their occurrences. `extra` counts, per kind, findings
+/// that were only counted during the scan (past [`KEEP_PER_KIND`]); each adds one occurrence.
+pub(super) fn cap_per_kind(
+    mut v: Vec<Insight>,
+    extra: &BTreeMap<InsightKind, usize>,
+) -> Vec<Insight> {
     v.sort_by_key(|i| i.log_line);
-    let mut total: BTreeMap<InsightKind, usize> = BTreeMap::new();
-    for i in &v {
-        *total.entry(i.kind).or_insert(0) += 1;
-    }
-    let mut kept: BTreeMap<InsightKind, usize> = BTreeMap::new();
-    let mut out = Vec::with_capacity(v.len().min(total.len() * MAX_INSIGHTS_PER_KIND));
-    for i in v {
-        let k = kept.entry(i.kind).or_insert(0);
-        if *k < MAX_INSIGHTS_PER_KIND {
-            *k += 1;
-            out.push(i);
+    let mut seen: BTreeMap<InsightKind, usize> = BTreeMap::new();
+    // kind → (index in `out`, occurrences, findings)
+    let mut summary: BTreeMap<InsightKind, (usize, u64, usize)> = BTreeMap::new();
+    let mut out = Vec::with_capacity(v.len().min(8 * MAX_INSIGHTS_PER_KIND));
+    for ins in v {
+        let n = seen.entry(ins.kind).or_insert(0);
+        *n += 1;
+        let occ = ins
+            .details
+            .get("occurrences")
+            .and_then(|o| o.parse::<u64>().ok())
+            .unwrap_or(1);
+        if *n < MAX_INSIGHTS_PER_KIND {
+            out.push(ins);
+        } else if *n == MAX_INSIGHTS_PER_KIND {
+            summary.insert(ins.kind, (out.len(), occ, 1));
+            out.push(ins);
+        } else if let Some(s) = summary.get_mut(&ins.kind) {
+            s.1 += occ;
+            s.2 += 1;
         }
     }
-    for (kind, t) in total {
-        if t > MAX_INSIGHTS_PER_KIND {
-            if let Some(last) = out.iter_mut().rev().find(|i| i.kind == kind) {
-                last.details
-                    .insert("omitted".into(), (t - MAX_INSIGHTS_PER_KIND).to_string());
-            }
+    for (kind, n) in extra {
+        if let Some(s) = summary.get_mut(kind) {
+            s.1 += *n as u64;
+            s.2 += *n;
+        }
+    }
+    for (index, occurrences, findings) in summary.into_values() {
+        if findings > 1 {
+            let ins = &mut out[index];
+            let suffix = format!(" (and {} more similar findings)", findings - 1);
+            let room = MAX_EXCERPT_CHARS.saturating_sub(suffix.chars().count());
+            ins.title = format!("{}{suffix}", truncate(&ins.title, room));
+            ins.details
+                .insert("occurrences".into(), occurrences.to_string());
+            ins.details.insert("findings".into(), findings.to_string());
         }
     }
     out
@@ -559,7 +594,11 @@ const PATTERNS: &[(&str, u64)] = &[
 /// Stage-1 anchors: every pattern above contains one (checked by a test), except
 /// [`CO_ANCHORED`].
 const ANCHORS: &[&str] = &[
-    "rror",
+    "error:",
+    "error[",
+    "error TS",
+    "): error",
+    "Error",
     "RROR",
     "xcept",
     "anic",
@@ -623,6 +662,14 @@ const CO_ANCHORED: &[&str] = &[
     "ETARGET",
     "No matching version found",
     "Could not find a version that satisfies",
+];
+
+/// Words of [`parse_exc_header`]'s uncaught markers.
+const UNCAUGHT_MARKERS: &[&str] = &[
+    "Exception in thread",
+    "Uncaught",
+    "Unhandled exception",
+    "UnhandledPromiseRejection",
 ];
 
 /// Cheap pre-checks for the "invalid configuration" rule.
@@ -775,6 +822,12 @@ struct Detective<'l, 'a> {
     compile_summary: u64,
     panics: Vec<PendingPanic>,
     last_crash: Option<(usize, &'static str)>,
+    /// insights kept per kind / only counted past [`KEEP_PER_KIND`]
+    stored: HashMap<InsightKind, usize>,
+    extra: BTreeMap<InsightKind, usize>,
+    /// failing tests only counted (past [`KEEP_PER_KIND`] records)
+    extra_tests: HashMap<Fw, u64>,
+    overflow: TestRec,
 }
 
 /// What an exception name + message means: kind, root cause and fix.
@@ -801,7 +854,23 @@ impl<'l, 'a> Detective<'l, 'a> {
             compile_summary: 0,
             panics: Vec::new(),
             last_crash: None,
+            stored: HashMap::new(),
+            extra: BTreeMap::new(),
+            extra_tests: HashMap::new(),
+            overflow: TestRec::default(),
         }
+    }
+
+    /// Keeps `ins` unless its kind already has [`KEEP_PER_KIND`] (then it is only counted).
+    fn emit(&mut self, ins: Insight) -> bool {
+        let n = self.stored.entry(ins.kind).or_insert(0);
+        if *n >= KEEP_PER_KIND {
+            *self.extra.entry(ins.kind).or_insert(0) += 1;
+            return false;
+        }
+        *n += 1;
+        self.out.push(ins);
+        true
     }
 
     /// Line `i` without a CI timestamp prefix (`""` past the end).
@@ -884,22 +953,34 @@ impl<'l, 'a> Detective<'l, 'a> {
         }
     }
 
+    /// Counts one more occurrence of the insight aggregated under `key`, if there is one.
+    fn bump(&mut self, key: &str) -> bool {
+        let Some(&at) = self.agg.get(key) else {
+            return false;
+        };
+        let e = &mut self.out[at];
+        let n: u64 = e
+            .details
+            .get("occurrences")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        e.details.insert("occurrences".into(), (n + 1).to_string());
+        true
+    }
+
     /// Adds an insight, or counts it as one more occurrence of an identical earlier one.
     fn push_agg(&mut self, key: Option<String>, ins: Insight) {
         if let Some(k) = key {
-            if let Some(&at) = self.agg.get(&k) {
-                let e = &mut self.out[at];
-                let n: u64 = e
-                    .details
-                    .get("occurrences")
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(1);
-                e.details.insert("occurrences".into(), (n + 1).to_string());
+            if self.bump(&k) {
                 return;
             }
-            self.agg.insert(k, self.out.len());
+            let at = self.out.len();
+            if self.emit(ins) {
+                self.agg.insert(k, at);
+            }
+            return;
         }
-        self.out.push(ins);
+        self.emit(ins);
     }
 
     // -----------------------------------------------------------------------------------------
@@ -918,6 +999,11 @@ impl<'l, 'a> Detective<'l, 'a> {
         });
         let at = match found {
             Some(t) => t,
+            None if self.tests.len() >= KEEP_PER_KIND => {
+                *self.extra_tests.entry(fw).or_insert(0) += 1;
+                self.overflow = TestRec::default();
+                return &mut self.overflow;
+            }
             None => {
                 self.tests.push(TestRec {
                     fw: Some(fw),
@@ -1049,10 +1135,13 @@ impl<'l, 'a> Detective<'l, 'a> {
         if let Some(c) = re!(r"thread '([^']*)' panicked at (\S+?):(\d+):(\d+):\s*$").captures(t) {
             thread = c[1].to_owned();
             location = Some(loc(&c[2], &c[3], Some(&c[4])));
+            // the message is the next line; it continues only on indented lines
+            // (`  left: 2` / ` right: 3` of assertions)
             let mut msg = Vec::new();
             while j < self.lines.len() && msg.len() < 8 {
                 let l = strip_ci_prefix(self.l(j));
-                if l.trim().is_empty()
+                if (!msg.is_empty() && !l.starts_with([' ', '\t']))
+                    || l.trim().is_empty()
                     || l.starts_with("note: ")
                     || l.starts_with("stack backtrace:")
                     || l.starts_with("thread '")
@@ -1833,10 +1922,14 @@ impl<'l, 'a> Detective<'l, 'a> {
         if parse_frame(t).is_some() {
             return false;
         }
+        // cheap checks first: frames must follow, unless the line itself says "uncaught"
+        let first = self.first_frame_after(i);
+        if first.is_none() && !UNCAUGHT_MARKERS.iter().any(|m| t.contains(m)) {
+            return false;
+        }
         let Some(h) = parse_exc_header(t) else {
             return false;
         };
-        let first = self.first_frame_after(i);
         if first.is_none() && !h.uncaught {
             return false;
         }
@@ -1861,6 +1954,16 @@ impl<'l, 'a> Detective<'l, 'a> {
         let uncaught =
             tr.uncaught || caret || (js && matches!(short, "TypeError" | "ReferenceError"));
         let location = tr.user_location();
+        let pre = format!(
+            "exc|{}|{}|{}|{}",
+            tr.name,
+            template(&tr.message),
+            location.as_deref().unwrap_or(""),
+            tr.causes.last().map_or("", |c| c.0.as_str())
+        );
+        if self.bump(&pre) {
+            return true;
+        }
         let (cname, cmsg) = tr
             .causes
             .last()
@@ -1914,8 +2017,7 @@ impl<'l, 'a> Detective<'l, 'a> {
         if let Some(th) = &tr.thread {
             ins.details.insert("thread".into(), th.clone());
         }
-        let key = agg_key(cl.kind, &tr.name, &tr.message, location.as_deref());
-        self.push_agg(Some(key), ins);
+        self.push_agg(Some(pre), ins);
         true
     }
 
@@ -1942,6 +2044,14 @@ impl<'l, 'a> Detective<'l, 'a> {
         let location = re!(r"\(([\w$.-]+\.(?:java|kt|scala|py|js|ts|go|rs|cs)):(\d+)\)")
             .captures(t)
             .map(|l| loc(&l[1], &l[2], None));
+        let pre = format!(
+            "lvl|{name}|{}|{}|{lvl:?}",
+            template(&msg),
+            location.as_deref().unwrap_or("")
+        );
+        if self.bump(&pre) {
+            return true;
+        }
         let cl = classify(&name, &msg, false, location.as_deref());
         let severity = severity_for(cl.kind, false, Some(lvl));
         let mut ins = new_insight(
@@ -1956,8 +2066,7 @@ impl<'l, 'a> Detective<'l, 'a> {
         ins.fix = cl.fix;
         ins.impact = impact_for(cl.kind, severity, "service");
         ins.details.insert("exception".into(), name.clone());
-        let key = agg_key(cl.kind, &name, &msg, location.as_deref());
-        self.push_agg(Some(key), ins);
+        self.push_agg(Some(pre), ins);
         true
     }
 
@@ -2047,7 +2156,7 @@ impl<'l, 'a> Detective<'l, 'a> {
         if let Some(s) = signal {
             ins.details.insert("signal".into(), s);
         }
-        self.out.push(ins);
+        self.emit(ins);
         true
     }
 
@@ -2136,7 +2245,7 @@ impl<'l, 'a> Detective<'l, 'a> {
             let p = c.get(1).or(c.get(2)).map_or("", |m| m.as_str());
             ins.details.insert("process".into(), p.to_owned());
         }
-        self.out.push(ins);
+        self.emit(ins);
         true
     }
 
@@ -2274,10 +2383,11 @@ impl<'l, 'a> Detective<'l, 'a> {
             if warn {
                 sev = Severity::Medium;
             }
+            // `react@18.2.0` → `react`, `@types/node@20` → `@types/node`
             let pkg_of = |s: &str| -> String {
                 let s = s.trim_matches('"');
-                match s[1..].find('@') {
-                    Some(p) => s[..p + 1].to_owned(),
+                match s.char_indices().skip(1).find(|(_, c)| *c == '@') {
+                    Some((p, _)) => s[..p].to_owned(),
                     None => s.to_owned(),
                 }
             };
@@ -2636,10 +2746,9 @@ impl<'l, 'a> Detective<'l, 'a> {
                     Some(loc(&f, &at[1], at.get(2).map(|m| m.as_str())))
                 })
                 .or_else(|| {
-                    let p = regex::escape(&f);
-                    Regex::new(&format!(r"{p}:(\d+)(?::(\d+))?"))
-                        .ok()?
-                        .captures(fline)
+                    let after = &fline[fline.find(f.as_str())? + f.len()..];
+                    re!(r"^:(\d+)(?::(\d+))?")
+                        .captures(after)
                         .map(|c| loc(&f, &c[1], c.get(2).map(|m| m.as_str())))
                 });
             self.next = fk + 1;
@@ -2696,8 +2805,12 @@ impl<'l, 'a> Detective<'l, 'a> {
                     return true;
                 }
                 let arrow = (i + 1..(i + 6).min(self.lines.len())).find_map(|k| {
+                    let l = self.l(k);
+                    if !l.contains("--> ") {
+                        return None;
+                    }
                     re!(r"^\s*--> (.+?):(\d+):(\d+)\s*$")
-                        .captures(self.l(k))
+                        .captures(l)
                         .map(|a| (k, loc(&a[1], &a[2], Some(&a[3]))))
                 });
                 if code.is_none() && arrow.is_none() {
@@ -2755,6 +2868,8 @@ impl<'l, 'a> Detective<'l, 'a> {
                 let code = c[4].to_owned();
                 let tool = if code.starts_with("TS") {
                     "tsc"
+                } else if code.starts_with("CS") {
+                    "dotnet"
                 } else {
                     "msvc"
                 };
@@ -2841,6 +2956,14 @@ impl<'l, 'a> Detective<'l, 'a> {
         ctx: &[&str],
         ex: String,
     ) {
+        let full = self
+            .stored
+            .get(&InsightKind::CompileError)
+            .is_some_and(|n| *n >= KEEP_PER_KIND);
+        if full {
+            *self.extra.entry(InsightKind::CompileError).or_insert(0) += 1;
+            return;
+        }
         let key = format!("{}|{msg}", location.as_deref().unwrap_or(""));
         if !self.compile_seen.insert(key) {
             return;
@@ -2858,7 +2981,7 @@ impl<'l, 'a> Detective<'l, 'a> {
         if let Some(c) = code {
             ins.details.insert("code".into(), c);
         }
-        self.out.push(ins);
+        self.emit(ins);
     }
 
     // -----------------------------------------------------------------------------------------
@@ -2880,6 +3003,29 @@ impl<'l, 'a> Detective<'l, 'a> {
                 rec.root = Some(rust_panic_root(&panic.message));
                 rec.frames = panic.frames.clone();
                 rec.has_message = true;
+                continue;
+            }
+            if let Some(v) = re!(r"^([A-Z][A-Z0-9_]{2,}) must be set|environment variable `?([A-Z][A-Z0-9_]{2,})`? (?:not found|is not set|must be set)")
+                .captures(&panic.message)
+            {
+                let var = v.get(1).or(v.get(2)).map_or("", |m| m.as_str()).to_owned();
+                let mut ins = new_insight(
+                    InsightKind::ConfigError,
+                    Severity::High,
+                    idx,
+                    &format!("Missing required environment variable {var}"),
+                    excerpt(&[self.l(idx), self.l(idx + 1)]),
+                );
+                ins.location = panic.location.clone();
+                ins.root_cause = Some(format!(
+                    "environment variable {var} is not set, and the program panicked at startup"
+                ));
+                ins.fix = format!(
+                    "Set {var} in the deployment environment (or .env / secret store); read it with a clear error instead of a panic"
+                );
+                ins.impact = "the service cannot start until the configuration is fixed".to_owned();
+                ins.details.insert("variable".into(), var);
+                self.emit(ins);
                 continue;
             }
             let kind = if panic.thread == "main" {
@@ -2950,10 +3096,15 @@ impl<'l, 'a> Detective<'l, 'a> {
 
         // Test failures → insights.
         let tests = std::mem::take(&mut self.tests);
-        let per_fw: HashMap<Fw, u64> = tests.iter().fold(HashMap::new(), |mut m, r| {
+        let per_fw: HashMap<Fw, u64> = tests.iter().fold(self.extra_tests.clone(), |mut m, r| {
             *m.entry(r.fw.unwrap_or(Fw::Cargo)).or_insert(0) += 1;
             m
         });
+        let extra_tests: u64 = self.extra_tests.values().sum();
+        if extra_tests > 0 {
+            *self.extra.entry(InsightKind::TestFailure).or_insert(0) +=
+                usize::try_from(extra_tests).unwrap_or(usize::MAX);
+        }
         for r in tests {
             let fw = r.fw.unwrap_or(Fw::Cargo);
             let n = per_fw.get(&fw).copied().unwrap_or(1);
@@ -3006,7 +3157,7 @@ impl<'l, 'a> Detective<'l, 'a> {
             if !r.frames.is_empty() {
                 ins.details.insert("stackTrace".into(), r.frames.join("\n"));
             }
-            self.out.push(ins);
+            self.emit(ins);
         }
 
         // Compile errors: how many block the build.
@@ -3014,7 +3165,12 @@ impl<'l, 'a> Detective<'l, 'a> {
             .out
             .iter()
             .filter(|i| i.kind == InsightKind::CompileError)
-            .count() as u64;
+            .count() as u64
+            + self
+                .extra
+                .get(&InsightKind::CompileError)
+                .copied()
+                .unwrap_or(0) as u64;
         let blocked = n_compile.max(self.compile_summary);
         for ins in self
             .out
@@ -3032,7 +3188,7 @@ impl<'l, 'a> Detective<'l, 'a> {
                 ins.impact = format!("{} ({n} occurrences in this log)", ins.impact);
             }
         }
-        cap_per_kind(self.out)
+        cap_per_kind(self.out, &self.extra)
     }
 }
 
@@ -3177,7 +3333,7 @@ pub(super) fn parse_frame(l: &str) -> Option<Frame> {
     // `at new Promise (<anonymous>)`, `at async Promise.all (index 0)`
     re!(r"^[\w$.<>\[\] ]+ \([^)]*\)$|^<anonymous>$")
         .is_match(rest)
-        .then(|| Frame {
+        .then_some(Frame {
             text,
             location: None,
             user: false,
@@ -3368,6 +3524,17 @@ fn classify(name: &str, msg: &str, environ: bool, location: Option<&str>) -> Cla
         return rt(
             Some(format!("value is {} when property '{prop}' is {verb}", &c[3])),
             format!("Add a null check / optional chaining before reading '{prop}' (obj?.{prop}){at}, and find why the object is {}", &c[3]),
+        );
+    }
+    if let Some(c) = re!(r"Cannot find module '([^']+)'").captures(msg) {
+        let m = &c[1];
+        return rt(
+            Some(format!("module '{m}' cannot be resolved")),
+            if m.starts_with('.') || m.starts_with('/') {
+                format!("Fix the import path '{m}'{at} (the file does not exist where it is looked for)")
+            } else {
+                format!("Install '{m}' (npm install {m}, and list it in package.json dependencies) or fix the import")
+            },
         );
     }
     if let Some(c) = re!(r"^(\S+) is not a function").captures(msg) {
@@ -3628,6 +3795,7 @@ fn diagnose_compile(msg: &str, ctx: &[&str], location: Option<&str>) -> (Option<
         .or_else(|| first(re!(r"Cannot find name '([^']+)'")))
         .or_else(|| first(re!(r"Unresolved reference:? '?(\w+)")))
         .or_else(|| first(re!(r"name '([^']+)' is not defined")))
+        .or_else(|| first(re!(r"The name '([^']+)' does not exist in the current context")))
     {
         return unresolved(&n);
     }
@@ -4658,13 +4826,21 @@ env var HOME=/root
         let v = only(&log, CompileError);
         assert_eq!(v.len(), MAX_INSIGHTS_PER_KIND);
         assert_eq!(v[0].log_line, 1);
-        assert_eq!(v.last().unwrap().details["omitted"], "10");
+        let last = v.last().unwrap();
+        assert_eq!(last.log_line, 20);
+        assert_eq!(last.details["findings"], "11");
+        assert_eq!(last.details["occurrences"], "11");
+        assert!(
+            last.title.ends_with("(and 10 more similar findings)"),
+            "{}",
+            last.title
+        );
         assert_eq!(v[0].impact, "build blocked: 30 compile errors");
     }
 
     #[test]
     fn hand_built_log_text_is_scanned_per_line() {
-        let owned = vec!["x".to_owned(), "./main.go:3:1: undefined: y".to_owned()];
+        let owned = ["x".to_owned(), "./main.go:3:1: undefined: y".to_owned()];
         let log = LogText {
             text: "unrelated",
             lines: owned.iter().map(String::as_str).collect(),
@@ -4679,5 +4855,216 @@ env var HOME=/root
         let log = "2024-01-15T10:00:00.1234567Z error[E0425]: cannot find value `x` in this scope\n2024-01-15T10:00:00.1234568Z  --> src/main.rs:4:5\n";
         let i = one(log, CompileError);
         assert_eq!(i.location.as_deref(), Some("src/main.rs:4:5"));
+    }
+
+    #[test]
+    fn node_spec_reporter_failures_dedupe() {
+        let log = "\
+\u{25B6} math
+  \u{2714} adds (0.5ms)
+  \u{2716} subtracts (1.2ms)
+    AssertionError [ERR_ASSERTION]: Expected values to be strictly equal:
+
+    1 !== 2
+
+        at TestContext.<anonymous> (file:///app/test/math.test.js:8:12)
+        at Test.runInAsyncScope (node:async_hooks:206:9)
+\u{25B6} math (3.1ms)
+\u{2139} tests 2
+\u{2139} pass 1
+\u{2139} fail 1
+
+\u{2716} failing tests:
+
+test at file:///app/test/math.test.js:7:3
+\u{2716} subtracts (1.2ms)
+  AssertionError [ERR_ASSERTION]: Expected values to be strictly equal:
+";
+        let i = one(log, TestFailure);
+        assert_eq!(i.details["test"], "subtracts");
+        assert_eq!(i.location.as_deref(), Some("/app/test/math.test.js:8:12"));
+        assert!(i
+            .root_cause
+            .as_deref()
+            .unwrap()
+            .starts_with("AssertionError"));
+        assert!(i.impact.contains("1 of 2 tests failed"), "{}", i.impact);
+    }
+
+    #[test]
+    fn jest_console_blocks_are_not_failures() {
+        let log = "\
+  \u{25CF} Console
+
+    console.log
+      loading fixtures
+
+      at Object.<anonymous> (src/setup.js:3:11)
+
+Tests:       4 passed, 4 total
+";
+        assert!(run(log).is_empty(), "{:#?}", run(log));
+    }
+
+    #[test]
+    fn go_test_panic_gets_the_panic_location() {
+        let log = "\
+--- FAIL: TestCheckout (0.00s)
+panic: runtime error: index out of range [3] with length 3 [recovered]
+\tpanic: runtime error: index out of range [3] with length 3
+
+goroutine 7 [running]:
+testing.tRunner.func1.2({0x5f1a40, 0xc000018150})
+\t/usr/local/go/src/testing/testing.go:1545 +0x238
+example.com/shop/cart.(*Cart).Item(...)
+\t/src/shop/cart/cart.go:31
+FAIL\texample.com/shop/cart\t0.005s
+";
+        let t = one(log, TestFailure);
+        assert_eq!(t.location.as_deref(), Some("/src/shop/cart/cart.go:31"));
+        assert!(t
+            .root_cause
+            .as_deref()
+            .unwrap()
+            .starts_with("panic: runtime error"));
+        let c = one(log, Crash);
+        assert_eq!(c.location.as_deref(), Some("/src/shop/cart/cart.go:31"));
+    }
+
+    #[test]
+    fn java_trace_prefers_the_application_package() {
+        let log = "\
+2024-03-01 10:00:04.789 ERROR 1 --- [main] o.s.boot.SpringApplication : Application run failed
+
+org.springframework.beans.factory.BeanCreationException: Error creating bean with name 'dataSource'
+\tat org.springframework.beans.factory.support.ConstructorResolver.instantiate(ConstructorResolver.java:658)
+\tat com.acme.ShopApplication.main(ShopApplication.java:10)
+Caused by: java.lang.IllegalArgumentException: jdbcUrl is required with driverClassName.
+\tat com.zaxxer.hikari.HikariConfig.validate(HikariConfig.java:1029)
+\tat com.acme.config.DataSourceConfig.dataSource(DataSourceConfig.java:27)
+\t... 18 common frames omitted
+";
+        let i = one(log, RuntimeException);
+        assert_eq!(i.location.as_deref(), Some("DataSourceConfig.java:27"));
+        assert_eq!(i.severity, Severity::High);
+        assert!(i
+            .root_cause
+            .as_deref()
+            .unwrap()
+            .contains("jdbcUrl is required"));
+    }
+
+    #[test]
+    fn chained_python_exceptions_report_the_last_with_its_cause() {
+        let log = "\
+[2024-03-01 10:00:05 +0000] [7] [ERROR] Error handling request /checkout
+Traceback (most recent call last):
+  File \"/app/shop/views.py\", line 88, in checkout
+    total = cart[\"total\"]
+KeyError: 'total'
+
+During handling of the above exception, another exception occurred:
+
+Traceback (most recent call last):
+  File \"/app/shop/middleware.py\", line 21, in __call__
+    raise CheckoutError(\"checkout failed\") from None
+shop.errors.CheckoutError: checkout failed
+[2024-03-01 10:00:06 +0000] [7] [INFO] GET /health 200
+";
+        let i = one(log, RuntimeException);
+        assert_eq!(i.title, "shop.errors.CheckoutError: checkout failed");
+        assert_eq!(i.location.as_deref(), Some("/app/shop/middleware.py:21"));
+        assert!(i
+            .root_cause
+            .as_deref()
+            .unwrap()
+            .contains("while handling KeyError: 'total'"));
+        assert_eq!(i.log_line, 2);
+    }
+
+    #[test]
+    fn js_syntax_error_with_frames_is_a_compile_error() {
+        let log = "\
+/app/src/config.js:12
+  port: 3000,,
+             ^
+
+SyntaxError: Unexpected token ','
+    at internalCompileFunction (node:internal/vm:76:18)
+    at Module._compile (node:internal/modules/cjs/loader:1274:14)
+";
+        let i = one(log, CompileError);
+        assert!(
+            i.title.starts_with("SyntaxError: Unexpected token"),
+            "{}",
+            i.title
+        );
+        assert!(only(log, RuntimeException).is_empty());
+    }
+
+    #[test]
+    fn dependency_words_that_are_not_conflicts() {
+        let log = "\
+added 812 packages, and audited 813 packages in 21s
+found 0 vulnerabilities
+[INFO] --- maven-enforcer-plugin:3.4.1:enforce (enforce-versions) @ shop ---
+[INFO] Rule 0: org.apache.maven.plugins.enforcer.DependencyConvergence passed
+Resolving dependencies...
+    Updating crates.io index
+";
+        assert!(run(log).is_empty(), "{:#?}", run(log));
+    }
+
+    #[test]
+    fn exception_lines_without_frames_need_a_level_or_marker() {
+        let log = "\
+03-17 16:13:45.466  1702 17632 W ActivityManager: java.lang.ClassCastException: android.os.BinderProxy cannot be cast
+INFO retry after java.net.SocketTimeoutException: connect timed out
+Exception in thread \"worker-1\" java.lang.IllegalStateException: queue closed
+";
+        let v = only(log, RuntimeException);
+        assert_eq!(v.len(), 1, "{v:#?}");
+        assert_eq!(v[0].severity, Severity::Critical);
+        assert_eq!(v[0].details["thread"], "worker-1");
+    }
+
+    #[test]
+    fn env_var_panics_and_compose_warnings_are_config_errors() {
+        let log = "\
+WARNING: The \"STRIPE_KEY\" variable is not set. Defaulting to a blank string.
+thread 'main' panicked at src/main.rs:9:40:
+DATABASE_URL must be set: NotPresent
+note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace
+2024-05-01 10:00:00,123 CRITICAL [worker] Unhandled error in job 42: ValueError: bad input
+";
+        let v = only(log, ConfigError);
+        assert_eq!(v.len(), 2, "{v:#?}");
+        assert_eq!(v[0].severity, Severity::Medium);
+        assert_eq!(v[0].details["variable"], "STRIPE_KEY");
+        assert_eq!(v[1].severity, Severity::High);
+        assert_eq!(v[1].details["variable"], "DATABASE_URL");
+        assert_eq!(v[1].location.as_deref(), Some("src/main.rs:9:40"));
+        assert!(only(log, Crash).is_empty());
+        // the panic message is one line: the CRITICAL line after it is still analysed
+        let r = one(log, RuntimeException);
+        assert_eq!(r.severity, Severity::Critical);
+        assert_eq!(r.log_line, 5);
+    }
+
+    #[test]
+    fn dotnet_build_error_and_missing_node_module() {
+        let log = "\
+/src/Shop/Foo.cs(12,5): error CS0103: The name 'total' does not exist in the current context [/src/Shop/Shop.csproj]
+Error: Cannot find module 'express'
+    at Function.Module._resolveFilename (node:internal/modules/cjs/loader:1039:15)
+    at Object.<anonymous> (/app/server.js:1:17)
+";
+        let c = one(log, CompileError);
+        assert_eq!(c.location.as_deref(), Some("/src/Shop/Foo.cs:12:5"));
+        assert_eq!(c.details["compiler"], "dotnet");
+        assert_eq!(c.root_cause.as_deref(), Some("unresolved name `total`"));
+        let r = one(log, RuntimeException);
+        assert_eq!(r.location.as_deref(), Some("/app/server.js:1:17"));
+        assert!(r.fix.starts_with("Install 'express'"), "{}", r.fix);
     }
 }

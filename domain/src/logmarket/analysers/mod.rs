@@ -21,15 +21,14 @@ pub struct LogText<'a> {
 
 impl<'a> LogText<'a> {
     pub fn new(text: &'a str) -> Self {
-        let lines = text
+        let mut lines = text
             .split('\n')
             .map(|l| l.strip_suffix('\r').unwrap_or(l))
             .collect::<Vec<_>>();
         // A trailing newline does not make an extra empty line.
-        let lines = match lines.split_last() {
-            Some((last, rest)) if last.is_empty() => rest.to_vec(),
-            _ => lines,
-        };
+        if lines.last().is_some_and(|l| l.is_empty()) {
+            lines.pop();
+        }
         Self { text, lines }
     }
 }

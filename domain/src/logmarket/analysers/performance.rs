@@ -436,9 +436,10 @@ impl<'c, 'a> State<'c, 'a> {
             None
         };
         if bits & P_STARTED != 0 {
-            self.requests += 1;
-            self.request = Some(self.requests);
+            // Only an HTTP request start opens a request scope (not `Started HttpServer2`).
             if let Some(req) = parse_http_request(line) {
+                self.requests += 1;
+                self.request = Some(self.requests);
                 self.started
                     .insert(req_id.unwrap_or(""), (req.method, req.path()));
                 self.scope_labels.insert(
@@ -825,7 +826,7 @@ fn contains_ci(hay: &str, needle: &str) -> bool {
         .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
-fn request_id<'l>(line: &'l str) -> Option<&'l str> {
+fn request_id(line: &str) -> Option<&str> {
     let c = RE_REQ_ID.captures(line)?;
     c.get(1)
         .or_else(|| c.get(2))
@@ -1120,19 +1121,27 @@ fn memory_reading(line: &str, bits: u32) -> Option<Reading> {
     if bits & P_MEM == 0 {
         return None;
     }
-    if let Some(c) = RE_DOCKER_STATS.captures(line) {
-        let used = size_bytes(c[1].parse().ok()?, &c[2])?;
-        let total = size_bytes(c[3].parse().ok()?, &c[4])?;
-        return Some(("container memory", c[5].parse().ok()?, Some((used, total))));
+    let has = |needle: &str| memchr::memmem::find(line.as_bytes(), needle.as_bytes()).is_some();
+    let percent = memchr::memchr(b'%', line.as_bytes()).is_some();
+    if percent && has(" / ") {
+        if let Some(c) = RE_DOCKER_STATS.captures(line) {
+            let used = size_bytes(c[1].parse().ok()?, &c[2])?;
+            let total = size_bytes(c[3].parse().ok()?, &c[4])?;
+            return Some(("container memory", c[5].parse().ok()?, Some((used, total))));
+        }
     }
-    if let Some(c) = RE_TOP_MEM.captures(line) {
+    if !has(" total,") {
+        // No `top` line.
+    } else if let Some(c) = RE_TOP_MEM.captures(line) {
         let total: f64 = c[1].parse().ok()?;
         let used: f64 = c[3].parse().ok()?;
         if total > 0.0 {
             return Some(("system memory", 100.0 * used / total, None));
         }
     }
-    if let Some(c) = RE_MEM_OF.captures(line) {
+    if !(has(" of ") || has("/")) {
+        // No `used of total` reading.
+    } else if let Some(c) = RE_MEM_OF.captures(line) {
         let used = size_bytes(c[2].parse().ok()?, &c[3])?;
         let total = size_bytes(c[4].parse().ok()?, &c[5])?;
         if total > 0.0 && used <= total {
@@ -1142,6 +1151,9 @@ fn memory_reading(line: &str, bits: u32) -> Option<Reading> {
                 Some((used, total)),
             ));
         }
+    }
+    if !percent {
+        return None;
     }
     if let Some(c) = RE_MEM_PCT.captures(line) {
         let between = c[2].to_ascii_lowercase();
@@ -1256,8 +1268,13 @@ static RE_IMAGE_NAME: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 fn ends_with_size_unit(line: &str) -> bool {
-    let t = line.trim_end().as_bytes();
-    t.len() > 3 && t[t.len() - 1] == b'B' && t[t.len() - 2].is_ascii_alphabetic()
+    let b = line.as_bytes();
+    let end = b.len()
+        - b.iter()
+            .rev()
+            .take_while(|c| c.is_ascii_whitespace())
+            .count();
+    end > 3 && b[end - 1] == b'B' && b[end - 2].is_ascii_alphabetic()
 }
 
 /// The image a build or push log was naming before line `i`.
@@ -1802,8 +1819,9 @@ mod tests {
         let n = of(&run(&log), InsightKind::NPlusOneQuery);
         assert_eq!(n.len(), 1);
         assert_eq!(d(&n[0], "scope"), "consecutive query lines");
-        // The same query far apart (separate bursts) is not N+1.
-        let mut spread = String::new();
+        // The same query far apart (separate bursts) is not N+1, even after a non-HTTP
+        // "Started" line.
+        let mut spread = "2015-10-18 18:01:52,728 INFO [main] org.mortbay.log: Started HttpServer2$SelectChannelConnectorWithSafeStartup@0.0.0.0:62267\n".to_owned();
         for _ in 0..5 {
             spread.push_str("Hibernate: select a1_0.id from authors a1_0 where a1_0.id=?\nINFO a\nINFO b\nINFO c\nINFO d\nINFO e\n");
         }

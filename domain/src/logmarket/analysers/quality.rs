@@ -7,23 +7,28 @@
 //!
 //! `docs/analysers.md` ("Quality Inspector") documents every rule.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 
 use regex::Regex;
 
 use super::error::{
     cap_per_kind, excerpt, is_framework, loc, new_insight, parse_frame, strip_ci_prefix, template,
-    truncate, Triggers,
+    truncate, Triggers, KEEP_PER_KIND,
 };
 use super::{AnalyserConfig, LogText};
 use crate::logmarket::insight::{Insight, InsightKind, Severity};
 
+/// A regex compiled once, on first use, into a static.
 macro_rules! re {
     ($s:expr) => {{
         static RE: OnceLock<Regex> = OnceLock::new();
-        RE.get_or_init(|| Regex::new($s).expect("static regex"))
+        RE.get_or_init(|| compile($s))
     }};
+}
+
+fn compile(pattern: &str) -> Regex {
+    Regex::new(pattern).expect("static regex")
 }
 
 const Q_COV: u64 = 1 << 0;
@@ -42,6 +47,7 @@ const PATTERNS: &[(&str, u64)] = &[
     ("eprecat", Q_DEPR),
     ("EPRECAT", Q_DEPR),
     ("has been relocated", Q_DEPR),
+    ("is abandoned", Q_DEPR),
     ("rejected by a future version", Q_DEPR),
     ("warning", Q_WARN),
     ("Warning: ", Q_WARN),
@@ -83,6 +89,7 @@ const ANCHORS: &[&str] = &[
     "eprecat",
     "EPRECAT",
     "relocated",
+    "abandoned",
     "future version",
     "warning",
     "Warning",
@@ -129,6 +136,12 @@ pub fn analyse(log: &LogText<'_>, config: &AnalyserConfig) -> Vec<Insight> {
     q.finish()
 }
 
+#[derive(Clone, Copy)]
+enum FileTable {
+    CoveragePy,
+    Istanbul,
+}
+
 struct CoverageSeen {
     idx: usize,
     value: f64,
@@ -146,6 +159,9 @@ struct Inspector<'l, 'a> {
     eslint_file: Option<String>,
     eslint_scanned: usize,
     last_promise: Option<usize>,
+    /// insights kept per kind / only counted past [`KEEP_PER_KIND`]
+    stored: HashMap<InsightKind, usize>,
+    extra: BTreeMap<InsightKind, usize>,
 }
 
 impl<'l, 'a> Inspector<'l, 'a> {
@@ -160,7 +176,21 @@ impl<'l, 'a> Inspector<'l, 'a> {
             eslint_file: None,
             eslint_scanned: 0,
             last_promise: None,
+            stored: HashMap::new(),
+            extra: BTreeMap::new(),
         }
+    }
+
+    /// Keeps `ins` unless its kind already has [`KEEP_PER_KIND`] (then it is only counted).
+    fn emit(&mut self, ins: Insight) -> bool {
+        let n = self.stored.entry(ins.kind).or_insert(0);
+        if *n >= KEEP_PER_KIND {
+            *self.extra.entry(ins.kind).or_insert(0) += 1;
+            return false;
+        }
+        *n += 1;
+        self.out.push(ins);
+        true
     }
 
     fn l(&self, i: usize) -> &'a str {
@@ -206,8 +236,10 @@ impl<'l, 'a> Inspector<'l, 'a> {
             }
             return;
         }
-        self.agg.insert(key, self.out.len());
-        self.out.push(ins);
+        let at = self.out.len();
+        if self.emit(ins) {
+            self.agg.insert(key, at);
+        }
     }
 
     /// `-->` location of a rustc diagnostic starting at `i`.
@@ -587,6 +619,19 @@ impl<'l, 'a> Inspector<'l, 'a> {
             );
             ecosystem = "gradle";
             title = format!("Deprecated Gradle features (incompatible with Gradle {})", &c[1]);
+        } else if let Some(c) = re!(
+            r"Package (\S+) is abandoned, you should avoid using it\. (?:Use (\S+) instead|No replacement was suggested)"
+        )
+        .captures(t)
+        {
+            package = Some(c[1].to_owned());
+            note = match c.get(2) {
+                Some(r) => format!("abandoned; use {} instead", r.as_str()),
+                None => "abandoned; no replacement was suggested".to_owned(),
+            };
+            severity = Severity::Medium;
+            ecosystem = "composer";
+            title = format!("Abandoned Composer package {}", &c[1]);
         } else if let Some(c) = re!(r"The artifact (\S+) has been relocated to (\S+)").captures(t) {
             package = Some(c[1].trim_end_matches('.').to_owned());
             note = format!("use {} instead", c[2].trim_end_matches('.'));
@@ -746,11 +791,11 @@ impl<'l, 'a> Inspector<'l, 'a> {
         let mut metric = "lines";
         let mut scope: Option<String> = None;
         let mut uncovered: Option<String> = None;
-        let mut files: Vec<(String, f64)> = Vec::new();
+        let mut files_from: Option<FileTable> = None;
         let tool;
         let current: f64;
         let tt = t.trim();
-        if let Some(c) = (tt.contains("threshold")).then(|| re!(r#"coverage threshold for (\w+) \((\d+(?:\.\d+)?)%\) not met(?: for ([^:]+))?: (\d+(?:\.\d+)?)%"#).captures(tt)).flatten() {
+        if let Some(c) = tt.contains("threshold").then(|| re!(r#"coverage threshold for (\w+) \((\d+(?:\.\d+)?)%\) not met(?: for ([^:]+))?: (\d+(?:\.\d+)?)%"#).captures(tt)).flatten() {
             tool = "jest";
             metric = leak(&c[1]);
             target = num(&c[2]).unwrap_or(target);
@@ -760,7 +805,7 @@ impl<'l, 'a> Inspector<'l, 'a> {
                 .captures(tt)
                 .map(|g| g[1].to_owned())
                 .filter(|g| g != "global");
-        } else if let Some(c) = (tt.contains("covered ratio")).then(|| re!(r"(\w+) covered ratio is (\d*\.?\d+), but expected minimum is (\d*\.?\d+)").captures(tt)).flatten() {
+        } else if let Some(c) = tt.contains("covered ratio").then(|| re!(r"(\w+) covered ratio is (\d*\.?\d+), but expected minimum is (\d*\.?\d+)").captures(tt)).flatten() {
             tool = "jacoco:check";
             metric = leak(&c[1].to_ascii_lowercase());
             current = num(&c[2]).unwrap_or(0.0) * 100.0;
@@ -769,7 +814,7 @@ impl<'l, 'a> Inspector<'l, 'a> {
             scope = re!(r"Rule violated for (\w+ [\w.:-]+)")
                 .captures(tt)
                 .map(|g| g[1].trim_end_matches(':').to_owned());
-        } else if let Some(c) = (tt.contains("Required test coverage")).then(|| re!(r"Required test coverage of (\d+(?:\.\d+)?)% not reached\. Total coverage: (\d+(?:\.\d+)?)%").captures(tt)).flatten() {
+        } else if let Some(c) = tt.contains("Required test coverage").then(|| re!(r"Required test coverage of (\d+(?:\.\d+)?)% not reached\. Total coverage: (\d+(?:\.\d+)?)%").captures(tt)).flatten() {
             tool = "pytest-cov";
             target = num(&c[1]).unwrap_or(target);
             from_log_target = true;
@@ -790,41 +835,41 @@ impl<'l, 'a> Inspector<'l, 'a> {
                 metric = "statements";
                 current = num(&c[3]).unwrap_or(0.0);
                 uncovered = Some(format!("{} of {} statements uncovered", &c[2], &c[1]));
-                files = self.coverage_py_files(i);
+                files_from = Some(FileTable::CoveragePy);
             } else {
                 return false;
             }
-        } else if let Some(c) = (tt.starts_with("All files")).then(|| re!(r"^All files\s*\|\s*(\d+(?:\.\d+)?)\s*\|").captures(tt)).flatten() {
+        } else if let Some(c) = tt.starts_with("All files").then(|| re!(r"^All files\s*\|\s*(\d+(?:\.\d+)?)\s*\|").captures(tt)).flatten() {
             tool = "istanbul";
             metric = "statements";
             current = num(&c[1]).unwrap_or(0.0);
-            files = self.istanbul_files(i);
-        } else if let Some(c) = (tt.contains("% coverage,")).then(|| re!(r"(\d+(?:\.\d+)?)% coverage, (\d+)/(\d+) lines covered").captures(tt)).flatten() {
+            files_from = Some(FileTable::Istanbul);
+        } else if let Some(c) = tt.contains("% coverage,").then(|| re!(r"(\d+(?:\.\d+)?)% coverage, (\d+)/(\d+) lines covered").captures(tt)).flatten() {
             tool = "tarpaulin";
             current = num(&c[1]).unwrap_or(0.0);
             let (cov, all): (u64, u64) = (c[2].parse().unwrap_or(0), c[3].parse().unwrap_or(0));
             uncovered = Some(format!("{} of {all} lines uncovered", all.saturating_sub(cov)));
-        } else if let Some(c) = (tt.contains("of statements")).then(|| re!(r"coverage: (\d+(?:\.\d+)?)% of statements").captures(tt)).flatten() {
+        } else if let Some(c) = tt.contains("of statements").then(|| re!(r"coverage: (\d+(?:\.\d+)?)% of statements").captures(tt)).flatten() {
             tool = "go";
             metric = "statements";
             current = num(&c[1]).unwrap_or(0.0);
             scope = re!(r"^(?:ok|FAIL)\s+(\S+)").captures(tt).map(|g| g[1].to_owned());
-        } else if let Some(c) = (tt.starts_with("total:")).then(|| re!(r"^total:\s+\(statements\)\s+(\d+(?:\.\d+)?)%").captures(tt)).flatten() {
+        } else if let Some(c) = tt.starts_with("total:").then(|| re!(r"^total:\s+\(statements\)\s+(\d+(?:\.\d+)?)%").captures(tt)).flatten() {
             tool = "go";
             metric = "statements";
             current = num(&c[1]).unwrap_or(0.0);
-        } else if let Some(c) = (tt.starts_with("Total")).then(|| re!(r"^Total\b.*?(\d+(?:\.\d+)?)\s?%").captures(tt)).flatten() {
+        } else if let Some(c) = tt.starts_with("Total").then(|| re!(r"^Total\b.*?(\d+(?:\.\d+)?)\s?%").captures(tt)).flatten() {
             tool = "jacoco";
             metric = "instructions";
             current = num(&c[1]).unwrap_or(0.0);
-        } else if let Some(c) = (tt.contains(" covered:")).then(|| re!(r"(?i)\b(instructions|lines|branches|statements|methods|classes) covered:\s*(\d+(?:\.\d+)?)\s?%").captures(tt)).flatten() {
+        } else if let Some(c) = tt.contains(" covered:").then(|| re!(r"(?i)\b(instructions|lines|branches|statements|methods|classes) covered:\s*(\d+(?:\.\d+)?)\s?%").captures(tt)).flatten() {
             tool = "jacoco";
             metric = leak(&c[1].to_ascii_lowercase());
             current = num(&c[2]).unwrap_or(0.0);
-        } else if let Some(c) = (tt.contains("overage")).then(|| re!(r"(?i)coverage (?:increased|decreased) \([+-]?[\d.]+%\) to (\d+(?:\.\d+)?)%").captures(tt)).flatten() {
+        } else if let Some(c) = tt.contains("overage").then(|| re!(r"(?i)coverage (?:increased|decreased) \([+-]?[\d.]+%\) to (\d+(?:\.\d+)?)%").captures(tt)).flatten() {
             tool = "coveralls";
             current = num(&c[1]).unwrap_or(0.0);
-        } else if let Some(c) = ((tt.contains("overage") || tt.contains("OVERAGE"))).then(|| re!(r"(?i)\b((?:code |line |statement |test |branch )?coverage)\b([^\d%\n]{0,20}?)(\d{1,3}(?:\.\d+)?)\s?%").captures(tt)).flatten() {
+        } else if let Some(c) = (tt.contains("overage") || tt.contains("OVERAGE")).then(|| re!(r"(?i)\b((?:code |line |statement |test |branch )?coverage)\b([^\d%\n]{0,20}?)(\d{1,3}(?:\.\d+)?)\s?%").captures(tt)).flatten() {
             let gap = c[2].to_ascii_lowercase();
             if re!(r"target|threshold|minimum|required|goal|min\b|expected|fail[-_ ]under|delta|change|diff")
                 .is_match(&gap)
@@ -844,9 +889,12 @@ impl<'l, 'a> Inspector<'l, 'a> {
             return false;
         }
         // the same report printed twice (a table and a gate line) counts once
-        let dup = self.coverage.iter().any(|s| {
-            i.saturating_sub(s.idx) <= 60 && (s.value - current).abs() < 1.0 && s.scope == scope
-        });
+        let dup = self
+            .coverage
+            .iter()
+            .rev()
+            .take_while(|s| i.saturating_sub(s.idx) <= 60)
+            .any(|s| (s.value - current).abs() < 1.0 && s.scope == scope);
         self.coverage.push(CoverageSeen {
             idx: i,
             value: current,
@@ -855,6 +903,16 @@ impl<'l, 'a> Inspector<'l, 'a> {
         if dup {
             return true;
         }
+        // per-file rows only for findings that can still be kept
+        let keep = self
+            .stored
+            .get(&InsightKind::LowCoverage)
+            .is_none_or(|n| *n < KEEP_PER_KIND);
+        let mut files = match files_from.filter(|_| keep) {
+            Some(FileTable::CoveragePy) => self.coverage_py_files(i),
+            Some(FileTable::Istanbul) => self.istanbul_files(i),
+            None => Vec::new(),
+        };
         let gap = target - current;
         let severity = if gap <= 10.0 {
             Severity::Medium
@@ -919,7 +977,7 @@ impl<'l, 'a> Inspector<'l, 'a> {
         if let Some(s) = scope {
             ins.details.insert("scope".into(), s);
         }
-        self.out.push(ins);
+        self.emit(ins);
         true
     }
 
@@ -1057,6 +1115,13 @@ impl<'l, 'a> Inspector<'l, 'a> {
                 _ => template(&msg),
             }
         );
+        if self.agg.contains_key(&key) {
+            // one more occurrence: no need to build the insight
+            let ins = new_insight(InsightKind::Warning, Severity::Info, i, "", String::new());
+            let ins = Insight { location, ..ins };
+            self.push_agg(key, ins);
+            return true;
+        }
         let severity = if location.is_some() {
             Severity::Low
         } else {
@@ -1103,7 +1168,7 @@ impl<'l, 'a> Inspector<'l, 'a> {
                 _ => {}
             }
         }
-        cap_per_kind(self.out)
+        cap_per_kind(self.out, &self.extra)
     }
 }
 
@@ -1113,6 +1178,7 @@ const DEPRECATION_GATE: &[&str] = &[
     "DEPRECATION:",
     "Deprecated Gradle",
     "relocated",
+    "abandoned",
     "[deprecation]",
     "[removal]",
     "future version",
@@ -1345,8 +1411,10 @@ TOTAL                       120     37    69%
         ] {
             assert!(only(&format!("{line}\n"), LowCoverage).is_empty(), "{line}");
         }
-        let mut cfg = AnalyserConfig::default();
-        cfg.coverage_target_percent = 95;
+        let cfg = AnalyserConfig {
+            coverage_target_percent: 95,
+            ..AnalyserConfig::default()
+        };
         let v = analyse(&LogText::new("coverage: 91.0% of statements\n"), &cfg);
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].details["target"], "95%");
@@ -1625,6 +1693,76 @@ Use Option::unwrap_or for defaults
             .collect();
         let v = only(&log, Warning);
         assert_eq!(v.len(), 20);
-        assert_eq!(v.last().unwrap().details["omitted"], "10");
+        assert_eq!(v.last().unwrap().details["findings"], "11");
+        assert!(v
+            .last()
+            .unwrap()
+            .title
+            .contains("(and 10 more similar findings)"));
+    }
+
+    #[test]
+    fn lint_signs_of_missing_error_handling() {
+        let log = "\
+warning: used `unwrap()` on a `Result` value
+  --> src/config.rs:22:17
+[/src/app/main.go:31] - G104 (CWE-703): Errors unhandled. (Confidence: HIGH, Severity: LOW)
+>> Issue: [B110:try_except_pass] Try, Except, Pass detected.
+   Severity: Low   Confidence: High
+   Location: ./app/jobs.py:40:8
+/home/ci/app/src/api.ts
+  14:3  error  Promises must be awaited, end with a call to .catch, or end with a call to .then with a rejection handler  @typescript-eslint/no-floating-promises
+app/tasks.py:12:4: W0718: Catching too general exception Exception (broad-exception-caught)
+";
+        let v = only(log, MissingErrorHandling);
+        assert_eq!(v.len(), 5, "{v:#?}");
+        assert_eq!(v[0].location.as_deref(), Some("src/config.rs:22:17"));
+        assert_eq!(v[1].location.as_deref(), Some("/src/app/main.go:31"));
+        assert_eq!(v[2].location.as_deref(), Some("./app/jobs.py:40:8"));
+        assert_eq!(
+            v[3].location.as_deref(),
+            Some("/home/ci/app/src/api.ts:14:3")
+        );
+        assert!(v[3].fix.starts_with("Add a .catch handler or await"));
+        assert_eq!(v[4].location.as_deref(), Some("app/tasks.py:12:4"));
+        assert!(v.iter().all(|i| i.severity == Severity::Medium));
+        assert!(only(log, Warning).is_empty(), "{:#?}", only(log, Warning));
+    }
+
+    #[test]
+    fn node_deprecation_and_generic_package_deprecation() {
+        let log = "\
+(node:77) [DEP0040] DeprecationWarning: The `punycode` module is deprecated. Please use a userland alternative instead.
+Package swiftmailer/swiftmailer is abandoned, you should avoid using it. Use symfony/mailer instead.
+WARNING: left-pad@1.3.0 is deprecated, use String.prototype.padStart instead
+";
+        let v = only(log, DeprecatedDependency);
+        assert_eq!(v.len(), 3, "{v:#?}");
+        assert_eq!(v[0].details["package"], "punycode");
+        assert_eq!(v[1].details["package"], "swiftmailer/swiftmailer");
+        assert_eq!(v[1].details["replacement"], "symfony/mailer");
+        assert_eq!(v[1].severity, Severity::Medium);
+        assert_eq!(v[2].details["package"], "left-pad");
+        assert_eq!(v[2].details["version"], "1.3.0");
+        assert_eq!(v[2].details["replacement"], "String.prototype.padStart");
+    }
+
+    #[test]
+    fn coverage_table_printed_with_its_gate_counts_once() {
+        let log = "\
+All files       |   71.42 |    55.55 |   66.66 |   71.42 |
+ api.ts         |   92.3  |    80    |   100   |   92.3  | 14
+ payments.ts    |   41.17 |    25    |   33.33 |   41.17 | 10-25,31
+----------------|---------|----------|---------|---------|-------------------
+Jest: \"global\" coverage threshold for statements (80%) not met: 71.42%
+";
+        let i = one(log, LowCoverage);
+        assert!(i.fix.contains("payments.ts"), "{}", i.fix);
+        assert!(
+            i.impact
+                .contains("missing coverage in payments.ts (41.17%)"),
+            "{}",
+            i.impact
+        );
     }
 }

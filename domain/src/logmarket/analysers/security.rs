@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::LazyLock;
 
+use aho_corasick::AhoCorasick;
 use chrono::NaiveDate;
 use memchr::memmem;
 use regex::Regex;
@@ -1259,21 +1260,16 @@ const SOURCE_KEYS: [&str; 11] = [
 static SOURCE_FINDERS: LazyLock<Vec<memmem::Finder<'static>>> =
     LazyLock::new(|| SOURCE_KEYS.iter().map(memmem::Finder::new).collect());
 
-/// Where a line says a request or login came from: after `from`, `rhost=`, `client`, … ;
-/// else an address as the line's first token (access logs); else the last IPv4 address before
-/// `before` (the request); else the first IPv4 address in the line.
+/// Where a line says a request or login came from. For a request line (`before` = where the
+/// request starts): an address as the line's first token (access logs), else the last IPv4
+/// address before the request. Then, for all lines: after `from`, `rhost=`, `client`, … ; an
+/// address as the first token; the first IPv4 address in the line.
 fn source_ip(line: &str, before: Option<usize>) -> Option<&str> {
-    for (key, finder) in SOURCE_KEYS.iter().zip(SOURCE_FINDERS.iter()) {
-        for p in finder.find_iter(line.as_bytes()) {
-            if let Some(ip) = ip_token(&line[p + key.len()..]) {
-                return Some(ip);
-            }
-        }
-    }
-    if let Some(ip) = ip_token(line.trim_start()) {
-        return Some(ip);
-    }
     if let Some(limit) = before {
+        // Request lines: the client address leads the line or precedes the request.
+        if let Some(ip) = ip_token(line.trim_start()) {
+            return Some(ip);
+        }
         let mut last = None;
         let mut from = 0;
         while let Some((s, e)) = find_ipv4(&line[..limit], from) {
@@ -1283,6 +1279,16 @@ fn source_ip(line: &str, before: Option<usize>) -> Option<&str> {
         if last.is_some() {
             return last;
         }
+    }
+    for (key, finder) in SOURCE_KEYS.iter().zip(SOURCE_FINDERS.iter()) {
+        for p in finder.find_iter(line.as_bytes()) {
+            if let Some(ip) = ip_token(&line[p + key.len()..]) {
+                return Some(ip);
+            }
+        }
+    }
+    if let Some(ip) = ip_token(line.trim_start()) {
+        return Some(ip);
     }
     find_ipv4(line, 0).map(|(s, e)| &line[s..e])
 }
@@ -1366,7 +1372,13 @@ fn url_decode(s: &str) -> Cow<'_, str> {
 fn may_hold_payload(s: &str) -> bool {
     s.bytes()
         .any(|b| matches!(b, b'\'' | b'"' | b'<' | b';' | b'('))
-        || [
+        || PAYLOAD_WORDS.is_match(s)
+}
+
+static PAYLOAD_WORDS: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .build([
             "union",
             "javascript",
             "information_schema",
@@ -1374,15 +1386,9 @@ fn may_hold_payload(s: &str) -> bool {
             "onerror",
             "onload",
             " or ",
-        ]
-        .iter()
-        .any(|k| {
-            s.len() >= k.len()
-                && s.as_bytes()
-                    .windows(k.len())
-                    .any(|w| w.eq_ignore_ascii_case(k.as_bytes()))
-        })
-}
+        ])
+        .expect("payload words build")
+});
 
 fn mask(line: &str, found: &[SecretMatch]) -> String {
     let mut out = String::with_capacity(line.len());
@@ -1763,6 +1769,114 @@ mod tests {
         // Nine distinct paths are not a scan.
         let few: String = log.lines().take(9).map(|l| format!("{l}\n")).collect();
         assert!(of(&run(&few), InsightKind::SuspiciousIp).is_empty());
+    }
+
+    /// Pseudo-random logs made of fragments of the recognised formats never make an analyser
+    /// or the redaction panic (byte offsets stay on char boundaries).
+    #[test]
+    fn arbitrary_text_does_not_panic() {
+        const PIECES: &[&str] = &[
+            "GET ",
+            "POST /login",
+            " HTTP/1.1\" ",
+            "401 ",
+            "200 ",
+            "404 ",
+            "é",
+            "€",
+            "日本",
+            "\r",
+            " ",
+            "\n",
+            "1",
+            "9",
+            ".",
+            ":",
+            "::",
+            "@",
+            "'",
+            "\"",
+            "%27",
+            "%3C",
+            "+",
+            "=",
+            "/",
+            "[",
+            "]",
+            "-",
+            "Failed password for ",
+            " from ",
+            "203.0.113.",
+            "2001:db8::",
+            "password=",
+            "token: ",
+            "AKIA",
+            "eyJhbGciOi.eyJzdWIi.",
+            "-----BEGIN RSA PRIVATE KEY-----",
+            "://u:p@h",
+            "duration: ",
+            " ms  statement: SELECT * FROM t WHERE a = ",
+            "# Query_time: ",
+            "Load (",
+            "ms)  SELECT ",
+            "memory usage: ",
+            "%",
+            "heap used 1.9 GB of ",
+            "[gc] ",
+            "M->",
+            "M(",
+            "Image size: ",
+            " GB",
+            "Started GET \"/x\" for ",
+            "Completed 200 OK in ",
+            "ms",
+            "request_id=",
+            "Nov  6 10:45:0",
+            "2025-11-06T10:45:0",
+            "Z ",
+            "[06/Nov/2025:10:45:00 +0000]",
+            "UNION SELECT",
+            "<script>",
+            "Parameters: {",
+            "permission denied",
+            "not authorized to perform: ",
+            "Access denied for user 'r'@'",
+            "Ban ",
+            "4111 1111 1111 1111",
+            "user@example.com",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..300 {
+            let mut text = String::new();
+            for _ in 0..60 {
+                seed = seed
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                text.push_str(PIECES[(seed >> 33) as usize % PIECES.len()]);
+            }
+            let log = LogText::new(&text);
+            let config = AnalyserConfig {
+                brute_force_failures: 1,
+                n_plus_one_repeats: 1,
+                ..AnalyserConfig::default()
+            };
+            for i in analyse(&log, &config)
+                .into_iter()
+                .chain(super::super::performance::analyse(&log, &config))
+            {
+                assert!(i.log_line >= 1 && i.log_line as usize <= log.lines.len().max(1));
+                assert!(i.excerpt.chars().count() <= crate::logmarket::insight::MAX_EXCERPT_CHARS);
+            }
+            let red = crate::logmarket::redact::redact(&text);
+            // Markers and truncated addresses survive a second pass.
+            let again = crate::logmarket::redact::redact(&red);
+            assert!(again.matches("[REDACTED:").count() >= red.matches("[REDACTED:").count());
+            for line in &log.lines {
+                for m in find_secrets(line) {
+                    assert!(line.is_char_boundary(m.start) && line.is_char_boundary(m.end));
+                }
+            }
+        }
     }
 
     #[test]
