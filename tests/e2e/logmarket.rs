@@ -843,3 +843,91 @@ async fn read_models(t: TestStore) {
     assert!(cmp.is_equal());
 }
 both_backends!(read_models_equal_event_sums_and_rebuilds, read_models);
+
+/// A crash between the `AnalysisPaid` commit and its settlement: the process manager records
+/// the journal entry and the seller's points when the server starts, exactly once.
+async fn settlement_after_crash(t: TestStore) {
+    use agora_commands::{CommandBus, CommandMetadata, CommitSignal};
+    use agora_domain::logmarket::aggregate::{
+        split_payment, LogAnalysis, LogAnalysisCommand, PayAuthorisation,
+    };
+    use agora_domain::logmarket::analysis::{analyse, MarketConfig, Stage};
+    use agora_domain::logmarket::insight::Agent;
+
+    let bus: CommandBus<LogAnalysis> = CommandBus::new(&t.store, CommitSignal::new(), ());
+    let meta = CommandMetadata::new("admin", "platform", chrono::Utc::now()).unwrap();
+    let seller = SellerId::parse(SELLER).unwrap();
+    let analysis = analyse(CRASH_LOG, Stage::Runtime, &MarketConfig::default(), &|_| {
+        false
+    })
+    .unwrap();
+    let price = analysis.payment;
+    let record = LogAnalysisCommand::Record {
+        seller: seller.clone(),
+        stage: Stage::Runtime,
+        analysis: Box::new(analysis),
+        occurred_at: meta.occurred_at,
+    };
+    bus.execute("analysis-crash", record, &meta).await.unwrap();
+    let pay = LogAnalysisCommand::Pay {
+        transaction_id: "txn-crash".into(),
+        seller,
+        amount: price,
+        journal_entry_id: "logpay-analysis-crash".into(),
+        agent_shares: split_payment(price, &Agent::ALL),
+        authorisation: PayAuthorisation::Operator {
+            principal: "admin".into(),
+        },
+        occurred_at: meta.occurred_at,
+    };
+    bus.execute("analysis-crash", pay, &meta).await.unwrap();
+    // The process died here: no journal entry, no points.
+    assert!(!read_all(&t.store)
+        .await
+        .iter()
+        .any(|e| e.aggregate_type == "journal_entry"));
+
+    let s = TestServer::start(t).await;
+    quiesce(&s).await;
+    let events = read_all(&s.store.store).await;
+    let entries: Vec<_> = events
+        .iter()
+        .filter(|e| e.aggregate_type == "journal_entry")
+        .collect();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].aggregate_id, "logpay-analysis-crash");
+    let awarded = events
+        .iter()
+        .filter(|e| e.event_type == "PointsAwarded")
+        .count();
+    assert_eq!(awarded, 1);
+    let profile = get(
+        &s,
+        &s.admin_token,
+        &format!("/npe/log-marketplace/sellers/{SELLER}"),
+    )
+    .await;
+    assert_eq!(money(&profile["earnings"]), price);
+    // A second start (the process manager's checkpoint already moved) changes nothing.
+    let other = agora_api::app::App::start(
+        &s.store.location,
+        SigningKey::from_bytes(&[1u8; 32]),
+        Some(agora_tests::TEST_ADMIN_TOKEN),
+        1000,
+    )
+    .await
+    .unwrap();
+    other.shutdown().await;
+    let again = read_all(&s.store.store).await;
+    assert_eq!(
+        again
+            .iter()
+            .filter(|e| e.aggregate_type == "journal_entry")
+            .count(),
+        1
+    );
+}
+both_backends!(
+    process_manager_settles_after_a_crash,
+    settlement_after_crash
+);

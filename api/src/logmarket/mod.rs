@@ -219,7 +219,8 @@ impl MarketApi {
         Ok(())
     }
 
-    /// Waits (bounded) until the marketplace read models include everything committed so far.
+    /// Waits (bounded) until the read models (the marketplace's, the ledger's, every one this
+    /// process runs) include everything committed so far.
     pub async fn settle_reads(&self) {
         let Ok(Some(head)) = self.store.head().await else {
             return;
@@ -233,13 +234,34 @@ impl MarketApi {
         }
     }
 
+    /// The position every projection has reached, read from the checkpoints table (the runner
+    /// may live in another process sharing the database).
     async fn projection_position(&self) -> Option<LogPosition> {
-        for runner in self.projections.runners() {
-            if runner.name() == agora_projections::logmarket::NAME {
-                return runner.checkpoint().await.ok();
+        use sqlx::Row;
+        let rows =
+            sqlx::query("SELECT name, transaction_id, global_position FROM projection_checkpoints")
+                .fetch_all(self.store.read_models())
+                .await
+                .ok()?;
+        let names: Vec<&str> = self
+            .projections
+            .runners()
+            .iter()
+            .map(|r| r.name())
+            .collect();
+        let mut lowest: Option<LogPosition> = None;
+        for row in rows {
+            let name: String = row.try_get(0).ok()?;
+            if !names.contains(&name.as_str()) {
+                continue;
             }
+            let p = LogPosition {
+                transaction_id: row.try_get(1).ok()?,
+                global_position: row.try_get(2).ok()?,
+            };
+            lowest = Some(lowest.map_or(p, |l| l.min(p)));
         }
-        None
+        lowest
     }
 
     /// Analyses, prices and records one log.
