@@ -661,9 +661,11 @@ pub struct BglResult {
     /// The whole file as one log: Error Detective insights, and how many start on an alert line.
     pub whole_file_insights: usize,
     pub whole_file_on_alert: usize,
-    /// Example titles of per-line false positives and true positives.
+    /// Examples (log text) of per-line false positives, true positives and misses (one per
+    /// alert category).
     pub fp_examples: Vec<String>,
     pub tp_examples: Vec<String>,
+    pub fn_examples: Vec<String>,
 }
 
 pub fn run_bgl(data: &Path) -> anyhow::Result<BglResult> {
@@ -710,6 +712,10 @@ pub fn run_bgl(data: &Path) -> anyhow::Result<BglResult> {
                     truncate(line, 110)
                 ));
             }
+            if !flagged && e.1 == 0 && e.0 == 1 {
+                r.fn_examples
+                    .push(format!("{label}: {}", truncate(line, 110)));
+            }
         } else if flagged {
             for i in &ed {
                 *r.fp_kinds.entry(kind_id(i.kind)).or_default() += 1;
@@ -746,8 +752,9 @@ pub struct SystemNoise {
 #[derive(Clone, Debug, Default)]
 pub struct LoghubNoise {
     pub systems: Vec<SystemNoise>,
-    /// (agent, kind) → (insights in whole-file mode, one example "system: title").
-    pub kinds: BTreeMap<(Agent, String), (usize, String)>,
+    /// (agent, kind) → (insights in whole-file mode, lines flagged in per-line mode, one
+    /// example "system: title").
+    pub kinds: BTreeMap<(Agent, String), (usize, usize, String)>,
 }
 
 pub fn run_loghub_noise(data: &Path) -> anyhow::Result<LoghubNoise> {
@@ -766,16 +773,24 @@ pub fn run_loghub_noise(data: &Path) -> anyhow::Result<LoghubNoise> {
             let e = out
                 .kinds
                 .entry((i.agent(), kind_id(i.kind)))
-                .or_insert_with(|| (0, format!("{system}: {}", truncate(&i.title, 90))));
+                .or_insert_with(|| (0, 0, format!("{system}: {}", truncate(&i.title, 90))));
             e.0 += 1;
         }
         for line in &lines {
-            let agents: BTreeSet<Agent> = analyse_all(&LogText::new(line), &config)
-                .iter()
-                .map(|i| i.agent())
-                .collect();
+            let insights = analyse_all(&LogText::new(line), &config);
+            let agents: BTreeSet<Agent> = insights.iter().map(|i| i.agent()).collect();
             for a in agents {
                 *s.lines_flagged.entry(a).or_default() += 1;
+            }
+            let kinds: BTreeMap<(Agent, String), &Insight> = insights
+                .iter()
+                .map(|i| ((i.agent(), kind_id(i.kind)), i))
+                .collect();
+            for (k, i) in kinds {
+                out.kinds
+                    .entry(k)
+                    .or_insert_with(|| (0, 0, format!("{system}: {}", truncate(&i.title, 90))))
+                    .1 += 1;
             }
         }
         out.systems.push(s);
@@ -1127,6 +1142,9 @@ pub fn render_report(report: &AgentEvalReport) -> String {
             "Whole file as one log: {} Error Detective insights, {} of them start on an alert line.",
             b.whole_file_insights, b.whole_file_on_alert
         );
+        for e in &b.fn_examples {
+            let _ = writeln!(s, "- missed alert: {e}");
+        }
         for e in &b.tp_examples {
             let _ = writeln!(s, "- flagged alert: {e}");
         }
@@ -1157,12 +1175,15 @@ pub fn render_report(report: &AgentEvalReport) -> String {
         }
         let _ = writeln!(s, "{}", noise_row("**all**", &total));
         let mut kinds: Vec<_> = l.kinds.iter().collect();
-        kinds.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then(a.0.cmp(b.0)));
+        kinds.sort_by(|a, b| (b.1 .1, b.1 .0).cmp(&(a.1 .1, a.1 .0)).then(a.0.cmp(b.0)));
         if !kinds.is_empty() {
-            let _ = writeln!(s, "\n| agent | kind | insights (whole files) | example |");
-            let _ = writeln!(s, "|---|---|---:|---|");
-            for ((a, k), (n, ex)) in kinds.iter().take(15) {
-                let _ = writeln!(s, "| {} | {k} | {n} | {ex} |", a.id());
+            let _ = writeln!(
+                s,
+                "\n| agent | kind | insights (whole files) | lines flagged (per line) | example |"
+            );
+            let _ = writeln!(s, "|---|---|---:|---:|---|");
+            for ((a, k), (n, lines, ex)) in kinds.iter().take(15) {
+                let _ = writeln!(s, "| {} | {k} | {n} | {lines} | {ex} |", a.id());
             }
         }
     }
@@ -1365,6 +1386,65 @@ mod tests {
         assert_eq!(chunks.concat(), text);
         assert!(chunks_at_lines("x".repeat(20).as_str(), 8).len() == 1);
         assert!(chunks_at_lines("", 8).is_empty());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn missing_tools_are_skipped_and_output_is_captured() {
+        let root = Scratch::new("unit").unwrap();
+        let mk = |name: &str, run: &str, expected: &str| {
+            let d = root.0.join(name);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("run.json"), run).unwrap();
+            std::fs::write(d.join("expected.json"), expected).unwrap();
+        };
+        mk(
+            "a-missing",
+            r#"[{"name": "a-missing", "command": ["agora-no-such-tool"], "probe": ["agora-no-such-tool", "--version"], "hint": "install it"}]"#,
+            r#"[{"agent": "error-detective", "kind": "compile_error"}]"#,
+        );
+        mk(
+            "b-shell",
+            r#"[{"name": "b-shell", "command": ["sh", "-c", "echo one; echo two >&2; exit 3"], "probe": ["sh", "-c", "echo sh 1.0"]}]"#,
+            r#"[{"agent": "error-detective", "kind": "compile_error"}]"#,
+        );
+        std::fs::create_dir_all(root.0.join("c-empty")).unwrap();
+        let results = run_tools(&root.0).unwrap();
+        assert_eq!(results.len(), 3);
+        match &results[0].status {
+            ToolStatus::Skipped(why) => {
+                assert!(why.starts_with("tool not found"), "{why}");
+                assert!(why.contains("install it"), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
+        match &results[1].status {
+            ToolStatus::Ran {
+                exit_code,
+                log_lines,
+                version,
+                ..
+            } => {
+                assert_eq!((*exit_code, *log_lines), (Some(3), 2));
+                assert_eq!(version, "sh 1.0");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(results[1].outcome.per_agent[&Agent::ErrorDetective].fn_, 1);
+        assert!(matches!(results[2].status, ToolStatus::Skipped(_)));
+        let report = AgentEvalReport {
+            tools: results,
+            ..AgentEvalReport::default()
+        };
+        let md = render_report(&report);
+        assert!(
+            md.contains("| a-missing | `agora-no-such-tool` | skipped (tool not found"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| error-detective | 0 | 0 | 1 | n/a | 0.00 |"),
+            "{md}"
+        );
     }
 
     #[test]
