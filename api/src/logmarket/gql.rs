@@ -22,7 +22,7 @@ use crate::app::AppState;
 use crate::graphql::auth::Principal;
 use crate::graphql::error::ApiError;
 use crate::graphql::money::MoneyScalar;
-use crate::graphql::schema::{caller, metadata, resolve_key, state};
+use crate::graphql::schema::{caller, counted, metadata, resolve_key, state};
 
 type Res<T> = Result<T, async_graphql::Error>;
 
@@ -735,21 +735,24 @@ impl LogMarketMutation {
         let key = resolve_key(ctx, idempotency_key)?;
         let s = state(ctx);
         let req = json!({"analyzeLog": &input});
-        let out: AnalysisRecord = s
-            .idempotency
-            .once(p, &key, &req, || async {
-                let meta = metadata(ctx, p, &key)?;
-                s.market
-                    .analyze(
-                        p,
-                        &meta,
-                        &input.sub_pkp_id,
-                        &input.source,
-                        &input.log_content,
-                    )
-                    .await
-            })
-            .await?;
+        let out: AnalysisRecord = counted(
+            s,
+            "logmarket.analyze",
+            s.idempotency
+                .once(p, &key, &req, || async {
+                    let meta = metadata(ctx, p, &key)?;
+                    s.market
+                        .analyze(
+                            p,
+                            &meta,
+                            &input.sub_pkp_id,
+                            &input.source,
+                            &input.log_content,
+                        )
+                        .await
+                })
+                .await,
+        )?;
         Ok(analysis_view(&out))
     }
 
@@ -772,13 +775,16 @@ impl LogMarketMutation {
                 content: l.content,
             })
             .collect();
-        let out = s
-            .idempotency
-            .once(p, &key, &req, || async {
-                let meta = metadata(ctx, p, &key)?;
-                s.market.batch(p, &meta, &sub_pkp_id, &items).await
-            })
-            .await?;
+        let out = counted(
+            s,
+            "logmarket.batch",
+            s.idempotency
+                .once(p, &key, &req, || async {
+                    let meta = metadata(ctx, p, &key)?;
+                    s.market.batch(p, &meta, &sub_pkp_id, &items).await
+                })
+                .await,
+        )?;
         let n = out.results.len();
         Ok(BatchResultView {
             total_logs: n as i32,
@@ -810,13 +816,16 @@ impl LogMarketMutation {
         let n = u32::try_from(iterations)
             .map_err(|_| ApiError::BadUserInput("iterations must be positive".into()))?;
         let req = json!({"simulateLogs": {"subPKPId": &sub_pkp_id, "iterations": n, "autoPay": auto_pay}});
-        let out = s
-            .idempotency
-            .once(p, &key, &req, || async {
-                let meta = metadata(ctx, p, &key)?;
-                s.market.simulate(p, &meta, &sub_pkp_id, n, auto_pay).await
-            })
-            .await?;
+        let out = counted(
+            s,
+            "logmarket.simulate",
+            s.idempotency
+                .once(p, &key, &req, || async {
+                    let meta = metadata(ctx, p, &key)?;
+                    s.market.simulate(p, &meta, &sub_pkp_id, n, auto_pay).await
+                })
+                .await,
+        )?;
         let payments: Vec<&Receipt> = out.results.iter().filter_map(|(_, r)| r.as_ref()).collect();
         Ok(SimulationView {
             iterations,
@@ -842,15 +851,18 @@ impl LogMarketMutation {
         let key = resolve_key(ctx, idempotency_key)?;
         let s = state(ctx);
         let req = json!({"payLogAnalysis": {"analysisId": &analysis_id, "subPKPId": &sub_pkp_id, "signature": &signature}});
-        let out = s
-            .idempotency
-            .once(p, &key, &req, || async {
-                let meta = metadata(ctx, p, &key)?;
-                s.market
-                    .pay(p, &meta, &analysis_id, &sub_pkp_id, signature.as_deref())
-                    .await
-            })
-            .await?;
+        let out = counted(
+            s,
+            "logmarket.pay",
+            s.idempotency
+                .once(p, &key, &req, || async {
+                    let meta = metadata(ctx, p, &key)?;
+                    s.market
+                        .pay(p, &meta, &analysis_id, &sub_pkp_id, signature.as_deref())
+                        .await
+                })
+                .await,
+        )?;
         Ok(payment_view(&out))
     }
 
@@ -866,14 +878,18 @@ impl LogMarketMutation {
         let key = resolve_key(ctx, idempotency_key)?;
         let s = state(ctx);
         let req = json!({"registerSellerKey": {"subPKPId": &sub_pkp_id, "publicKey": &public_key}});
-        Ok(s.idempotency
-            .once(p, &key, &req, || async {
-                let meta = metadata(ctx, p, &key)?;
-                s.market
-                    .register_key(p, &meta, &sub_pkp_id, &public_key)
-                    .await
-            })
-            .await?)
+        Ok(counted(
+            s,
+            "logmarket.key",
+            s.idempotency
+                .once(p, &key, &req, || async {
+                    let meta = metadata(ctx, p, &key)?;
+                    s.market
+                        .register_key(p, &meta, &sub_pkp_id, &public_key)
+                        .await
+                })
+                .await,
+        )?)
     }
 
     /// Confirms an insight or marks it a false positive (`confirmed`, `false_positive`).
@@ -895,12 +911,16 @@ impl LogMarketMutation {
         let index = u32::try_from(insight_index)
             .map_err(|_| ApiError::BadUserInput("insightIndex must be ≥ 0".into()))?;
         let req = json!({"recordInsightFeedback": {"analysisId": &analysis_id, "insightIndex": index, "verdict": &verdict}});
-        Ok(s.idempotency
-            .once(p, &key, &req, || async {
-                let meta = metadata(ctx, p, &key)?;
-                s.market.feedback(p, &meta, &analysis_id, index, v).await
-            })
-            .await?)
+        Ok(counted(
+            s,
+            "logmarket.feedback",
+            s.idempotency
+                .once(p, &key, &req, || async {
+                    let meta = metadata(ctx, p, &key)?;
+                    s.market.feedback(p, &meta, &analysis_id, index, v).await
+                })
+                .await,
+        )?)
     }
 }
 

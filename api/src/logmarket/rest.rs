@@ -142,6 +142,7 @@ fn metadata(p: &Principal, key: Option<&str>) -> Result<CommandMetadata, ApiErro
 
 /// Runs a mutation once per `Idempotency-Key` (when given) and renders its outcome.
 async fn mutation<T, F, Fut>(
+    op: &str,
     s: &AppState,
     p: &Principal,
     headers: &HeaderMap,
@@ -164,7 +165,7 @@ where
         }
         None => run(meta).await,
     };
-    let out = out.map_err(error_response)?;
+    let out = crate::graphql::schema::counted(s, op, out).map_err(error_response)?;
     ok(render(&out))
 }
 
@@ -184,6 +185,7 @@ async fn analyze(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> 
     let request = json!({"rest.analyze": &b});
     let m = &s.market;
     mutation(
+        "logmarket.analyze",
         &s,
         &p,
         &headers,
@@ -212,6 +214,7 @@ async fn batch_analyze(State(s): State<AppState>, headers: HeaderMap, body: Byte
     let request = json!({"rest.batch": &b});
     let m = &s.market;
     mutation(
+        "logmarket.batch",
         &s,
         &p,
         &headers,
@@ -254,6 +257,7 @@ async fn simulate(State(s): State<AppState>, headers: HeaderMap, body: Bytes) ->
     let m = &s.market;
     let iterations = b.iterations;
     mutation(
+        "logmarket.simulate",
         &s,
         &p,
         &headers,
@@ -310,6 +314,7 @@ async fn pay(
     let request = json!({"rest.pay": {"analysisId": &analysis_id, "body": &b}});
     let m = &s.market;
     mutation(
+        "logmarket.pay",
         &s,
         &p,
         &headers,
@@ -347,6 +352,7 @@ async fn register_key(
     let request = json!({"rest.key": {"seller": &seller, "body": &b}});
     let m = &s.market;
     mutation(
+        "logmarket.key",
         &s,
         &p,
         &headers,
@@ -377,6 +383,7 @@ async fn feedback(
     let request = json!({"rest.feedback": {"analysisId": &analysis_id, "body": &b}});
     let m = &s.market;
     mutation(
+        "logmarket.feedback",
         &s,
         &p,
         &headers,
