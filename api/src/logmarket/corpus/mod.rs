@@ -241,6 +241,9 @@ pub fn find(name: &str) -> Option<&'static CorpusLog> {
 }
 
 #[cfg(test)]
+mod expectations;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashSet;

@@ -182,21 +182,11 @@ pub(super) fn excerpt(lines: &[&str]) -> String {
     truncate(&joined, MAX_EXCERPT_CHARS)
 }
 
-/// Drops a leading GitHub Actions timestamp (`2024-01-15T10:00:00.1234567Z `) and a
-/// `##[error]` / `##[warning]` annotation, so anchored rules see the tool's own text.
-pub(super) fn strip_ci_prefix(line: &str) -> &str {
+/// Drops a leading GitHub Actions `##[error]` / `##[warning]` annotation, so anchored rules see
+/// the tool's own text. The analysers apply it to [`LogText::bodies`], whose CI / log
+/// timestamp prefix is already gone ([`super::strip_timestamp`]).
+pub(super) fn strip_annotation(line: &str) -> &str {
     let mut s = line;
-    let b = s.as_bytes();
-    if b.len() > 20
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b[10] == b'T'
-        && b[..4].iter().all(u8::is_ascii_digit)
-    {
-        if let Some(z) = memchr::memmem::find(&b[..b.len().min(40)], b"Z ") {
-            s = &s[z + 2..];
-        }
-    }
     for p in ["##[error]", "##[warning]"] {
         if let Some(r) = s.strip_prefix(p) {
             s = r;
@@ -711,7 +701,7 @@ pub fn analyse(log: &LogText<'_>, _config: &AnalyserConfig) -> Vec<Insight> {
     if cands.is_empty() {
         return Vec::new();
     }
-    let mut d = Detective::new(&log.lines);
+    let mut d = Detective::new(&log.bodies);
     for (i, mask) in cands {
         if i < d.next {
             continue;
@@ -873,13 +863,13 @@ impl<'l, 'a> Detective<'l, 'a> {
         true
     }
 
-    /// Line `i` without a CI timestamp prefix (`""` past the end).
+    /// Line `i` without its CI timestamp prefix and annotation (`""` past the end).
     fn l(&self, i: usize) -> &'a str {
-        self.lines.get(i).map_or("", |l| strip_ci_prefix(l))
+        self.lines.get(i).map_or("", |l| strip_annotation(l))
     }
 
     fn line(&mut self, i: usize, mask: u64) {
-        let t = strip_ci_prefix(self.lines[i]);
+        let t = strip_annotation(self.lines[i]);
         // 1. test runners (their blocks carry their own stack traces)
         if mask & B_CARGO_BLOCK != 0 && self.cargo_block(i, t) {
             return;
@@ -1047,7 +1037,7 @@ impl<'l, 'a> Detective<'l, 'a> {
         let mut panic: Option<(usize, Panic)> = None;
         let mut first_text: Option<usize> = None;
         while j < self.lines.len() && j < i + 500 {
-            let l = strip_ci_prefix(self.l(j));
+            let l = self.l(j);
             if l.starts_with("---- ")
                 || l.trim_end() == "failures:"
                 || l.starts_with("test result:")
@@ -1129,7 +1119,7 @@ impl<'l, 'a> Detective<'l, 'a> {
     /// Parses `thread 'x' panicked at …` (1.73+ and older formats) with its message and an
     /// optional `stack backtrace:`.
     fn parse_rust_panic(&self, i: usize) -> Option<Panic> {
-        let t = strip_ci_prefix(self.l(i));
+        let t = self.l(i);
         let mut j = i + 1;
         let (thread, location, mut message);
         if let Some(c) = re!(r"thread '([^']*)' panicked at (\S+?):(\d+):(\d+):\s*$").captures(t) {
@@ -1139,7 +1129,7 @@ impl<'l, 'a> Detective<'l, 'a> {
             // (`  left: 2` / ` right: 3` of assertions)
             let mut msg = Vec::new();
             while j < self.lines.len() && msg.len() < 8 {
-                let l = strip_ci_prefix(self.l(j));
+                let l = self.l(j);
                 if (!msg.is_empty() && !l.starts_with([' ', '\t']))
                     || l.trim().is_empty()
                     || l.starts_with("note: ")
@@ -1245,7 +1235,7 @@ impl<'l, 'a> Detective<'l, 'a> {
         let mut e_lines: Vec<String> = Vec::new();
         let mut locs: Vec<(String, bool, String)> = Vec::new();
         while j < self.lines.len() && j < i + 3000 {
-            let l = strip_ci_prefix(self.l(j));
+            let l = self.l(j);
             if l.starts_with("====") || re!(r"^_{3,} .+ _{3,}\s*$").is_match(l) {
                 break;
             }
@@ -1461,7 +1451,7 @@ impl<'l, 'a> Detective<'l, 'a> {
         let mut received: Option<String> = None;
         let mut frames: Vec<Frame> = Vec::new();
         while j < self.lines.len() && j < i + 500 {
-            let l = strip_ci_prefix(self.l(j));
+            let l = self.l(j);
             let tr = l.trim();
             if re!(r"^\s*\x{25CF} ").is_match(l)
                 || tr.starts_with("PASS ")
@@ -2364,7 +2354,7 @@ impl<'l, 'a> Detective<'l, 'a> {
             let mut conflicting = None;
             let mut j = i;
             while j < self.lines.len() && j < i + 60 {
-                let l = strip_ci_prefix(self.l(j));
+                let l = self.l(j);
                 if j > i && !l.starts_with(&prefix) {
                     break;
                 }
@@ -2466,7 +2456,7 @@ impl<'l, 'a> Detective<'l, 'a> {
             let mut deps: Vec<String> = Vec::new();
             let mut j = i + 1;
             while j < self.lines.len() && j < i + 30 {
-                let l = strip_ci_prefix(self.l(j));
+                let l = self.l(j);
                 if let Some(c) = re!(r"^\s+(\S+ \S+) depends on (\S+)").captures(l) {
                     if deps.len() < 4 {
                         deps.push(format!("{} depends on {}", &c[1], &c[2]));
@@ -4841,10 +4831,7 @@ env var HOME=/root
     #[test]
     fn hand_built_log_text_is_scanned_per_line() {
         let owned = ["x".to_owned(), "./main.go:3:1: undefined: y".to_owned()];
-        let log = LogText {
-            text: "unrelated",
-            lines: owned.iter().map(String::as_str).collect(),
-        };
+        let log = LogText::from_lines("unrelated", owned.iter().map(String::as_str).collect());
         let v = analyse(&log, &AnalyserConfig::default());
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].log_line, 2);

@@ -328,7 +328,9 @@ pub fn analyse(log: &LogText<'_>, config: &AnalyserConfig) -> Vec<Insight> {
     let mut state = State::new(config);
     let candidates = TRIGGERS.candidate_lines(log.text, &log.lines);
     let mut next = candidates.iter().peekable();
-    for (i, line) in log.lines.iter().enumerate() {
+    // Rules read the line bodies (without a CI / log timestamp prefix); excerpts are filled
+    // from the raw lines by `with_lines`.
+    for (i, line) in log.bodies.iter().enumerate() {
         if let Some(&&(_, bits)) = next.peek().filter(|(c, _)| *c == i) {
             next.next();
             state.line(log, i, line, bits);
@@ -483,7 +485,7 @@ impl<'c, 'a> State<'c, 'a> {
                 let ms: f64 = c[1].parse().unwrap_or(0.0);
                 let stmt = c.get(2).map(|m| m.as_str().to_owned()).or_else(|| {
                     // `log_duration` style: the statement is on the next line.
-                    log.lines.get(i + 1).and_then(|next| {
+                    log.bodies.get(i + 1).and_then(|next| {
                         next.find("STATEMENT:")
                             .map(|p| next[p + "STATEMENT:".len()..].trim().to_owned())
                     })
@@ -525,7 +527,7 @@ impl<'c, 'a> State<'c, 'a> {
                         .find(rest)
                         .map(|m| rest[m.start()..].to_owned())
                         .or_else(|| {
-                            log.lines.get(i + 1).and_then(|next| {
+                            log.bodies.get(i + 1).and_then(|next| {
                                 RE_SQL_START
                                     .find(next)
                                     .filter(|m| m.start() < 8)
@@ -545,7 +547,7 @@ impl<'c, 'a> State<'c, 'a> {
                     .map(str::trim)
                     .find(|f| RE_SQL_START.find(f).is_some_and(|m| m.start() == 0))
                     .map(str::to_owned)
-                    .or_else(|| log.lines.get(i + 1).map(|n| n.trim().to_owned()));
+                    .or_else(|| log.bodies.get(i + 1).map(|n| n.trim().to_owned()));
                 found = Some((ms, stmt, None));
             } else if let Some(c) = RE_DSPROXY.captures(line) {
                 let ms: f64 = c[1].parse().unwrap_or(0.0);
@@ -838,7 +840,7 @@ fn request_id(line: &str) -> Option<&str> {
 /// and `SET timestamp=…;`, up to the next `#` line.
 fn mysql_statement(log: &LogText<'_>, i: usize) -> Option<String> {
     let mut stmt = String::new();
-    for next in log.lines.iter().skip(i + 1).take(20) {
+    for next in log.bodies.iter().skip(i + 1).take(20) {
         let t = next.trim();
         if t.starts_with('#') {
             break;
@@ -1280,7 +1282,7 @@ fn ends_with_size_unit(line: &str) -> bool {
 /// The image a build or push log was naming before line `i`.
 fn image_name_before(log: &LogText<'_>, i: usize) -> Option<String> {
     let from = i.saturating_sub(50);
-    log.lines[from..=i].iter().rev().find_map(|l| {
+    log.bodies[from..=i].iter().rev().find_map(|l| {
         RE_IMAGE_NAME
             .captures(l)
             .map(|c| c[1].trim_end_matches(['.', ',']).to_owned())
@@ -1696,6 +1698,20 @@ mod tests {
         assert_eq!(d(&img[0], "size"), "1.4 GB");
         assert!(img[0].fix.contains("multi-stage build"));
         assert!(img[0].fix.contains(".dockerignore"));
+    }
+
+    #[test]
+    fn docker_images_table_behind_ci_timestamps() {
+        let log = "2025-11-06T10:49:42.2097653Z REPOSITORY      TAG     IMAGE ID       CREATED          SIZE\n2025-11-06T10:49:42.2491016Z example/shop    2.7.0   3f9a1c2b7d44   14 seconds ago   1.4GB\n[2025-11-06T10:49:42.250Z] example/shop    2.6.3   a81e0d5c6f19   9 days ago       1.38GB\n";
+        let img = of(&run(log), InsightKind::LargeImage);
+        assert_eq!(img.len(), 2);
+        assert_eq!(img[0].log_line, 2);
+        assert_eq!(d(&img[0], "image"), "example/shop:2.7.0");
+        assert_eq!(d(&img[1], "image"), "example/shop:2.6.3");
+        // The excerpt is the line as logged.
+        assert!(img[0]
+            .excerpt
+            .starts_with("2025-11-06T10:49:42.2491016Z example/shop"));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use regex::Regex;
 
 use super::error::{
-    cap_per_kind, excerpt, is_framework, loc, new_insight, parse_frame, strip_ci_prefix, template,
+    cap_per_kind, excerpt, is_framework, loc, new_insight, parse_frame, strip_annotation, template,
     truncate, Triggers, KEEP_PER_KIND,
 };
 use super::{AnalyserConfig, LogText};
@@ -125,7 +125,7 @@ pub fn analyse(log: &LogText<'_>, config: &AnalyserConfig) -> Vec<Insight> {
     if cands.is_empty() {
         return Vec::new();
     }
-    let mut q = Inspector::new(&log.lines, config);
+    let mut q = Inspector::new(&log.bodies, config);
     for (i, mask) in cands {
         if i < q.next {
             continue;
@@ -194,11 +194,11 @@ impl<'l, 'a> Inspector<'l, 'a> {
     }
 
     fn l(&self, i: usize) -> &'a str {
-        self.lines.get(i).map_or("", |l| strip_ci_prefix(l))
+        self.lines.get(i).map_or("", |l| strip_annotation(l))
     }
 
     fn line(&mut self, i: usize, mask: u64) {
-        let t = strip_ci_prefix(self.lines[i]);
+        let t = strip_annotation(self.lines[i]);
         if mask & Q_MEH != 0 && self.missing_handling(i, t) {
             return;
         }
@@ -1066,7 +1066,13 @@ impl<'l, 'a> Inspector<'l, 'a> {
             msg = m;
         } else if let Some(c) = re!(r"^\[WARNING\]\s+(\S.*)$").captures(t) {
             let m = c[1].trim();
-            if m.starts_with("Tests run:") || m.chars().all(|ch| !ch.is_alphanumeric()) {
+            // Not warnings: the section header Maven prints above javac's warnings and
+            // javac's `Recompile with -Xlint:x for details` note.
+            if m.starts_with("Tests run:")
+                || m.starts_with("COMPILATION WARNING")
+                || m.contains("Recompile with -Xlint")
+                || m.chars().all(|ch| !ch.is_alphanumeric())
+            {
                 return false;
             }
             tool = "maven";
@@ -1549,6 +1555,8 @@ src/main.c:22:9: warning: unused variable 'buf' [-Wunused-variable]
 src/List.java:14: warning: [unchecked] unchecked call to add(E) as a member of the raw type List
 [WARNING] /ci/src/main/java/com/x/A.java:[7,20] [rawtypes] found raw type: java.util.List
 [WARNING] Using platform encoding (UTF-8 actually) to copy filtered resources, i.e. build is platform dependent!
+[WARNING] COMPILATION WARNING :
+[WARNING] /ci/src/main/java/com/x/B.java: Recompile with -Xlint:unchecked for details.
 
 /home/ci/app/src/cart.js
   12:5   warning  'total' is assigned a value but never used  no-unused-vars

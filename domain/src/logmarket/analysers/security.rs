@@ -368,9 +368,22 @@ pub fn analyse(log: &LogText<'_>, config: &AnalyserConfig) -> Vec<Insight> {
         }
     }
     for (i, bits) in TRIGGERS.candidate_lines(log.text, &log.lines) {
-        st.line(i, log.lines[i], bits);
+        // Source code quoted by a compiler or test runner (`> 40 |   …toThrow(Forbidden…)`)
+        // is not an event. Secrets in it are still reported (above).
+        if !is_code_frame(log.bodies[i]) {
+            st.line(i, log.lines[i], bits);
+        }
     }
     cap_per_kind(st.finish(log, config))
+}
+
+/// A source line quoted in a code frame: `  40 | code`, `> 40 | code` (Jest, Babel, rustc,
+/// gcc, tsc --pretty), after the line's timestamp prefix.
+fn is_code_frame(body: &str) -> bool {
+    let t = body.trim_start();
+    let t = t.strip_prefix('>').map_or(t, str::trim_start);
+    let d = t.bytes().take_while(u8::is_ascii_digit).count();
+    d > 0 && t[d..].trim_start().starts_with('|')
 }
 
 struct AuthEvent {
@@ -1446,6 +1459,22 @@ mod tests {
 
     fn d<'a>(i: &'a Insight, key: &str) -> &'a str {
         i.details.get(key).map_or("", String::as_str)
+    }
+
+    #[test]
+    fn code_frames_are_not_access_denials() {
+        let log = "[2025-11-06T10:48:33.848Z]     > 40 |     await expect(c.refund(id)).rejects.toThrow(ForbiddenException);\n[2025-11-06T10:48:33.867Z]          |           ^\n   12 |   throw new UnauthorizedException();\n";
+        assert!(run(log).is_empty());
+        assert!(is_code_frame("  > 40 | x"));
+        assert!(is_code_frame("27 |     let x = 1;"));
+        assert!(!is_code_frame(
+            "192.0.2.1 - - [06/Nov/2025:10:45:00 +0000] \"GET / HTTP/1.1\" 403 1"
+        ));
+        assert!(!is_code_frame("403 | Forbidden"[4..].trim()));
+        // A denial logged behind a timestamp is still one.
+        let log =
+            "[2025-11-06T10:48:33.848Z] ERROR access denied for user bob to /admin/settings\n";
+        assert_eq!(of(&run(log), InsightKind::UnauthorizedAccess).len(), 1);
     }
 
     fn sshd_failures(n: usize, step_secs: u32, ip: &str) -> String {
