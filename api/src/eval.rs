@@ -14,6 +14,12 @@ pub struct EvalArgs {
     /// The loghub_2k folder (one sub-folder per system).
     #[arg(long, default_value = "../shared/data/loghub_2k")]
     pub data: PathBuf,
+    /// The failing tool projects whose real output labels the agents' precision and recall.
+    #[arg(long, default_value = crate::eval_agents::DEFAULT_TOOLS_DIR)]
+    pub tools: PathBuf,
+    /// Only the template-mining table (skip running the tools and the agents' evaluation).
+    #[arg(long)]
+    pub templates_only: bool,
 }
 
 /// Per system: masks, depth and similarity threshold (the published Drain benchmark's
@@ -212,6 +218,14 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<bool> {
         results.push(evaluate(setting, &lines)?);
     }
     print_table(&results);
+    if !args.templates_only {
+        println!();
+        let report = crate::eval_agents::run(&crate::eval_agents::AgentEvalArgs {
+            data: args.data.clone(),
+            tools: args.tools.clone(),
+        })?;
+        crate::eval_agents::print_report(&report);
+    }
     Ok(results.iter().all(|r| r.accuracy + 1e-9 >= r.published))
 }
 

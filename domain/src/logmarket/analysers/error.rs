@@ -1122,7 +1122,9 @@ impl<'l, 'a> Detective<'l, 'a> {
         let t = self.l(i);
         let mut j = i + 1;
         let (thread, location, mut message);
-        if let Some(c) = re!(r"thread '([^']*)' panicked at (\S+?):(\d+):(\d+):\s*$").captures(t) {
+        if let Some(c) =
+            re!(r"thread '([^']*)'(?: \(\d+\))? panicked at (\S+?):(\d+):(\d+):\s*$").captures(t)
+        {
             thread = c[1].to_owned();
             location = Some(loc(&c[2], &c[3], Some(&c[4])));
             // the message is the next line; it continues only on indented lines
@@ -1146,12 +1148,14 @@ impl<'l, 'a> Detective<'l, 'a> {
             }
             message = msg.join("\n");
         } else if let Some(c) =
-            re!(r"thread '([^']*)' panicked at '(.*)', (\S+?):(\d+):(\d+)\s*$").captures(t)
+            re!(r"thread '([^']*)'(?: \(\d+\))? panicked at '(.*)', (\S+?):(\d+):(\d+)\s*$")
+                .captures(t)
         {
             thread = c[1].to_owned();
             message = c[2].to_owned();
             location = Some(loc(&c[3], &c[4], Some(&c[5])));
-        } else if let Some(c) = re!(r"thread '([^']*)' panicked at '(.*)$").captures(t) {
+        } else if let Some(c) = re!(r"thread '([^']*)'(?: \(\d+\))? panicked at '(.*)$").captures(t)
+        {
             // old multi-line message: `…', src/lib.rs:10:5` on a later line
             thread = c[1].to_owned();
             let mut msg = vec![c[2].to_owned()];
@@ -4556,6 +4560,39 @@ index out of bounds: the len is 3 but the index is 5
         assert_eq!(r.severity, Severity::Critical);
         assert_eq!(r.location.as_deref(), Some("src/handler.rs:55:9"));
         assert!(r.fix.contains(".get()"));
+    }
+
+    #[test]
+    fn rust_panics_with_a_thread_id_are_recognised() {
+        // Rust 1.88+ prints the thread id: `thread 'main' (28476) panicked at …`.
+        let log = "\
+thread 'main' (28476) panicked at src/main.rs:5:26:
+called `Option::unwrap()` on a `None` value
+note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace
+";
+        let c = one(log, Crash);
+        assert_eq!(c.location.as_deref(), Some("src/main.rs:5:26"));
+        let tests = "\
+running 2 tests
+test tests::adds ... ok
+test tests::subtracts ... FAILED
+
+failures:
+
+---- tests::subtracts stdout ----
+
+thread 'tests::subtracts' (28501) panicked at src/lib.rs:10:5:
+assertion `left == right` failed
+  left: 2
+ right: 3
+
+failures:
+    tests::subtracts
+
+test result: FAILED. 1 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s
+";
+        let t = one(tests, TestFailure);
+        assert_eq!(t.location.as_deref(), Some("src/lib.rs:10:5"));
     }
 
     #[test]
