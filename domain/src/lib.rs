@@ -3,7 +3,9 @@
 //! No IO, no clock, no randomness: time and ids come in with the command.
 
 pub mod access;
+pub mod forecast;
 pub mod ledger;
 pub mod logmarket;
 pub mod money;
 pub mod templates;
+pub mod tenancy;

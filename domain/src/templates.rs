@@ -105,6 +105,9 @@ pub struct DrainConfig {
     pub split_key_values: bool,
     /// A run of adjacent wildcards counts as one token.
     pub collapse_wildcards: bool,
+    /// Before the masks, every whitespace-separated chunk holding an ASCII digit becomes `<*>`
+    /// (one byte pass, no regex): a coarse, fast mask for logs of unknown origin.
+    pub digit_chunks_as_wildcards: bool,
 }
 
 impl Default for DrainConfig {
@@ -116,6 +119,7 @@ impl Default for DrainConfig {
             masks: Vec::new(),
             split_key_values: true,
             collapse_wildcards: true,
+            digit_chunks_as_wildcards: false,
         }
     }
 }
@@ -312,7 +316,20 @@ impl Drain {
             tokens,
         } = scratch;
         text.clear();
-        text.push_str(line.trim());
+        if self.config.digit_chunks_as_wildcards {
+            for (i, chunk) in line.split_ascii_whitespace().enumerate() {
+                if i > 0 {
+                    text.push(' ');
+                }
+                if chunk.bytes().any(|b| b.is_ascii_digit()) {
+                    text.push_str(WILDCARD);
+                } else {
+                    text.push_str(chunk);
+                }
+            }
+        } else {
+            text.push_str(line.trim());
+        }
         for mask in &self.config.masks {
             let mut matches = mask.find_iter(text).peekable();
             if matches.peek().is_none() {
@@ -852,6 +869,19 @@ mod tests {
             ..DrainConfig::new(4, 0.5, &[r"\d+"]).unwrap()
         });
         assert_eq!(plain.tokens("x 1 2"), ["x", "<*>", "<*>"]);
+    }
+
+    #[test]
+    fn digit_chunks_become_wildcards_without_a_regex() {
+        let config = DrainConfig {
+            digit_chunks_as_wildcards: true,
+            ..DrainConfig::default()
+        };
+        let mut d = Drain::new(config);
+        let a = d.add("GET /api/v1/users 200 in  12ms from 10.0.0.1");
+        let b = d.add("GET /api/v2/users 500 in 3400ms from 10.0.0.7");
+        assert_eq!(a, b);
+        assert_eq!(d.clusters()[a].template_text(), "GET <*> in <*> from <*>");
     }
 
     #[test]

@@ -188,14 +188,16 @@ pub struct Analysis {
     pub improvement: ImprovementPotential,
 }
 
-/// Masks for template mining of logs of unknown origin: any whitespace-free run that holds a
-/// digit (timestamps, numbers with units, ids, hex, IPs, paths with line numbers, versions) and
-/// double-quoted strings. Deliberately coarse: templates here only judge whether a pattern is
-/// new, and one cheap pass keeps the priced analysis fast.
-pub const GENERAL_MASKS: &[&str] = &[r#""[^"]*""#, r"[^\s\d]*\d\S*"];
+/// Masks for template mining of logs of unknown origin: double-quoted strings; and, without a
+/// regex, any whitespace-free run that holds a digit (timestamps, numbers with units, ids, hex,
+/// IPs, paths with line numbers, versions: `DrainConfig::digit_chunks_as_wildcards`). Deliberately coarse: templates here only
+/// judge whether a pattern is new, and one cheap pass keeps the priced analysis fast.
+pub const GENERAL_MASKS: &[&str] = &[r#""[^"]*""#];
 
-static TEMPLATE_CONFIG: LazyLock<DrainConfig> =
-    LazyLock::new(|| DrainConfig::new(4, 0.5, GENERAL_MASKS).expect("general masks compile"));
+static TEMPLATE_CONFIG: LazyLock<DrainConfig> = LazyLock::new(|| DrainConfig {
+    digit_chunks_as_wildcards: true,
+    ..DrainConfig::new(4, 0.5, GENERAL_MASKS).expect("general masks compile")
+});
 
 static METRIC: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\b\d+(?:\.\d+)?\s?(?:ms|s|sec|seconds|MB|GB|KB|MiB|GiB|%)(?:\W|$)")
