@@ -931,3 +931,200 @@ both_backends!(
     process_manager_settles_after_a_crash,
     settlement_after_crash
 );
+
+/// `logAnalyses` streams new analyses: a seller sees its own only; a client is refused.
+async fn subscription(t: TestStore) {
+    use agora_api::graphql::RequestContext;
+    use futures::StreamExt;
+
+    let s = TestServer::start(t).await;
+    let seller = key(&s, SELLER, "seller").await;
+    let other = key(&s, "sub-pkp-999", "seller").await;
+    let client = key(&s, "cli-9", "client").await;
+    let context = |token: &str| {
+        let state = s.state.clone();
+        let header = format!("Bearer {token}");
+        async move {
+            RequestContext {
+                principal: state.keys.authenticate(Some(&header)).await,
+                idempotency_key: None,
+                correlation_id: uuid::Uuid::now_v7(),
+            }
+        }
+    };
+    let query = "subscription { logAnalyses { id subPKPId source valueScore paymentAmount } }";
+    let req = async_graphql::Request::new(query)
+        .data(s.state.clone())
+        .data(context(&client).await);
+    let mut denied = s.state.schema.execute_stream(req);
+    let first = denied.next().await.unwrap();
+    assert_eq!(
+        first.errors[0]
+            .extensions
+            .as_ref()
+            .and_then(|e| e.get("code"))
+            .map(|v| v.to_string()),
+        Some("\"FORBIDDEN\"".into())
+    );
+
+    let req = async_graphql::Request::new(query)
+        .data(s.state.clone())
+        .data(context(&seller).await);
+    let mut stream = s.state.schema.execute_stream(req);
+    let writer = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Another seller's analysis first: not delivered to this subscriber.
+        let (status, _, _) = s
+            .rest(
+                "POST",
+                "/npe/log-marketplace/analyze",
+                Some(&other),
+                None,
+                Some(
+                    &json!({"source": "build", "logContent": CLEAN_LOG, "subPKPId": "sub-pkp-999"}),
+                ),
+            )
+            .await;
+        assert_eq!(status, 200);
+        analyze(&s, &seller, "runtime", CRASH_LOG).await
+    };
+    let reader = async {
+        let item = tokio::time::timeout(Duration::from_secs(20), stream.next())
+            .await
+            .expect("an analysis within 20 s")
+            .expect("stream open");
+        assert!(item.errors.is_empty(), "{:?}", item.errors);
+        item.data.into_json().unwrap()
+    };
+    let (mine, seen) = tokio::join!(writer, reader);
+    assert_eq!(seen["logAnalyses"]["id"], mine["id"]);
+    assert_eq!(seen["logAnalyses"]["subPKPId"], SELLER);
+    assert_eq!(seen["logAnalyses"]["paymentAmount"], mine["paymentAmount"]);
+}
+both_backends!(subscription_streams_new_analyses, subscription);
+
+/// The rest of the GraphQL surface: batch, simulate, seller lists, feedback, keys, trends.
+async fn graphql_surface(t: TestStore) {
+    let s = TestServer::start(t).await;
+    let admin = Some(s.admin_token.as_str());
+    let r = s
+        .graphql(
+            admin,
+            "mutation($logs: [BatchLogInput!]!) { batchAnalyzeLogs(subPKPId: \"sub-pkp-12345\", logs: $logs, idempotencyKey: \"b-1\") {
+               totalLogs totalPayable averageValue results { id source } } }",
+            json!({"logs": [{"source": "build", "content": CLEAN_LOG}, {"source": "test", "content": ATTACK_LOG}]}),
+        )
+        .await;
+    assert_eq!(r["data"]["batchAnalyzeLogs"]["totalLogs"], 2, "{r}");
+    let bad = s
+        .graphql(
+            admin,
+            "mutation { batchAnalyzeLogs(subPKPId: \"sub-pkp-12345\", logs: [{source: \"prod\", content: \"x\"}], idempotencyKey: \"b-2\") { totalLogs } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&bad), Some("BAD_USER_INPUT"));
+    let sim = s
+        .graphql(
+            admin,
+            "mutation { simulateLogs(subPKPId: \"sub-pkp-12345\", iterations: 5, autoPay: true, idempotencyKey: \"s-1\") {
+               iterations totalPayable totalPaid results { id } payments { transactionId amount } } }",
+            json!({}),
+        )
+        .await;
+    let v = &sim["data"]["simulateLogs"];
+    assert_eq!(v["results"].as_array().unwrap().len(), 5, "{sim}");
+    let paid = Money::checked_sum(
+        v["payments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| money(&p["amount"])),
+    )
+    .unwrap();
+    assert_eq!(money(&v["totalPaid"]), paid);
+    let list = s
+        .graphql(
+            admin,
+            "{ sellerAnalyses(subPKPId: \"sub-pkp-12345\", paidOnly: true, limit: 50) { id paid transactionId } }",
+            json!({}),
+        )
+        .await;
+    let rows = list["data"]["sellerAnalyses"].as_array().unwrap();
+    assert_eq!(
+        rows.len(),
+        v["payments"].as_array().unwrap().len(),
+        "{list}"
+    );
+    assert!(rows.iter().all(|r| r["paid"] == true));
+
+    let reviewer = key(&s, "rev-2", "reviewer").await;
+    let attack_id = r["data"]["batchAnalyzeLogs"]["results"][1]["id"]
+        .as_str()
+        .unwrap();
+    let fb = s
+        .graphql(
+            Some(&reviewer),
+            "mutation($id: String!) { recordInsightFeedback(analysisId: $id, insightIndex: 0, verdict: \"confirmed\", idempotencyKey: \"f-1\") }",
+            json!({"id": attack_id}),
+        )
+        .await;
+    assert!(fb["data"]["recordInsightFeedback"].is_string(), "{fb}");
+    let badv = s
+        .graphql(
+            Some(&reviewer),
+            "mutation($id: String!) { recordInsightFeedback(analysisId: $id, insightIndex: 0, verdict: \"maybe\", idempotencyKey: \"f-2\") }",
+            json!({"id": attack_id}),
+        )
+        .await;
+    assert_eq!(error_code(&badv), Some("BAD_USER_INPUT"));
+    let agents = s
+        .graphql(
+            admin,
+            "{ logMarketAgents { id accuracy confirmed } }",
+            json!({}),
+        )
+        .await;
+    let with_feedback: Vec<&Value> = agents["data"]["logMarketAgents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["confirmed"] == 1)
+        .collect();
+    assert_eq!(with_feedback.len(), 1, "{agents}");
+    assert_eq!(with_feedback[0]["accuracy"], 100.0);
+
+    let badkey = s
+        .graphql(
+            admin,
+            "mutation { registerSellerKey(subPKPId: \"sub-pkp-12345\", publicKey: \"abcd\", idempotencyKey: \"k-1\") }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&badkey), Some("BAD_USER_INPUT"));
+    let trends = s
+        .graphql(
+            admin,
+            "{ logMarketQualityTrends { currentTrends { averageQuality averageROI } insights { metric status } recommendations daily { day analyses } }
+               logMarketLeaderboard(limit: 5) { rank subPKPId xp } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        trends["data"]["logMarketQualityTrends"]["insights"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3,
+        "{trends}"
+    );
+    assert_eq!(
+        trends["data"]["logMarketQualityTrends"]["daily"][0]["analyses"],
+        7
+    );
+    assert_eq!(
+        trends["data"]["logMarketLeaderboard"][0]["subPKPId"],
+        SELLER
+    );
+}
+both_backends!(graphql_marketplace_surface, graphql_surface);
