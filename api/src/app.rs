@@ -138,6 +138,7 @@ impl App {
             .map_err(|e| anyhow::anyhow!("log marketplace process manager: {e}"))?;
         let (process_stop, stop_rx) = tokio::sync::watch::channel(false);
         let commits = signal.subscribe();
+        tokio::spawn(idempotency.clone().run_purge(stop_rx.clone()));
         let process = tokio::spawn(process.run(commits, stop_rx));
         Ok(Self {
             process_stop,

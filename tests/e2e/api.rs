@@ -781,3 +781,27 @@ async fn websocket(t: TestStore) {
     }
 }
 both_backends!(subscription_over_websocket, websocket);
+
+/// Expired idempotency records are purged: the key then works as a new request.
+async fn idempotency_purge(t: TestStore) {
+    let s = TestServer::start(t).await;
+    let fin = key(&s, "fin-p", "finance", "platform").await;
+    let first = s
+        .graphql(Some(&fin), RECORD, record_vars("purge-1", "pk-1", "1.00"))
+        .await;
+    assert!(error_code(&first).is_none(), "{first}");
+    let reused = s
+        .graphql(Some(&fin), RECORD, record_vars("purge-2", "pk-1", "2.00"))
+        .await;
+    assert_eq!(error_code(&reused), Some("IDEMPOTENCY_CONFLICT"));
+    // Nothing is old enough yet.
+    let past = chrono::Utc::now().timestamp_micros() - 60_000_000;
+    assert_eq!(s.state.idempotency.purge(past).await.unwrap(), 0);
+    let future = chrono::Utc::now().timestamp_micros() + 1_000_000;
+    assert!(s.state.idempotency.purge(future).await.unwrap() >= 2);
+    let fresh = s
+        .graphql(Some(&fin), RECORD, record_vars("purge-2", "pk-1", "2.00"))
+        .await;
+    assert!(error_code(&fresh).is_none(), "{fresh}");
+}
+both_backends!(expired_idempotency_records_are_purged, idempotency_purge);

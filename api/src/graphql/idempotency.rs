@@ -33,9 +33,40 @@ enum Claim {
     Replay(Value),
 }
 
+/// How long a finished outcome is kept for retries (Stripe keeps keys for 24 hours).
+pub const RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
+/// How often the purge runs.
+pub const PURGE_EVERY_MS: u64 = 10 * 60 * 1000;
+
 impl Idempotency {
     pub fn new(pool: AnyPool) -> Self {
         Self { pool }
+    }
+
+    /// Deletes finished records last touched before `older_than_us` (and `pending` ones left by
+    /// requests that died long ago); returns how many. A retry after that runs as a new request.
+    pub async fn purge(&self, older_than_us: i64) -> Result<u64, sqlx::Error> {
+        let done = sqlx::query("DELETE FROM idempotency_records WHERE updated_at_us < $1")
+            .bind(older_than_us)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Purges records older than [`RETENTION_MS`] every [`PURGE_EVERY_MS`] until `stop`.
+    pub async fn run_purge(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        while !*stop.borrow() {
+            let cutoff = Utc::now().timestamp_micros() - RETENTION_MS * 1000;
+            match self.purge(cutoff).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(records = n, "purged expired idempotency records"),
+                Err(e) => tracing::warn!(error = %e, "idempotency purge failed; will retry"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(PURGE_EVERY_MS)) => {}
+                _ = stop.changed() => {}
+            }
+        }
     }
 
     /// Runs `run` once per (principal, key); `request` identifies the mutation and its input.
