@@ -37,7 +37,8 @@ const EXPECTATIONS: &[Expectation] = &[
     (
         "deploy-kubernetes-oomkilled",
         &[(OutOfMemory, 1), (HighMemory, 1)],
-        &[],
+        // the CrashLoopBackOff is explained by the OOM kill: no separate crash
+        &[Crash],
     ),
     ("runtime-node-typeerror", &[(RuntimeException, 1)], &[]),
     (
@@ -74,7 +75,8 @@ const EXPECTATIONS: &[Expectation] = &[
     ),
     (
         "runtime-postgres-slow-queries",
-        &[(SlowQuery, 2), (AuthFailure, 1)],
+        // deadlock + connection-slot exhaustion (two FATAL lines, one finding)
+        &[(SlowQuery, 2), (AuthFailure, 1), (RuntimeException, 2)],
         &[],
     ),
     (
@@ -107,16 +109,29 @@ const EXPECTATIONS: &[Expectation] = &[
     ),
     (
         "test-go-failures",
-        // 2 subtests + TestStore_Expire + 2 window tests; the parent is dropped
-        &[(TestFailure, 5), (Crash, 1)],
-        &[],
+        // 2 subtests + TestStore_Expire + 2 window tests; the parent is dropped. The data race
+        // is a runtime exception; the panic in TestStore_Expire is that test's failure only.
+        &[(TestFailure, 5), (RuntimeException, 1)],
+        &[Crash],
     ),
     (
         "runtime-python-traceback",
-        &[(RuntimeException, 1), (SlowResponse, 1)],
+        // KeyError + the chained OperationalError; gunicorn WORKER TIMEOUT → SIGKILL is a crash
+        &[(RuntimeException, 2), (Crash, 1), (SlowResponse, 1)],
         &[],
     ),
     ("build-c-gcc-make", &[(CompileError, 4)], &[]),
+];
+
+/// Exact counts of Error Detective kinds where a rule must fire once per finding (no
+/// duplicates): `(log, kind, count)`.
+const EXACT: &[(&str, InsightKind, usize)] = &[
+    ("test-go-failures", TestFailure, 5),
+    ("test-go-failures", RuntimeException, 1),
+    ("runtime-python-traceback", Crash, 1),
+    ("runtime-python-traceback", RuntimeException, 2),
+    ("runtime-postgres-slow-queries", RuntimeException, 2),
+    ("deploy-kubernetes-oomkilled", OutOfMemory, 2),
 ];
 
 /// Clean runs: nothing of medium severity or worse.
@@ -167,6 +182,18 @@ fn corpus_logs_yield_their_findings() {
         }
         if !failures.is_empty() && failures.last().is_some_and(|f| f.starts_with(name)) {
             failures.push(format!("  {name} found: {found:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+#[test]
+fn corpus_logs_have_exact_error_detective_counts() {
+    let mut failures = Vec::new();
+    for (name, kind, want) in EXACT {
+        let n = counts(&analyse(name)).get(kind).copied().unwrap_or(0);
+        if n != *want {
+            failures.push(format!("{name}: {kind:?} x{n}, expected exactly {want}"));
         }
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));

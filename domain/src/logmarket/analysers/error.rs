@@ -461,6 +461,10 @@ const B_OOM: u64 = 1 << 23;
 const B_DEP: u64 = 1 << 24;
 const B_CFG: u64 = 1 << 25;
 const B_PARSE: u64 = 1 << 26;
+const B_RACE: u64 = 1 << 27; // Go race detector
+const B_GUNICORN: u64 = 1 << 28; // gunicorn worker timeout
+const B_PG: u64 = 1 << 29; // PostgreSQL server errors
+const B_K8S: u64 = 1 << 30; // Kubernetes CrashLoopBackOff
 
 const PATTERNS: &[(&str, u64)] = &[
     ("error: ", B_ERR_COLON),
@@ -579,6 +583,14 @@ const PATTERNS: &[(&str, u64)] = &[
     ("yaml: ", B_PARSE),
     ("JSONDecodeError", B_PARSE),
     ("ScannerError", B_PARSE),
+    ("WARNING: DATA RACE", B_RACE),
+    ("data race(s)", B_RACE),
+    ("WORKER TIMEOUT", B_GUNICORN),
+    ("deadlock detected", B_PG),
+    ("remaining connection slots are reserved", B_PG),
+    ("too many clients already", B_PG),
+    ("CrashLoopBackOff", B_K8S),
+    ("restarting failed container", B_K8S),
 ];
 
 /// Stage-1 anchors: every pattern above contains one (checked by a test), except
@@ -637,12 +649,17 @@ const ANCHORS: &[&str] = &[
     "yaml: ",
     "nvalid",
     ".go:",
+    "DATA RACE",
+    "data race",
+    "CrashLoop",
 ];
 
 /// Patterns without an anchor of their own that the tools always print on a line holding one
 /// (`test result: … N failed`, `npm ERR! code ERESOLVE` / `npm error …`, `ERROR:
 /// ResolutionImpossible`, `… for configuration ':x'`, `npm ERR! notarget …`, `ERROR: Could not
-/// find a version …`).
+/// find a version …`), gunicorn `[CRITICAL] WORKER TIMEOUT`, PostgreSQL `ERROR:  deadlock
+/// detected` / `FATAL:  remaining connection slots …` / `FATAL:  sorry, too many clients
+/// already`.
 #[cfg(test)]
 const CO_ANCHORED: &[&str] = &[
     "test result: ",
@@ -652,6 +669,10 @@ const CO_ANCHORED: &[&str] = &[
     "ETARGET",
     "No matching version found",
     "Could not find a version that satisfies",
+    "WORKER TIMEOUT",
+    "deadlock detected",
+    "remaining connection slots are reserved",
+    "too many clients already",
 ];
 
 /// Words of [`parse_exc_header`]'s uncaught markers.
@@ -818,6 +839,31 @@ struct Detective<'l, 'a> {
     /// failing tests only counted (past [`KEEP_PER_KIND`] records)
     extra_tests: HashMap<Fw, u64>,
     overflow: TestRec,
+    /// Go race reports (aggregation key, insight), emitted in `finish` (a crash when the
+    /// process exited on them)
+    races: Vec<(String, Insight)>,
+    race_exit: bool,
+    /// Kubernetes pods in CrashLoopBackOff, reported in `finish` when nothing explains them
+    crashloops: Vec<CrashLoop>,
+}
+
+/// A pod seen in `CrashLoopBackOff` / `Back-off restarting failed container`.
+#[derive(Debug, Default)]
+struct CrashLoop {
+    idx: usize,
+    pod: Option<String>,
+    container: Option<String>,
+    namespace: Option<String>,
+    lines: Vec<String>,
+    occurrences: u64,
+}
+
+/// A Go goroutine dump after a `panic:` line.
+struct GoDump {
+    frames: Vec<Frame>,
+    signal: Option<String>,
+    /// the first line after the dump
+    end: usize,
 }
 
 /// What an exception name + message means: kind, root cause and fix.
@@ -848,6 +894,9 @@ impl<'l, 'a> Detective<'l, 'a> {
             extra: BTreeMap::new(),
             extra_tests: HashMap::new(),
             overflow: TestRec::default(),
+            races: Vec::new(),
+            race_exit: false,
+            crashloops: Vec::new(),
         }
     }
 
@@ -911,6 +960,12 @@ impl<'l, 'a> Detective<'l, 'a> {
             return;
         }
         // 2. multi-line exceptions and crashes
+        if mask & B_RACE != 0 && self.go_race(i, t) {
+            return;
+        }
+        if mask & B_GUNICORN != 0 && self.gunicorn_timeout(i, t) {
+            return;
+        }
         if mask & B_PYTB != 0 && self.py_traceback(i) {
             return;
         }
@@ -921,6 +976,12 @@ impl<'l, 'a> Detective<'l, 'a> {
             return;
         }
         // 3. single-line families
+        if mask & B_PG != 0 && self.postgres(i, t) {
+            return;
+        }
+        if mask & B_K8S != 0 && self.crashloop(i, t) {
+            return;
+        }
         if mask & B_OOM != 0 && self.oom(i, t) {
             return;
         }
@@ -1544,7 +1605,9 @@ impl<'l, 'a> Detective<'l, 'a> {
             j += 1;
         }
         self.next = j;
-        // a test that panicked: `--- FAIL: TestX` then `panic: …` and the goroutine dump
+        // a test that panicked: `--- FAIL: TestX` then `panic: …` and the goroutine dump, which
+        // is consumed (the panic is this test's failure, not a separate crash)
+        let mut panic_dump = None;
         if msgs.is_empty() {
             if let Some(p) = self.l(j).strip_prefix("panic: ") {
                 let frame = (j + 1..(j + 80).min(self.lines.len())).find_map(|k| {
@@ -1555,9 +1618,20 @@ impl<'l, 'a> Detective<'l, 'a> {
                     frame,
                     format!("panic: {}", p.trim_end_matches(" [recovered]")),
                 ));
+                let dump = self.go_dump(j);
+                self.next = dump.as_ref().map_or(j + 1, |d| d.end);
+                panic_dump = dump;
             }
         }
         let rec = self.test_rec(Fw::GoTest, &name, None, i);
+        if let Some(d) = panic_dump {
+            if !d.frames.is_empty() {
+                rec.frames = d.frames.iter().take(8).map(|f| f.text.clone()).collect();
+            }
+            if let Some(s) = d.signal {
+                rec.details.insert("signal".into(), s);
+            }
+        }
         rec.excerpt_lines = std::iter::once(t.trim().to_owned())
             .chain(msgs.first().map(|(_, m)| m.clone()))
             .collect();
@@ -2072,60 +2146,17 @@ impl<'l, 'a> Detective<'l, 'a> {
         } else {
             return false;
         };
-        let goroutine = (i + 1..(i + 30).min(self.lines.len()))
-            .find(|&k| re!(r"^goroutine \d+ \[").is_match(self.l(k)));
+        let dump = self.go_dump(i);
         let known_fatal = fatal
             && (msg.contains("goroutines are asleep")
                 || msg.contains("concurrent map")
                 || msg.contains("out of memory")
                 || msg.contains("stack overflow"));
-        if goroutine.is_none() && !known_fatal {
+        if dump.is_none() && !known_fatal {
             return false;
         }
-        let mut frames: Vec<Frame> = Vec::new();
-        let mut signal = None;
-        let mut j = i + 1;
-        if let Some(g) = goroutine {
-            for k in i + 1..g {
-                if let Some(c) = re!(r"\[signal (SIG\w+)").captures(self.l(k)) {
-                    signal = Some(c[1].to_owned());
-                }
-            }
-            j = g + 1;
-            while j + 1 < self.lines.len() {
-                let func = self.l(j);
-                let Some(c) =
-                    re!(r"^\s+(\S+?\.go):(\d+)(?: \+0x[0-9a-f]+)?\s*$").captures(self.l(j + 1))
-                else {
-                    break;
-                };
-                let fname = func.trim();
-                let user =
-                    !fname.starts_with("created by runtime") && !is_framework(fname, Some(&c[1]));
-                frames.push(Frame {
-                    text: truncate(&format!("{fname} at {}:{}", &c[1], &c[2]), 200),
-                    location: Some(loc(&c[1], &c[2], None)),
-                    user,
-                });
-                j += 2;
-            }
-            // the rest of the goroutine dump
-            while j < self.lines.len() && j < i + 20_000 {
-                let l = self.l(j);
-                let tr = l.trim();
-                let dump = tr.is_empty()
-                    || l.starts_with('\t')
-                    || tr.starts_with("goroutine ")
-                    || tr.starts_with("created by ")
-                    || re!(r"^[\w./*()\-\[\]]+\(.*\)$").is_match(tr)
-                    || tr.starts_with("runtime stack:")
-                    || tr.starts_with("...additional frames elided...");
-                if !dump {
-                    break;
-                }
-                j += 1;
-            }
-        }
+        let (frames, signal, j) =
+            dump.map_or((Vec::new(), None, i + 1), |d| (d.frames, d.signal, d.end));
         self.next = j.max(i + 1);
         let location = frames
             .iter()
@@ -2151,6 +2182,425 @@ impl<'l, 'a> Detective<'l, 'a> {
             ins.details.insert("signal".into(), s);
         }
         self.emit(ins);
+        true
+    }
+
+    /// The goroutine dump after the `panic:` / `fatal error:` line `i` (a `goroutine N [` line
+    /// within 30 lines): its frames, the `[signal …]` name and the first line after it.
+    fn go_dump(&self, i: usize) -> Option<GoDump> {
+        let g = (i + 1..(i + 30).min(self.lines.len()))
+            .find(|&k| re!(r"^goroutine \d+ \[").is_match(self.l(k)))?;
+        let mut frames: Vec<Frame> = Vec::new();
+        let mut signal = None;
+        for k in i + 1..g {
+            if let Some(c) = re!(r"\[signal (SIG\w+)").captures(self.l(k)) {
+                signal = Some(c[1].to_owned());
+            }
+        }
+        let mut j = g + 1;
+        while j + 1 < self.lines.len() {
+            let func = self.l(j);
+            let Some(c) =
+                re!(r"^\s+(\S+?\.go):(\d+)(?: \+0x[0-9a-f]+)?\s*$").captures(self.l(j + 1))
+            else {
+                break;
+            };
+            let fname = func.trim();
+            let user =
+                !fname.starts_with("created by runtime") && !is_framework(fname, Some(&c[1]));
+            frames.push(Frame {
+                text: truncate(&format!("{fname} at {}:{}", &c[1], &c[2]), 200),
+                location: Some(loc(&c[1], &c[2], None)),
+                user,
+            });
+            j += 2;
+        }
+        // the rest of the goroutine dump
+        while j < self.lines.len() && j < i + 20_000 {
+            let l = self.l(j);
+            let tr = l.trim();
+            let dump = tr.is_empty()
+                || l.starts_with('\t')
+                || tr.starts_with("goroutine ")
+                || tr.starts_with("created by ")
+                || re!(r"^[\w./*()\-\[\]]+\(.*\)$").is_match(tr)
+                || tr.starts_with("runtime stack:")
+                || tr.starts_with("...additional frames elided...");
+            if !dump {
+                break;
+            }
+            j += 1;
+        }
+        Some(GoDump {
+            frames,
+            signal,
+            end: j,
+        })
+    }
+
+    /// Go race detector: `WARNING: DATA RACE`, the accesses (`Write at 0x… by goroutine 7:`)
+    /// with their frames, up to the closing `==================`; `Found N data race(s)`
+    /// followed by `exit status` makes the reports crashes (emitted in `finish`).
+    fn go_race(&mut self, i: usize, t: &str) -> bool {
+        let tr = t.trim();
+        if re!(r"^Found \d+ data race\(s\)$").is_match(tr) {
+            if (i + 1..(i + 3).min(self.lines.len()))
+                .any(|k| self.l(k).trim_start().starts_with("exit status"))
+            {
+                self.race_exit = true;
+            }
+            return true;
+        }
+        if tr != "WARNING: DATA RACE" {
+            return false;
+        }
+        let mut accesses: Vec<String> = Vec::new();
+        let mut access_lines: Vec<&str> = Vec::new();
+        let mut frames: Vec<Frame> = Vec::new();
+        let mut addr = None;
+        let mut j = i + 1;
+        while j < self.lines.len() && j < i + 400 {
+            let l = self.l(j);
+            let lt = l.trim();
+            if lt.starts_with("==================") || lt == "WARNING: DATA RACE" {
+                break;
+            }
+            if let Some(c) = re!(r"^((?:Previous )?(?:[Aa]tomic )?(?:[Ww]rite|[Rr]ead)) at (0x[0-9a-f]+) by (goroutine \d+|main goroutine):$")
+                .captures(lt)
+            {
+                if accesses.len() < 2 {
+                    accesses.push(format!("{} by {}", c[1].to_lowercase(), &c[3]));
+                    access_lines.push(lt);
+                }
+                addr.get_or_insert_with(|| c[2].to_owned());
+            } else if let Some(c) =
+                re!(r"^\s+(\S+?\.go):(\d+)(?: \+0x[0-9a-f]+)?\s*$").captures(self.l(j + 1))
+            {
+                if !lt.is_empty() && !lt.ends_with(':') {
+                    let user = !is_framework(lt, Some(&c[1]));
+                    frames.push(Frame {
+                        text: truncate(&format!("{lt} at {}:{}", &c[1], &c[2]), 200),
+                        location: Some(loc(&c[1], &c[2], None)),
+                        user,
+                    });
+                    j += 1;
+                }
+            }
+            j += 1;
+        }
+        if accesses.is_empty() {
+            return false;
+        }
+        self.next = j + usize::from(self.l(j).trim().starts_with("=================="));
+        let first = frames.iter().find(|f| f.user).or(frames.first());
+        let location = first.and_then(|f| f.location.clone());
+        let func = first.map(|f| {
+            let name = f.text.split(" at ").next().unwrap_or("");
+            let name = name.rsplit('/').next().unwrap_or(name);
+            name.trim_end_matches("()").to_owned()
+        });
+        let title = match &func {
+            Some(f) => format!("Go data race in {f}: {}", accesses.join(", ")),
+            None => format!("Go data race: {}", accesses.join(", ")),
+        };
+        let mut ex = vec![t];
+        ex.extend(access_lines.iter().copied().take(1));
+        let mut ins = new_insight(
+            InsightKind::RuntimeException,
+            Severity::High,
+            i,
+            &title,
+            excerpt(&ex),
+        );
+        ins.location = location.clone();
+        ins.root_cause = Some(format!(
+            "concurrent unsynchronised access to the same memory ({})",
+            accesses.join(", ")
+        ));
+        ins.fix = format!(
+            "Protect the shared variable{} with a mutex (sync.Mutex), a channel or sync/atomic; rerun with -race (go test -race ./...) until no race is reported",
+            location
+                .as_ref()
+                .map(|l| format!(" accessed at {l}"))
+                .unwrap_or_default()
+        );
+        ins.impact = "goroutines read and write shared memory without synchronisation: results are nondeterministic and can corrupt state".to_owned();
+        ins.details.insert("accesses".into(), accesses.join("; "));
+        if let Some(a) = addr {
+            ins.details.insert("address".into(), a);
+        }
+        if !frames.is_empty() {
+            let fr: Vec<String> = frames.iter().take(8).map(|f| f.text.clone()).collect();
+            ins.details.insert("stackTrace".into(), fr.join("\n"));
+        }
+        let key = format!(
+            "race|{}|{}",
+            location.as_deref().unwrap_or(""),
+            frames
+                .iter()
+                .filter(|f| f.user)
+                .nth(1)
+                .and_then(|f| f.location.as_deref())
+                .unwrap_or("")
+        );
+        if self.races.len() < KEEP_PER_KIND {
+            self.races.push((key, ins));
+        } else {
+            *self.extra.entry(InsightKind::RuntimeException).or_insert(0) += 1;
+        }
+        true
+    }
+
+    /// gunicorn: `[CRITICAL] WORKER TIMEOUT (pid:N)` and the following `Worker (pid:N) was
+    /// sent SIGKILL!` (consumed) are one crash.
+    fn gunicorn_timeout(&mut self, i: usize, t: &str) -> bool {
+        let Some(c) = re!(r"\[CRITICAL\] WORKER TIMEOUT \(pid:(\d+)\)").captures(t) else {
+            return false;
+        };
+        // a URL quoting the message (docs, search links) is not the event
+        if t[..c.get(0).map_or(0, |m| m.start())].contains("://") {
+            return false;
+        }
+        let pid = c[1].to_owned();
+        let mut ex = vec![t];
+        let mut signal = None;
+        for k in i + 1..(i + 4).min(self.lines.len()) {
+            let l = self.l(k);
+            if let Some(s) = re!(r"Worker \(pid:(\d+)\) was sent (SIG\w+)")
+                .captures(l)
+                .filter(|s| s[1] == pid)
+            {
+                signal = Some(s[2].to_owned());
+                ex.push(l);
+                self.next = k + 1;
+                break;
+            }
+        }
+        let mut ins = new_insight(
+            InsightKind::Crash,
+            Severity::Critical,
+            i,
+            &format!(
+                "gunicorn worker timeout: worker pid {pid} killed{}",
+                signal
+                    .as_ref()
+                    .map(|s| format!(" ({s})"))
+                    .unwrap_or_default()
+            ),
+            excerpt(&ex),
+        );
+        ins.root_cause = Some(
+            "worker exceeded the timeout and was killed (a request ran longer than gunicorn's --timeout)".to_owned(),
+        );
+        ins.fix = "Find the slow request the worker was serving (slow query, external call without a timeout, blocking I/O) and make it faster or move it to a background job; raise gunicorn's --timeout (default 30 s) only if such long requests are expected".to_owned();
+        ins.impact =
+            "the request the worker was serving got no response (502/504) and the worker was restarted"
+                .to_owned();
+        ins.details.insert("pid".into(), pid);
+        if let Some(s) = signal {
+            ins.details.insert("signal".into(), s);
+        }
+        self.push_agg(Some("gunicorn|worker-timeout".to_owned()), ins);
+        true
+    }
+
+    /// PostgreSQL server log: `ERROR:  deadlock detected` with its `DETAIL:` / `HINT:` /
+    /// `CONTEXT:` / `STATEMENT:` continuation lines (consumed), and connection-slot exhaustion
+    /// (`FATAL:  remaining connection slots are reserved …`, `FATAL:  sorry, too many clients
+    /// already`).
+    fn postgres(&mut self, i: usize, t: &str) -> bool {
+        if re!(r"\b(?:ERROR|FATAL):\s+deadlock detected\s*$").is_match(t) {
+            let mut j = i + 1;
+            let mut ex = vec![t];
+            let mut pids: Vec<String> = Vec::new();
+            let mut locks: Vec<String> = Vec::new();
+            let mut relations: Vec<String> = Vec::new();
+            let mut waits: Vec<String> = Vec::new();
+            let mut queries: Vec<(String, String)> = Vec::new();
+            while j < self.lines.len() && j < i + 40 {
+                let l = self.l(j);
+                let cont = l.starts_with('\t')
+                    || l.starts_with("  ")
+                    || re!(r"\b(?:DETAIL|HINT|CONTEXT|STATEMENT):  ").is_match(l);
+                if !cont || l.trim().is_empty() {
+                    break;
+                }
+                if let Some(c) =
+                    re!(r"Process (\d+) waits for (\w+) on (.+?); blocked by process (\d+)")
+                        .captures(l)
+                {
+                    for p in [&c[1], &c[4]] {
+                        if !pids.iter().any(|x| x == p) {
+                            pids.push(p.to_owned());
+                        }
+                    }
+                    if !locks.iter().any(|x| x == &c[2]) {
+                        locks.push(c[2].to_owned());
+                    }
+                    if let Some(r) = re!(r"^relation (\d+) of database").captures(&c[3]) {
+                        let r = format!("oid {}", &r[1]);
+                        if !relations.contains(&r) {
+                            relations.push(r);
+                        }
+                    }
+                    waits.push(c[0].to_owned());
+                    if ex.len() < 3 {
+                        ex.push(l);
+                    }
+                } else if let Some(c) = re!(r"^\s*Process (\d+): (.+)$").captures(l) {
+                    queries.push((c[1].to_owned(), c[2].trim().to_owned()));
+                }
+                for c in re!(r#"relation "([^"]+)""#).captures_iter(l) {
+                    let r = c[1].to_owned();
+                    relations.retain(|x| !x.starts_with("oid "));
+                    if !relations.contains(&r) {
+                        relations.push(r);
+                    }
+                }
+                j += 1;
+            }
+            self.next = j;
+            let between = match pids.as_slice() {
+                [] => String::new(),
+                [a] => format!(" (process {a})"),
+                [a, b] => format!(" between processes {a} and {b}"),
+                more => format!(" between processes {}", more.join(", ")),
+            };
+            let on = if relations.is_empty() {
+                String::new()
+            } else {
+                format!(" on {}", relations.join(", "))
+            };
+            let mut ins = new_insight(
+                InsightKind::RuntimeException,
+                Severity::High,
+                i,
+                &format!("PostgreSQL deadlock detected{between}{on}"),
+                excerpt(&ex),
+            );
+            ins.root_cause = Some(format!(
+                "two or more transactions waited for each other's locks{} and PostgreSQL aborted one of them",
+                if locks.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", locks.join(", "))
+                }
+            ));
+            ins.fix = format!(
+                "Make the transactions{on} take their row locks in the same order (e.g. update rows sorted by key, or SELECT … FOR UPDATE in a fixed order), keep transactions short, and retry the aborted transaction on SQLSTATE 40P01"
+            );
+            ins.impact =
+                "one transaction was rolled back: its write failed unless the client retries"
+                    .to_owned();
+            if !pids.is_empty() {
+                ins.details.insert("processes".into(), pids.join(", "));
+            }
+            if !relations.is_empty() {
+                ins.details.insert("relations".into(), relations.join(", "));
+            }
+            if !locks.is_empty() {
+                ins.details.insert("lockTypes".into(), locks.join(", "));
+            }
+            if !waits.is_empty() {
+                ins.details.insert("waits".into(), waits.join("\n"));
+            }
+            for (p, q) in queries.iter().take(4) {
+                ins.details
+                    .insert(format!("process {p}"), truncate(q, MAX_EXCERPT_CHARS));
+            }
+            let key = format!("pg|deadlock|{}", relations.join(","));
+            self.push_agg(Some(key), ins);
+            return true;
+        }
+        let Some(c) = re!(
+            r"\bFATAL:\s+(remaining connection slots are reserved for .*?|sorry, too many clients already)\s*$"
+        )
+        .captures(t) else {
+            return false;
+        };
+        let msg = c[1].to_owned();
+        let mut ins = new_insight(
+            InsightKind::RuntimeException,
+            Severity::High,
+            i,
+            &format!("PostgreSQL refused a connection: {msg}"),
+            excerpt(&[t]),
+        );
+        ins.root_cause = Some(
+            "connection slots exhausted: the server reached max_connections, so new clients are refused".to_owned(),
+        );
+        ins.fix = "Pool connections (PgBouncer, or a bounded application pool) and close leaked/idle connections, or raise max_connections (needs a restart and memory per connection)".to_owned();
+        ins.impact =
+            "new database connections are refused: requests and jobs that need one fail".to_owned();
+        if let Some(u) = re!(r"(\S+)@(\S+)\s+FATAL:").captures(t) {
+            if !u[1].contains("[unknown]") {
+                ins.details
+                    .insert("user".into(), u[1].trim_start_matches('[').to_owned());
+                ins.details.insert("database".into(), u[2].to_owned());
+            }
+        }
+        self.push_agg(Some("pg|connection-slots".to_owned()), ins);
+        true
+    }
+
+    /// Kubernetes `CrashLoopBackOff` (pod table row, `Reason: CrashLoopBackOff`) and
+    /// `Back-off restarting failed container`; reported in `finish` only when the log holds no
+    /// OOM, crash, exception or config error that explains it.
+    fn crashloop(&mut self, i: usize, t: &str) -> bool {
+        let tr = t.trim();
+        let (pod, container, namespace) = if let Some(c) = re!(
+            r"[Bb]ack-off (?:[\w.]+ )?restarting failed container(?:[ =]([\w.-]+))?(?: in pod |\s+pod=)?(?:([\w.-]+?)_([\w-]+)\()?"
+        )
+        .captures(tr)
+        {
+            let s = |k: usize| c.get(k).map(|m| m.as_str().to_owned());
+            (s(2), s(1), s(3))
+        } else if let Some(c) =
+            re!(r"^(?:([\w-]+)\s+)?(?:pod/)?([\w.-]+)\s+\d+/\d+\s+CrashLoopBackOff\s+\d+").captures(tr)
+        {
+            (
+                Some(c[2].to_owned()),
+                None,
+                c.get(1).map(|m| m.as_str().to_owned()),
+            )
+        } else if re!(r"^Reason:\s+CrashLoopBackOff\s*$").is_match(tr) {
+            (None, None, None)
+        } else {
+            return false;
+        };
+        let found = match &pod {
+            Some(p) => self
+                .crashloops
+                .iter()
+                .position(|r| r.pod.as_deref() == Some(p.as_str()))
+                .or_else(|| self.crashloops.iter().position(|r| r.pod.is_none())),
+            None => (!self.crashloops.is_empty()).then_some(0),
+        };
+        let at = match found {
+            Some(a) => a,
+            None if self.crashloops.len() >= MAX_INSIGHTS_PER_KIND => return true,
+            None => {
+                self.crashloops.push(CrashLoop {
+                    idx: i,
+                    ..CrashLoop::default()
+                });
+                self.crashloops.len() - 1
+            }
+        };
+        let r = &mut self.crashloops[at];
+        if r.pod.is_none() && pod.is_some() {
+            r.pod = pod;
+        }
+        if r.container.is_none() {
+            r.container = container;
+        }
+        if r.namespace.is_none() {
+            r.namespace = namespace;
+        }
+        if r.lines.len() < 3 {
+            r.lines.push(tr.to_owned());
+        }
+        r.occurrences += 1;
         true
     }
 
@@ -2983,6 +3433,15 @@ impl<'l, 'a> Detective<'l, 'a> {
     // -----------------------------------------------------------------------------------------
 
     fn finish(mut self) -> Vec<Insight> {
+        // Go races: a crash when the process exited on them (`Found N data race(s)` + `exit
+        // status`), else a runtime exception.
+        for (key, mut ins) in std::mem::take(&mut self.races) {
+            if self.race_exit {
+                ins.kind = InsightKind::Crash;
+                ins.impact = format!("{}; the race detector made the process exit", ins.impact);
+            }
+            self.push_agg(Some(key), ins);
+        }
         // Rust panics: test (thread named like a failing test) or runtime.
         let panics = std::mem::take(&mut self.panics);
         for PendingPanic { idx, panic } in panics {
@@ -3152,6 +3611,70 @@ impl<'l, 'a> Detective<'l, 'a> {
                 ins.details.insert("stackTrace".into(), r.frames.join("\n"));
             }
             self.emit(ins);
+        }
+
+        // Kubernetes CrashLoopBackOff: only when nothing in the log explains it.
+        let explained = [
+            InsightKind::OutOfMemory,
+            InsightKind::Crash,
+            InsightKind::RuntimeException,
+            InsightKind::ConfigError,
+        ]
+        .iter()
+        .any(|k| {
+            self.out.iter().any(|i| i.kind == *k) || self.extra.get(k).is_some_and(|n| *n > 0)
+        });
+        if !explained {
+            for r in std::mem::take(&mut self.crashloops) {
+                let pod = r.pod.as_deref().unwrap_or("a pod");
+                let container = r
+                    .container
+                    .as_ref()
+                    .map(|c| format!(" (container {c})"))
+                    .unwrap_or_default();
+                let lines: Vec<&str> = r.lines.iter().map(String::as_str).collect();
+                let mut ins = new_insight(
+                    InsightKind::Crash,
+                    Severity::High,
+                    r.idx,
+                    &format!("Pod {pod} in CrashLoopBackOff{container}"),
+                    excerpt(&lines),
+                );
+                ins.root_cause = Some(format!(
+                    "the container{container} keeps exiting after start and Kubernetes backs off restarting it; this log holds no OOM kill or exception that explains why"
+                ));
+                let ns = r
+                    .namespace
+                    .as_ref()
+                    .map(|n| format!(" -n {n}"))
+                    .unwrap_or_default();
+                let c = r
+                    .container
+                    .as_ref()
+                    .map(|c| format!(" -c {c}"))
+                    .unwrap_or_default();
+                let p = r.pod.as_deref().unwrap_or("<pod>");
+                ins.fix = format!(
+                    "Read the crashed container's own output (`kubectl logs {p}{c}{ns} --previous`) and its last state (`kubectl describe pod {p}{ns}`: exit code, reason), then fix the startup failure (command, missing config/secret, failing probe)"
+                );
+                ins.impact =
+                    "the pod never becomes ready: its replicas are missing and a rollout stalls"
+                        .to_owned();
+                if let Some(p) = r.pod {
+                    ins.details.insert("pod".into(), p);
+                }
+                if let Some(c) = r.container {
+                    ins.details.insert("container".into(), c);
+                }
+                if let Some(n) = r.namespace {
+                    ins.details.insert("namespace".into(), n);
+                }
+                if r.occurrences > 1 {
+                    ins.details
+                        .insert("occurrences".into(), r.occurrences.to_string());
+                }
+                self.emit(ins);
+            }
         }
 
         // Compile errors: how many block the build.
@@ -3637,6 +4160,14 @@ fn classify(name: &str, msg: &str, environ: bool, location: Option<&str>) -> Cla
             format!("Add a base case / make the recursion iterative{at}"),
         ),
         _ => {
+            if msg.contains("remaining connection slots are reserved")
+                || msg.contains("too many clients already")
+            {
+                return rt(
+                    Some(format!("PostgreSQL connection slots exhausted (max_connections reached): {msg}")),
+                    "Pool connections (PgBouncer, or a bounded application pool) and close leaked/idle connections, or raise max_connections".to_owned(),
+                );
+            }
             if msg.contains("ECONNREFUSED") {
                 return rt(
                     Some(format!("connection refused: {msg}")),
@@ -4951,8 +5482,8 @@ FAIL\texample.com/shop/cart\t0.005s
             .as_deref()
             .unwrap()
             .starts_with("panic: runtime error"));
-        let c = one(log, Crash);
-        assert_eq!(c.location.as_deref(), Some("/src/shop/cart/cart.go:31"));
+        // the panic is the test's failure, not a separate crash
+        assert!(only(log, Crash).is_empty());
     }
 
     #[test]
@@ -5090,5 +5621,237 @@ Error: Cannot find module 'express'
         let r = one(log, RuntimeException);
         assert_eq!(r.location.as_deref(), Some("/app/server.js:1:17"));
         assert!(r.fix.starts_with("Install 'express'"), "{}", r.fix);
+    }
+
+    // ---- Go race detector, gunicorn, PostgreSQL, CrashLoopBackOff ---------------------------
+
+    const RACE: &str = "\
+==================
+WARNING: DATA RACE
+Write at 0x00c0001a20c8 by goroutine 7:
+  example.com/app/counter.(*Counter).Inc()
+      /src/app/counter/counter.go:42 +0x64
+  example.com/app/counter.TestInc.func1()
+      /src/app/counter/counter_test.go:15 +0x38
+
+Previous read at 0x00c0001a20c8 by goroutine 6:
+  example.com/app/counter.(*Counter).Get()
+      /src/app/counter/counter.go:48 +0x3c
+
+Goroutine 7 (running) created at:
+  example.com/app/counter.TestInc()
+      /src/app/counter/counter_test.go:13 +0x9c
+==================
+";
+
+    #[test]
+    fn go_race_report_is_one_runtime_exception() {
+        let log = format!("{RACE}--- FAIL: TestInc (0.00s)\n    testing.go:1399: race detected during execution of test\nFAIL\n");
+        let r = one(&log, RuntimeException);
+        assert_eq!(r.severity, Severity::High);
+        assert_eq!(r.log_line, 2);
+        assert_eq!(
+            r.location.as_deref(),
+            Some("/src/app/counter/counter.go:42")
+        );
+        assert!(r.title.contains("(*Counter).Inc"), "{}", r.title);
+        assert!(r
+            .root_cause
+            .as_deref()
+            .unwrap()
+            .contains("concurrent unsynchronised access"));
+        assert!(
+            r.fix.contains("mutex") && r.fix.contains("-race"),
+            "{}",
+            r.fix
+        );
+        assert_eq!(
+            r.details["accesses"],
+            "write by goroutine 7; previous read by goroutine 6"
+        );
+        assert!(only(&log, Crash).is_empty());
+        assert_eq!(only(&log, TestFailure).len(), 1);
+    }
+
+    #[test]
+    fn go_race_that_ends_the_process_is_a_crash() {
+        let log = format!("{RACE}{RACE}Found 2 data race(s)\nexit status 66\n");
+        let v = only(&log, Crash);
+        assert_eq!(v.len(), 1, "{v:#?}");
+        assert_eq!(v[0].severity, Severity::High);
+        assert_eq!(v[0].details["occurrences"], "2");
+        assert!(only(&log, RuntimeException).is_empty());
+    }
+
+    #[test]
+    fn race_words_without_a_report_are_not_races() {
+        let log = "\
+2025-11-06 10:41:05 INFO race: none found
+go test -race ./... (data race detection enabled)
+WARNING: DATA RACE checks are slow, expect 5-10x runtime
+Found 0 data race(s)
+";
+        let v = run(log);
+        assert!(v.is_empty(), "{v:#?}");
+    }
+
+    #[test]
+    fn go_test_panic_is_only_the_test_failure() {
+        let log = "\
+--- FAIL: TestExpire (0.00s)
+panic: runtime error: invalid memory address or nil pointer dereference [recovered]
+\tpanic: runtime error: invalid memory address or nil pointer dereference
+[signal SIGSEGV: segmentation violation code=0x1 addr=0x18 pc=0x6f3a2e]
+
+goroutine 23 [running]:
+testing.tRunner.func1.2({0x71c2a0, 0xa3e5c0})
+\t/usr/local/go/src/testing/testing.go:1632 +0x3fc
+example.com/app/store.(*Store).Expire(0x0)
+\t/src/app/store/store.go:88 +0x2e
+example.com/app/store.TestExpire(0xc000103ba0)
+\t/src/app/store/store_test.go:31 +0x6a
+FAIL\texample.com/app/store\t0.052s
+";
+        assert!(only(log, Crash).is_empty(), "{:#?}", run(log));
+        let t = one(log, TestFailure);
+        assert_eq!(t.location.as_deref(), Some("/src/app/store/store.go:88"));
+        assert!(t.root_cause.as_deref().unwrap().contains("nil pointer"));
+        assert_eq!(t.details["signal"], "SIGSEGV");
+        assert!(t.details["stackTrace"].contains("store.go:88"));
+    }
+
+    #[test]
+    fn gunicorn_worker_timeout_is_one_crash() {
+        let log = "\
+[2025-11-06 10:45:42 +0000] [1] [CRITICAL] WORKER TIMEOUT (pid:9)
+[2025-11-06 10:45:43 +0000] [1] [ERROR] Worker (pid:9) was sent SIGKILL! Perhaps out of memory?
+[2025-11-06 10:45:43 +0000] [14] [INFO] Booting worker with pid: 14
+";
+        let v = run(log);
+        assert_eq!(v.len(), 1, "{v:#?}");
+        let c = &v[0];
+        assert_eq!((c.kind, c.severity), (Crash, Severity::Critical));
+        assert_eq!(c.log_line, 1);
+        assert!(c
+            .root_cause
+            .as_deref()
+            .unwrap()
+            .contains("worker exceeded the timeout and was killed"));
+        assert!(
+            c.fix.contains("--timeout") && c.fix.contains("slow request"),
+            "{}",
+            c.fix
+        );
+        assert_eq!(c.details["pid"], "9");
+        assert_eq!(c.details["signal"], "SIGKILL");
+    }
+
+    #[test]
+    fn worker_timeout_in_a_docs_url_is_not_a_crash() {
+        let log = "\
+[2025-11-06 10:45:00 +0000] [1] [INFO] Starting gunicorn 23.0.0
+CRITICAL runbook: https://wiki.example.com/gunicorn?q=[CRITICAL] WORKER TIMEOUT (pid:1234)
+see https://docs.gunicorn.org/en/stable/faq.html#WORKER TIMEOUT for tuning
+";
+        let v = run(log);
+        assert!(v.is_empty(), "{v:#?}");
+    }
+
+    #[test]
+    fn postgres_deadlock_and_connection_slots() {
+        let log = "\
+2025-11-06 10:45:15.632 UTC [4421] shop_app@shop ERROR:  deadlock detected
+2025-11-06 10:45:15.632 UTC [4421] shop_app@shop DETAIL:  Process 4421 waits for ShareLock on transaction 9182734; blocked by process 4413.
+\tProcess 4413 waits for ShareLock on transaction 9182731; blocked by process 4421.
+\tProcess 4421: UPDATE inventory SET reserved = reserved + $1 WHERE sku = $2
+\tProcess 4413: UPDATE inventory SET reserved = reserved + $1 WHERE sku = $2
+2025-11-06 10:45:15.632 UTC [4421] shop_app@shop HINT:  See server log for query details.
+2025-11-06 10:45:15.632 UTC [4421] shop_app@shop CONTEXT:  while updating tuple (8812,14) in relation \"inventory\"
+2025-11-06 10:45:15.632 UTC [4421] shop_app@shop STATEMENT:  UPDATE inventory SET reserved = reserved + $1 WHERE sku = $2
+2025-11-06 10:45:24.765 UTC [4428] shop_app@shop FATAL:  remaining connection slots are reserved for roles with the SUPERUSER attribute
+2025-11-06 10:45:25.003 UTC [4429] shop_app@shop FATAL:  remaining connection slots are reserved for roles with the SUPERUSER attribute
+2025-11-06 10:45:26.100 UTC [4430] app@shop FATAL:  sorry, too many clients already
+";
+        let v = only(log, RuntimeException);
+        // both connection-slot messages are one finding
+        assert_eq!(v.len(), 2, "{v:#?}");
+        let d = &v[0];
+        assert_eq!((d.severity, d.log_line), (Severity::High, 1));
+        assert_eq!(d.details["processes"], "4421, 4413");
+        assert_eq!(d.details["relations"], "inventory");
+        assert_eq!(d.details["lockTypes"], "ShareLock");
+        assert!(
+            d.title.contains("between processes 4421 and 4413"),
+            "{}",
+            d.title
+        );
+        assert!(d.fix.contains("same order"), "{}", d.fix);
+        let s = &v[1];
+        assert_eq!((s.severity, s.log_line), (Severity::High, 9));
+        assert_eq!(s.details["occurrences"], "3");
+        assert_eq!(s.details["user"], "shop_app");
+        assert!(
+            s.fix.contains("PgBouncer") && s.fix.contains("max_connections"),
+            "{}",
+            s.fix
+        );
+        assert!(s.excerpt.contains("remaining connection slots"));
+    }
+
+    #[test]
+    fn postgres_config_dump_is_not_a_deadlock() {
+        let log = "\
+2025-11-06 10:44:00.000 UTC [1] LOG:  parameter \"deadlock_timeout\" changed to \"1s\"
+deadlock_timeout = 1s
+log_lock_waits = on   # logs waits longer than deadlock_timeout; a deadlock detected is logged as ERROR
+max_connections = 100   # FATAL:  sorry, too many clients already when exceeded
+superuser_reserved_connections = 3
+";
+        let v = run(log);
+        assert!(v.is_empty(), "{v:#?}");
+    }
+
+    #[test]
+    fn crashloop_without_a_cause_is_a_crash() {
+        let log = "\
++ kubectl -n orders get pods -l app=orders-api
+NAME                          READY   STATUS             RESTARTS      AGE
+orders-api-7f9c6d5b8-x2kqp    0/1     CrashLoopBackOff   5 (38s ago)   5m2s
+    State:          Waiting
+      Reason:       CrashLoopBackOff
+    Last State:     Terminated
+      Reason:       Error
+      Exit Code:    1
+  Warning  BackOff    8s (x21 over 4m11s)   kubelet            Back-off restarting failed container orders-api in pod orders-api-7f9c6d5b8-x2kqp_orders(3c1d8e2a-7b4f-4e9a-a6d0-5f2c9b8e1a74)
+";
+        let c = one(log, Crash);
+        assert_eq!(c.severity, Severity::High);
+        assert_eq!(c.log_line, 3);
+        assert_eq!(c.details["pod"], "orders-api-7f9c6d5b8-x2kqp");
+        assert_eq!(c.details["container"], "orders-api");
+        assert_eq!(c.details["namespace"], "orders");
+        assert!(
+            c.title.contains("orders-api-7f9c6d5b8-x2kqp"),
+            "{}",
+            c.title
+        );
+        assert!(c.fix.contains("--previous"), "{}", c.fix);
+    }
+
+    #[test]
+    fn crashloop_with_an_oom_kill_is_left_to_the_oom() {
+        let log = "\
+orders-api-7f9c6d5b8-x2kqp    0/1     CrashLoopBackOff   5 (38s ago)   5m2s
+      Reason:       OOMKilled
+  Warning  BackOff    8s (x21 over 4m11s)   kubelet   Back-off restarting failed container orders-api in pod orders-api-7f9c6d5b8-x2kqp_orders(3c1d8e2a)
+";
+        assert!(only(log, Crash).is_empty(), "{:#?}", run(log));
+        assert_eq!(only(log, OutOfMemory).len(), 1);
+        let benign = "\
+alert KubePodCrashLooping docs: https://runbooks.example.com/kubernetes/#CrashLoopBackOff
+CrashLoopBackOff pods: 0
+";
+        let v = run(benign);
+        assert!(v.is_empty(), "{v:#?}");
     }
 }
