@@ -12,6 +12,7 @@
 //! | [`slo`] | burn rate, multi-window multi-burn-rate alerts (page 1 h & 5 m ≥ 14.4, ticket 6 h & 30 m ≥ 6), remaining error budget | Google SRE workbook, ch. 5 "Alerting on SLOs" |
 //! | [`flags`] | sticky percentage rollout: bucket = murmur3("{group}:{key}") % 100 + 1, on when ≤ percent | Unleash's gradual rollout; MurmurHash3 x86_32 (Appleby) |
 //! | [`breaker`] | circuit breaker Closed → Open → HalfOpen per destination, 5 failures, 30 s open, one probe | the classic pattern (Nygard, *Release It!*); the defaults are ours, the seed's per-circuit numbers are configuration |
+//! | [`tenant`] | the `Tenant` aggregate: MRR, cost-center default, SLO, margin threshold, flags (≤ 200), webhooks (≤ 20); every change an event with old and new value, no-op changes emit nothing | the tenant admin and feature-flag requirements; the limits are ours |
 //!
 //! Money is [`crate::money::Money`] (exact decimals); rates are exact
 //! fractions, rounded only in the `Decimal` views each module documents.
@@ -21,3 +22,4 @@ pub mod cost;
 pub mod flags;
 pub mod guardrail;
 pub mod slo;
+pub mod tenant;

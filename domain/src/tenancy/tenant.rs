@@ -1,0 +1,1439 @@
+//! A tenant as an aggregate: its MRR, cost-center default, SLO, margin
+//! threshold, feature flags and webhooks. Every change is an event that
+//! carries the old and the new value, so an auditor reads who changed what
+//! when from the event log alone (the "who" is the command metadata's actor,
+//! which cqrs-es copies onto each event). The aggregate id is the tenant id.
+//!
+//! Setting a value to what it already is emits nothing. Flags and webhooks
+//! are bounded ([`MAX_FLAGS`], [`MAX_WEBHOOKS`]).
+
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+
+use super::cost::TagValue;
+use super::flags::{FlagState, RolloutPercent};
+use super::guardrail::{MarginGuardrail, MarginThreshold};
+use super::slo::{Slo, SloError, SloTarget};
+use crate::money::Money;
+
+/// Most feature flags per tenant.
+pub const MAX_FLAGS: usize = 200;
+
+/// Most webhooks per tenant.
+pub const MAX_WEBHOOKS: usize = 20;
+
+/// Longest tenant display name, in characters.
+pub const MAX_TENANT_NAME_LEN: usize = 100;
+
+/// Longest flag name or webhook id, in characters.
+pub const MAX_IDENTIFIER_LEN: usize = 64;
+
+/// Longest webhook URL, in bytes (a valid one is ASCII, so also characters).
+pub const MAX_WEBHOOK_URL_LEN: usize = 2048;
+
+/// What is wrong with a webhook URL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WebhookUrlProblem {
+    /// Longer than [`MAX_WEBHOOK_URL_LEN`] bytes.
+    TooLong {
+        len: usize,
+    },
+    /// A space, a control character or a non-ASCII character (IRIs must be
+    /// percent- or punycode-encoded).
+    InvalidCharacter,
+    /// Not `http://` or `https://`.
+    UnsupportedScheme,
+    /// `user:password@` before the host.
+    CredentialsInUrl,
+    MissingHost,
+    /// A host character outside `[A-Za-z0-9.-]`, or a malformed `[IPv6]`.
+    InvalidHost,
+    /// A port that is empty, not a number, or outside 1..=65535.
+    InvalidPort,
+}
+
+impl fmt::Display for WebhookUrlProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooLong { len } => {
+                write!(f, "{len} bytes long, at most {MAX_WEBHOOK_URL_LEN}")
+            }
+            Self::InvalidCharacter => {
+                f.write_str("contains a space, control or non-ASCII character")
+            }
+            Self::UnsupportedScheme => f.write_str("scheme must be http or https"),
+            Self::CredentialsInUrl => f.write_str("must not contain credentials"),
+            Self::MissingHost => f.write_str("has no host"),
+            Self::InvalidHost => f.write_str("has an invalid host"),
+            Self::InvalidPort => f.write_str("has an invalid port"),
+        }
+    }
+}
+
+/// Why a tenant command was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TenantError {
+    #[error("a tenant with this id is already registered")]
+    TenantAlreadyRegistered,
+    #[error("no tenant with this id")]
+    TenantNotFound,
+    #[error("tenant name must be 1..={MAX_TENANT_NAME_LEN} characters, no control characters, no surrounding spaces")]
+    InvalidTenantName,
+    #[error("MRR must not be negative")]
+    NegativeMrr,
+    #[error("flag name must be 1..={MAX_IDENTIFIER_LEN} characters of [a-z0-9_.-]")]
+    InvalidFlagName,
+    #[error("no flag named {flag}")]
+    FlagNotFound { flag: FlagName },
+    #[error("a tenant has at most {MAX_FLAGS} flags")]
+    TooManyFlags,
+    #[error("webhook id must be 1..={MAX_IDENTIFIER_LEN} characters of [a-z0-9_.-]")]
+    InvalidWebhookId,
+    #[error("webhook URL {reason}")]
+    InvalidWebhookUrl { reason: WebhookUrlProblem },
+    #[error("a webhook must subscribe to at least one event")]
+    NoWebhookEvents,
+    #[error("webhook {webhook_id} is already registered with another URL or events")]
+    WebhookIdInUse { webhook_id: WebhookId },
+    #[error("no webhook with id {webhook_id}")]
+    WebhookNotFound { webhook_id: WebhookId },
+    #[error("a tenant has at most {MAX_WEBHOOKS} webhooks")]
+    TooManyWebhooks,
+}
+
+impl TenantError {
+    /// The same command against the same state always fails the same way:
+    /// the input or the tenant's state has to change first.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::TenantAlreadyRegistered
+            | Self::TenantNotFound
+            | Self::InvalidTenantName
+            | Self::NegativeMrr
+            | Self::InvalidFlagName
+            | Self::FlagNotFound { .. }
+            | Self::TooManyFlags
+            | Self::InvalidWebhookId
+            | Self::InvalidWebhookUrl { .. }
+            | Self::NoWebhookEvents
+            | Self::WebhookIdInUse { .. }
+            | Self::WebhookNotFound { .. }
+            | Self::TooManyWebhooks => false,
+        }
+    }
+}
+
+fn is_identifier(input: &str) -> bool {
+    !input.is_empty()
+        && input.len() <= MAX_IDENTIFIER_LEN
+        && input.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-')
+        })
+}
+
+/// Defines a string newtype with a `parse` constructor and string serde.
+macro_rules! string_newtype {
+    ($(#[$meta:meta])* $name:ident, $check:expr, $error:expr) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(input: &str) -> Result<Self, TenantError> {
+                let check: fn(&str) -> bool = $check;
+                check(input).then(|| Self(input.to_owned())).ok_or($error)
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = TenantError;
+
+            fn try_from(value: String) -> Result<Self, Self::Error> {
+                Self::parse(&value)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+    };
+}
+
+string_newtype!(
+    /// A tenant's display name: 1..=[`MAX_TENANT_NAME_LEN`] characters, no
+    /// control characters, no leading or trailing whitespace.
+    TenantName,
+    |s| {
+        let len = s.chars().count();
+        (1..=MAX_TENANT_NAME_LEN).contains(&len)
+            && s.trim() == s
+            && !s.chars().any(char::is_control)
+    },
+    TenantError::InvalidTenantName
+);
+
+string_newtype!(
+    /// A feature flag's name: 1..=[`MAX_IDENTIFIER_LEN`] characters of
+    /// `[a-z0-9_.-]`.
+    FlagName,
+    is_identifier,
+    TenantError::InvalidFlagName
+);
+
+string_newtype!(
+    /// A webhook's id, chosen by the caller (a UUID fits):
+    /// 1..=[`MAX_IDENTIFIER_LEN`] characters of `[a-z0-9_.-]`.
+    WebhookId,
+    is_identifier,
+    TenantError::InvalidWebhookId
+);
+
+/// An `http` or `https` URL of at most [`MAX_WEBHOOK_URL_LEN`] bytes, with a
+/// host, an optional port and no `user:password@`. Kept as given.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct WebhookUrl(String);
+
+impl WebhookUrl {
+    pub fn parse(input: &str) -> Result<Self, TenantError> {
+        check_url(input).map_err(|reason| TenantError::InvalidWebhookUrl { reason })?;
+        Ok(Self(input.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn strip_prefix_ignore_case<'a>(input: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = input.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &input[prefix.len()..])
+}
+
+fn check_url(input: &str) -> Result<(), WebhookUrlProblem> {
+    if input.len() > MAX_WEBHOOK_URL_LEN {
+        return Err(WebhookUrlProblem::TooLong { len: input.len() });
+    }
+    if !input.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(WebhookUrlProblem::InvalidCharacter);
+    }
+    let rest = strip_prefix_ignore_case(input, "https://")
+        .or_else(|| strip_prefix_ignore_case(input, "http://"))
+        .ok_or(WebhookUrlProblem::UnsupportedScheme)?;
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    if authority.contains('@') {
+        return Err(WebhookUrlProblem::CredentialsInUrl);
+    }
+    let (host, port) = split_host_port(authority)?;
+    check_host(host)?;
+    match port {
+        None => Ok(()),
+        Some(port) => check_port(port),
+    }
+}
+
+fn split_host_port(authority: &str) -> Result<(&str, Option<&str>), WebhookUrlProblem> {
+    if authority.starts_with('[') {
+        let close = authority.find(']').ok_or(WebhookUrlProblem::InvalidHost)?;
+        let (host, after) = authority.split_at(close + 1);
+        return match after {
+            "" => Ok((host, None)),
+            _ => after
+                .strip_prefix(':')
+                .map(|port| (host, Some(port)))
+                .ok_or(WebhookUrlProblem::InvalidHost),
+        };
+    }
+    Ok(match authority.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    })
+}
+
+fn check_host(host: &str) -> Result<(), WebhookUrlProblem> {
+    if host.is_empty() {
+        return Err(WebhookUrlProblem::MissingHost);
+    }
+    let valid = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(ipv6) => {
+            ipv6.contains(':')
+                && ipv6
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'))
+        }
+        None => host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-')),
+    };
+    valid.then_some(()).ok_or(WebhookUrlProblem::InvalidHost)
+}
+
+fn check_port(port: &str) -> Result<(), WebhookUrlProblem> {
+    let valid = !port.is_empty()
+        && port.len() <= 5
+        && port.bytes().all(|b| b.is_ascii_digit())
+        && port.parse::<u16>().is_ok_and(|p| p != 0);
+    valid.then_some(()).ok_or(WebhookUrlProblem::InvalidPort)
+}
+
+impl fmt::Display for WebhookUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for WebhookUrl {
+    type Error = TenantError;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<WebhookUrl> for String {
+    fn from(value: WebhookUrl) -> String {
+        value.0
+    }
+}
+
+/// What a webhook can subscribe to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookEvent {
+    CompetitionCompleted,
+    ChampionPromoted,
+}
+
+impl WebhookEvent {
+    pub const ALL: [WebhookEvent; 2] = [
+        WebhookEvent::CompetitionCompleted,
+        WebhookEvent::ChampionPromoted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CompetitionCompleted => "competition_completed",
+            Self::ChampionPromoted => "champion_promoted",
+        }
+    }
+}
+
+/// A registered webhook: where to deliver, and which events.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Webhook {
+    pub url: WebhookUrl,
+    /// Never empty.
+    pub events: BTreeSet<WebhookEvent>,
+}
+
+/// A tenant's SLO in storable form: an [`Slo`] (target and period in days).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "SloRecord", into = "SloRecord")]
+pub struct TenantSlo(Slo);
+
+#[derive(Serialize, Deserialize)]
+struct SloRecord {
+    target: SloTarget,
+    period_days: u32,
+}
+
+impl TenantSlo {
+    pub fn try_new(target: SloTarget, period_days: u32) -> Result<Self, SloError> {
+        Slo::try_new(target, period_days).map(Self)
+    }
+
+    pub fn slo(self) -> Slo {
+        self.0
+    }
+}
+
+impl From<Slo> for TenantSlo {
+    fn from(slo: Slo) -> Self {
+        Self(slo)
+    }
+}
+
+impl TryFrom<SloRecord> for TenantSlo {
+    type Error = SloError;
+
+    fn try_from(record: SloRecord) -> Result<Self, Self::Error> {
+        Self::try_new(record.target, record.period_days)
+    }
+}
+
+impl From<TenantSlo> for SloRecord {
+    fn from(slo: TenantSlo) -> Self {
+        Self {
+            target: slo.0.target(),
+            period_days: slo.0.period_days(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TenantCommand {
+    Register {
+        name: TenantName,
+        mrr: Money,
+        cost_center: TagValue,
+        slo: TenantSlo,
+        margin_threshold: MarginThreshold,
+        occurred_at: DateTime<Utc>,
+    },
+    ChangeMrr {
+        mrr: Money,
+        occurred_at: DateTime<Utc>,
+    },
+    ChangeCostCenter {
+        cost_center: TagValue,
+        occurred_at: DateTime<Utc>,
+    },
+    ChangeSlo {
+        slo: TenantSlo,
+        occurred_at: DateTime<Utc>,
+    },
+    ChangeMarginThreshold {
+        margin_threshold: MarginThreshold,
+        occurred_at: DateTime<Utc>,
+    },
+    /// Creates the flag or changes it. Its stickiness group is its name.
+    SetFlag {
+        flag: FlagName,
+        enabled: bool,
+        rollout_percent: RolloutPercent,
+        occurred_at: DateTime<Utc>,
+    },
+    RemoveFlag {
+        flag: FlagName,
+        occurred_at: DateTime<Utc>,
+    },
+    RegisterWebhook {
+        webhook_id: WebhookId,
+        url: WebhookUrl,
+        events: BTreeSet<WebhookEvent>,
+        occurred_at: DateTime<Utc>,
+    },
+    RemoveWebhook {
+        webhook_id: WebhookId,
+        occurred_at: DateTime<Utc>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TenantEvent {
+    TenantRegistered {
+        name: TenantName,
+        mrr: Money,
+        cost_center: TagValue,
+        slo: TenantSlo,
+        margin_threshold: MarginThreshold,
+        occurred_at: DateTime<Utc>,
+    },
+    MrrChanged {
+        from: Money,
+        to: Money,
+        occurred_at: DateTime<Utc>,
+    },
+    CostCenterChanged {
+        from: TagValue,
+        to: TagValue,
+        occurred_at: DateTime<Utc>,
+    },
+    SloChanged {
+        from: TenantSlo,
+        to: TenantSlo,
+        occurred_at: DateTime<Utc>,
+    },
+    MarginThresholdChanged {
+        from: MarginThreshold,
+        to: MarginThreshold,
+        occurred_at: DateTime<Utc>,
+    },
+    /// `from` is `None` when the flag is new.
+    FlagChanged {
+        flag: FlagName,
+        from: Option<FlagState>,
+        to: FlagState,
+        occurred_at: DateTime<Utc>,
+    },
+    FlagRemoved {
+        flag: FlagName,
+        from: FlagState,
+        occurred_at: DateTime<Utc>,
+    },
+    WebhookRegistered {
+        webhook_id: WebhookId,
+        webhook: Webhook,
+        occurred_at: DateTime<Utc>,
+    },
+    WebhookRemoved {
+        webhook_id: WebhookId,
+        from: Webhook,
+        occurred_at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for TenantEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::TenantRegistered { .. } => "TenantRegistered",
+            Self::MrrChanged { .. } => "MrrChanged",
+            Self::CostCenterChanged { .. } => "CostCenterChanged",
+            Self::SloChanged { .. } => "SloChanged",
+            Self::MarginThresholdChanged { .. } => "MarginThresholdChanged",
+            Self::FlagChanged { .. } => "FlagChanged",
+            Self::FlagRemoved { .. } => "FlagRemoved",
+            Self::WebhookRegistered { .. } => "WebhookRegistered",
+            Self::WebhookRemoved { .. } => "WebhookRemoved",
+        }
+        .to_string()
+    }
+
+    fn event_version(&self) -> String {
+        "1.0".to_string()
+    }
+}
+
+/// A registered tenant's settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantProfile {
+    pub name: TenantName,
+    pub mrr: Money,
+    pub cost_center: TagValue,
+    pub slo: TenantSlo,
+    pub margin_threshold: MarginThreshold,
+    pub flags: BTreeMap<FlagName, FlagState>,
+    pub webhooks: BTreeMap<WebhookId, Webhook>,
+}
+
+/// One tenant. The aggregate id is the tenant id.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tenant {
+    profile: Option<TenantProfile>,
+}
+
+impl Tenant {
+    pub fn is_registered(&self) -> bool {
+        self.profile.is_some()
+    }
+
+    pub fn profile(&self) -> Option<&TenantProfile> {
+        self.profile.as_ref()
+    }
+
+    pub fn name(&self) -> Option<&TenantName> {
+        self.profile.as_ref().map(|p| &p.name)
+    }
+
+    pub fn mrr(&self) -> Option<Money> {
+        self.profile.as_ref().map(|p| p.mrr)
+    }
+
+    pub fn cost_center(&self) -> Option<&TagValue> {
+        self.profile.as_ref().map(|p| &p.cost_center)
+    }
+
+    pub fn slo(&self) -> Option<Slo> {
+        self.profile.as_ref().map(|p| p.slo.slo())
+    }
+
+    pub fn margin_threshold(&self) -> Option<MarginThreshold> {
+        self.profile.as_ref().map(|p| p.margin_threshold)
+    }
+
+    /// MRR and threshold together, ready for [`MarginGuardrail::check`].
+    pub fn margin_guardrail(&self) -> Option<MarginGuardrail> {
+        self.profile.as_ref().map(|p| MarginGuardrail {
+            mrr: p.mrr,
+            threshold: p.margin_threshold,
+        })
+    }
+
+    pub fn flag(&self, name: &str) -> Option<&FlagState> {
+        self.profile.as_ref()?.flags.get(name)
+    }
+
+    /// Is flag `name` on for targeting key `key`? Unknown flags are off.
+    pub fn is_flag_on(&self, name: &str, key: &str) -> bool {
+        self.flag(name).is_some_and(|f| f.is_enabled_for(key))
+    }
+
+    /// Webhooks by id; empty when unregistered.
+    pub fn webhooks(&self) -> impl Iterator<Item = (&WebhookId, &Webhook)> {
+        self.profile.iter().flat_map(|p| p.webhooks.iter())
+    }
+
+    pub fn decide(&self, command: TenantCommand) -> Result<Vec<TenantEvent>, TenantError> {
+        match (&self.profile, command) {
+            (
+                None,
+                TenantCommand::Register {
+                    name,
+                    mrr,
+                    cost_center,
+                    slo,
+                    margin_threshold,
+                    occurred_at,
+                },
+            ) => {
+                check_mrr(mrr)?;
+                Ok(vec![TenantEvent::TenantRegistered {
+                    name,
+                    mrr,
+                    cost_center,
+                    slo,
+                    margin_threshold,
+                    occurred_at,
+                }])
+            }
+            (None, _) => Err(TenantError::TenantNotFound),
+            (Some(profile), command) => decide_registered(profile, command),
+        }
+    }
+}
+
+fn check_mrr(mrr: Money) -> Result<(), TenantError> {
+    if mrr.is_negative() {
+        return Err(TenantError::NegativeMrr);
+    }
+    Ok(())
+}
+
+/// `event` unless `from == to`.
+fn if_changed<T: PartialEq>(
+    from: &T,
+    to: &T,
+    event: impl FnOnce() -> TenantEvent,
+) -> Vec<TenantEvent> {
+    if from == to {
+        vec![]
+    } else {
+        vec![event()]
+    }
+}
+
+fn decide_registered(
+    profile: &TenantProfile,
+    command: TenantCommand,
+) -> Result<Vec<TenantEvent>, TenantError> {
+    match command {
+        TenantCommand::Register { .. } => Err(TenantError::TenantAlreadyRegistered),
+        TenantCommand::ChangeMrr { mrr, occurred_at } => {
+            check_mrr(mrr)?;
+            Ok(if_changed(&profile.mrr, &mrr, || TenantEvent::MrrChanged {
+                from: profile.mrr,
+                to: mrr,
+                occurred_at,
+            }))
+        }
+        TenantCommand::ChangeCostCenter {
+            cost_center,
+            occurred_at,
+        } => Ok(if_changed(&profile.cost_center, &cost_center, || {
+            TenantEvent::CostCenterChanged {
+                from: profile.cost_center.clone(),
+                to: cost_center.clone(),
+                occurred_at,
+            }
+        })),
+        TenantCommand::ChangeSlo { slo, occurred_at } => {
+            Ok(if_changed(&profile.slo, &slo, || TenantEvent::SloChanged {
+                from: profile.slo,
+                to: slo,
+                occurred_at,
+            }))
+        }
+        TenantCommand::ChangeMarginThreshold {
+            margin_threshold,
+            occurred_at,
+        } => Ok(if_changed(
+            &profile.margin_threshold,
+            &margin_threshold,
+            || TenantEvent::MarginThresholdChanged {
+                from: profile.margin_threshold,
+                to: margin_threshold,
+                occurred_at,
+            },
+        )),
+        TenantCommand::SetFlag {
+            flag,
+            enabled,
+            rollout_percent,
+            occurred_at,
+        } => decide_set_flag(profile, flag, enabled, rollout_percent, occurred_at),
+        TenantCommand::RemoveFlag { flag, occurred_at } => match profile.flags.get(&flag) {
+            None => Err(TenantError::FlagNotFound { flag }),
+            Some(from) => Ok(vec![TenantEvent::FlagRemoved {
+                from: from.clone(),
+                flag,
+                occurred_at,
+            }]),
+        },
+        TenantCommand::RegisterWebhook {
+            webhook_id,
+            url,
+            events,
+            occurred_at,
+        } => decide_register_webhook(profile, webhook_id, Webhook { url, events }, occurred_at),
+        TenantCommand::RemoveWebhook {
+            webhook_id,
+            occurred_at,
+        } => match profile.webhooks.get(&webhook_id) {
+            None => Err(TenantError::WebhookNotFound { webhook_id }),
+            Some(from) => Ok(vec![TenantEvent::WebhookRemoved {
+                from: from.clone(),
+                webhook_id,
+                occurred_at,
+            }]),
+        },
+    }
+}
+
+fn decide_set_flag(
+    profile: &TenantProfile,
+    flag: FlagName,
+    enabled: bool,
+    rollout_percent: RolloutPercent,
+    occurred_at: DateTime<Utc>,
+) -> Result<Vec<TenantEvent>, TenantError> {
+    let from = profile.flags.get(&flag).cloned();
+    if from.is_none() && profile.flags.len() >= MAX_FLAGS {
+        return Err(TenantError::TooManyFlags);
+    }
+    let to = FlagState {
+        enabled,
+        rollout_percent,
+        group_id: from
+            .as_ref()
+            .map_or_else(|| flag.as_str().to_owned(), |f| f.group_id.clone()),
+    };
+    if from.as_ref() == Some(&to) {
+        return Ok(vec![]);
+    }
+    Ok(vec![TenantEvent::FlagChanged {
+        flag,
+        from,
+        to,
+        occurred_at,
+    }])
+}
+
+fn decide_register_webhook(
+    profile: &TenantProfile,
+    webhook_id: WebhookId,
+    webhook: Webhook,
+    occurred_at: DateTime<Utc>,
+) -> Result<Vec<TenantEvent>, TenantError> {
+    if webhook.events.is_empty() {
+        return Err(TenantError::NoWebhookEvents);
+    }
+    match profile.webhooks.get(&webhook_id) {
+        Some(existing) if *existing == webhook => Ok(vec![]),
+        Some(_) => Err(TenantError::WebhookIdInUse { webhook_id }),
+        None if profile.webhooks.len() >= MAX_WEBHOOKS => Err(TenantError::TooManyWebhooks),
+        None => Ok(vec![TenantEvent::WebhookRegistered {
+            webhook_id,
+            webhook,
+            occurred_at,
+        }]),
+    }
+}
+
+impl Aggregate for Tenant {
+    const TYPE: &'static str = "tenant";
+    type Command = TenantCommand;
+    type Event = TenantEvent;
+    type Error = TenantError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _service: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in self.decide(command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        if let TenantEvent::TenantRegistered {
+            name,
+            mrr,
+            cost_center,
+            slo,
+            margin_threshold,
+            ..
+        } = event
+        {
+            self.profile = Some(TenantProfile {
+                name,
+                mrr,
+                cost_center,
+                slo,
+                margin_threshold,
+                flags: BTreeMap::new(),
+                webhooks: BTreeMap::new(),
+            });
+            return;
+        }
+        // Every other event follows registration in a valid stream.
+        let Some(profile) = self.profile.as_mut() else {
+            return;
+        };
+        match event {
+            TenantEvent::TenantRegistered { .. } => {}
+            TenantEvent::MrrChanged { to, .. } => profile.mrr = to,
+            TenantEvent::CostCenterChanged { to, .. } => profile.cost_center = to,
+            TenantEvent::SloChanged { to, .. } => profile.slo = to,
+            TenantEvent::MarginThresholdChanged { to, .. } => profile.margin_threshold = to,
+            TenantEvent::FlagChanged { flag, to, .. } => {
+                profile.flags.insert(flag, to);
+            }
+            TenantEvent::FlagRemoved { flag, .. } => {
+                profile.flags.remove(&flag);
+            }
+            TenantEvent::WebhookRegistered {
+                webhook_id,
+                webhook,
+                ..
+            } => {
+                profile.webhooks.insert(webhook_id, webhook);
+            }
+            TenantEvent::WebhookRemoved { webhook_id, .. } => {
+                profile.webhooks.remove(&webhook_id);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cqrs_es::test::TestFramework;
+    use rust_decimal::Decimal;
+    use std::str::FromStr;
+
+    type Tf = TestFramework<Tenant>;
+
+    fn at() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .to_utc()
+    }
+
+    fn money(s: &str) -> Money {
+        Money::parse(s).unwrap()
+    }
+
+    fn tag(s: &str) -> TagValue {
+        TagValue::parse(s).unwrap()
+    }
+
+    fn slo(target: &str, days: u32) -> TenantSlo {
+        TenantSlo::try_new(
+            SloTarget::try_new(Decimal::from_str(target).unwrap()).unwrap(),
+            days,
+        )
+        .unwrap()
+    }
+
+    fn threshold(s: &str) -> MarginThreshold {
+        MarginThreshold::try_new(Decimal::from_str(s).unwrap()).unwrap()
+    }
+
+    fn flag(s: &str) -> FlagName {
+        FlagName::parse(s).unwrap()
+    }
+
+    fn pct(p: u32) -> RolloutPercent {
+        RolloutPercent::try_new(p).unwrap()
+    }
+
+    fn hook_id(s: &str) -> WebhookId {
+        WebhookId::parse(s).unwrap()
+    }
+
+    fn url(s: &str) -> WebhookUrl {
+        WebhookUrl::parse(s).unwrap()
+    }
+
+    fn all_events() -> BTreeSet<WebhookEvent> {
+        WebhookEvent::ALL.into_iter().collect()
+    }
+
+    fn register_with(mrr: Money) -> TenantCommand {
+        TenantCommand::Register {
+            name: TenantName::parse("Acme Corp").unwrap(),
+            mrr,
+            cost_center: tag("cc-100"),
+            slo: slo("0.99", 30),
+            margin_threshold: MarginThreshold::default(),
+            occurred_at: at(),
+        }
+    }
+
+    fn registered() -> TenantEvent {
+        TenantEvent::TenantRegistered {
+            name: TenantName::parse("Acme Corp").unwrap(),
+            mrr: money("1000"),
+            cost_center: tag("cc-100"),
+            slo: slo("0.99", 30),
+            margin_threshold: MarginThreshold::default(),
+            occurred_at: at(),
+        }
+    }
+
+    fn flag_state(name: &str, enabled: bool, percent: u32) -> FlagState {
+        FlagState {
+            enabled,
+            rollout_percent: pct(percent),
+            group_id: name.to_owned(),
+        }
+    }
+
+    fn set_flag(name: &str, enabled: bool, percent: u32) -> TenantCommand {
+        TenantCommand::SetFlag {
+            flag: flag(name),
+            enabled,
+            rollout_percent: pct(percent),
+            occurred_at: at(),
+        }
+    }
+
+    fn flag_added(name: &str, enabled: bool, percent: u32) -> TenantEvent {
+        TenantEvent::FlagChanged {
+            flag: flag(name),
+            from: None,
+            to: flag_state(name, enabled, percent),
+            occurred_at: at(),
+        }
+    }
+
+    fn webhook() -> Webhook {
+        Webhook {
+            url: url("https://hooks.example.com/agora"),
+            events: all_events(),
+        }
+    }
+
+    fn register_webhook(id: &str, webhook: Webhook) -> TenantCommand {
+        TenantCommand::RegisterWebhook {
+            webhook_id: hook_id(id),
+            url: webhook.url,
+            events: webhook.events,
+            occurred_at: at(),
+        }
+    }
+
+    fn webhook_registered(id: &str) -> TenantEvent {
+        TenantEvent::WebhookRegistered {
+            webhook_id: hook_id(id),
+            webhook: webhook(),
+            occurred_at: at(),
+        }
+    }
+
+    /// Every command but `Register`, for the not-registered path.
+    fn commands_on_a_tenant() -> Vec<TenantCommand> {
+        vec![
+            TenantCommand::ChangeMrr {
+                mrr: money("1"),
+                occurred_at: at(),
+            },
+            TenantCommand::ChangeCostCenter {
+                cost_center: tag("cc-1"),
+                occurred_at: at(),
+            },
+            TenantCommand::ChangeSlo {
+                slo: slo("0.999", 30),
+                occurred_at: at(),
+            },
+            TenantCommand::ChangeMarginThreshold {
+                margin_threshold: threshold("0.5"),
+                occurred_at: at(),
+            },
+            set_flag("new-scoring", true, 10),
+            TenantCommand::RemoveFlag {
+                flag: flag("new-scoring"),
+                occurred_at: at(),
+            },
+            register_webhook("h1", webhook()),
+            TenantCommand::RemoveWebhook {
+                webhook_id: hook_id("h1"),
+                occurred_at: at(),
+            },
+        ]
+    }
+
+    #[test]
+    fn register_once() {
+        Tf::with(())
+            .given_no_previous_events()
+            .when(register_with(money("1000")))
+            .then_expect_events(vec![registered()]);
+        Tf::with(())
+            .given(vec![registered()])
+            .when(register_with(money("1000")))
+            .then_expect_error(TenantError::TenantAlreadyRegistered);
+        Tf::with(())
+            .given_no_previous_events()
+            .when(register_with(money("-0.01")))
+            .then_expect_error(TenantError::NegativeMrr);
+    }
+
+    #[test]
+    fn every_command_needs_a_registered_tenant() {
+        for command in commands_on_a_tenant() {
+            Tf::with(())
+                .given_no_previous_events()
+                .when(command)
+                .then_expect_error(TenantError::TenantNotFound);
+        }
+    }
+
+    #[test]
+    fn change_mrr_records_old_and_new() {
+        Tf::with(())
+            .given(vec![registered()])
+            .when(TenantCommand::ChangeMrr {
+                mrr: money("2500.50"),
+                occurred_at: at(),
+            })
+            .then_expect_events(vec![TenantEvent::MrrChanged {
+                from: money("1000"),
+                to: money("2500.5"),
+                occurred_at: at(),
+            }]);
+        Tf::with(())
+            .given(vec![registered()])
+            .when(TenantCommand::ChangeMrr {
+                mrr: money("1000.00"),
+                occurred_at: at(),
+            })
+            .then_expect_events(vec![]);
+        Tf::with(())
+            .given(vec![registered()])
+            .when(TenantCommand::ChangeMrr {
+                mrr: money("-5"),
+                occurred_at: at(),
+            })
+            .then_expect_error(TenantError::NegativeMrr);
+        Tf::with(())
+            .given(vec![registered()])
+            .when(TenantCommand::ChangeMrr {
+                mrr: Money::ZERO,
+                occurred_at: at(),
+            })
+            .then_expect_events(vec![TenantEvent::MrrChanged {
+                from: money("1000"),
+                to: Money::ZERO,
+                occurred_at: at(),
+            }]);
+    }
+
+    #[test]
+    fn change_cost_center() {
+        Tf::with(())
+            .given(vec![registered()])
+            .when(TenantCommand::ChangeCostCenter {
+                cost_center: tag("cc-200"),
+                occurred_at: at(),
+            })
+            .then_expect_events(vec![TenantEvent::CostCenterChanged {
+                from: tag("cc-100"),
+                to: tag("cc-200"),
+                occurred_at: at(),
+            }]);
+        Tf::with(())
+            .given(vec![registered()])
+            .when(TenantCommand::ChangeCostCenter {
+                cost_center: tag("cc-100"),
+                occurred_at: at(),
+            })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn change_slo() {
+        Tf::with(())
+            .given(vec![registered()])
+            .when(TenantCommand::ChangeSlo {
+                slo: slo("0.99", 7),
+                occurred_at: at(),
+            })
+            .then_expect_events(vec![TenantEvent::SloChanged {
+                from: slo("0.99", 30),
+                to: slo("0.99", 7),
+                occurred_at: at(),
+            }]);
+        Tf::with(())
+            .given(vec![registered()])
+            .when(TenantCommand::ChangeSlo {
+                slo: slo("0.990", 30),
+                occurred_at: at(),
+            })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn change_margin_threshold() {
+        Tf::with(())
+            .given(vec![registered()])
+            .when(TenantCommand::ChangeMarginThreshold {
+                margin_threshold: threshold("0.55"),
+                occurred_at: at(),
+            })
+            .then_expect_events(vec![TenantEvent::MarginThresholdChanged {
+                from: threshold("0.70"),
+                to: threshold("0.55"),
+                occurred_at: at(),
+            }]);
+        Tf::with(())
+            .given(vec![registered()])
+            .when(TenantCommand::ChangeMarginThreshold {
+                margin_threshold: threshold("0.7"),
+                occurred_at: at(),
+            })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn set_flag_creates_then_changes_with_from_and_to() {
+        Tf::with(())
+            .given(vec![registered()])
+            .when(set_flag("new-scoring", true, 10))
+            .then_expect_events(vec![flag_added("new-scoring", true, 10)]);
+        Tf::with(())
+            .given(vec![registered(), flag_added("new-scoring", true, 10)])
+            .when(set_flag("new-scoring", true, 50))
+            .then_expect_events(vec![TenantEvent::FlagChanged {
+                flag: flag("new-scoring"),
+                from: Some(flag_state("new-scoring", true, 10)),
+                to: flag_state("new-scoring", true, 50),
+                occurred_at: at(),
+            }]);
+        Tf::with(())
+            .given(vec![registered(), flag_added("new-scoring", true, 10)])
+            .when(set_flag("new-scoring", false, 10))
+            .then_expect_events(vec![TenantEvent::FlagChanged {
+                flag: flag("new-scoring"),
+                from: Some(flag_state("new-scoring", true, 10)),
+                to: flag_state("new-scoring", false, 10),
+                occurred_at: at(),
+            }]);
+        Tf::with(())
+            .given(vec![registered(), flag_added("new-scoring", true, 10)])
+            .when(set_flag("new-scoring", true, 10))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn flags_are_bounded() {
+        let mut given = vec![registered()];
+        given.extend((0..MAX_FLAGS).map(|i| flag_added(&format!("f{i}"), true, 100)));
+        Tf::with(())
+            .given(given.clone())
+            .when(set_flag("one-more", true, 1))
+            .then_expect_error(TenantError::TooManyFlags);
+        // Changing an existing flag at the limit is fine.
+        Tf::with(())
+            .given(given)
+            .when(set_flag("f7", false, 100))
+            .then_expect_events(vec![TenantEvent::FlagChanged {
+                flag: flag("f7"),
+                from: Some(flag_state("f7", true, 100)),
+                to: flag_state("f7", false, 100),
+                occurred_at: at(),
+            }]);
+    }
+
+    #[test]
+    fn remove_flag() {
+        Tf::with(())
+            .given(vec![registered(), flag_added("new-scoring", true, 10)])
+            .when(TenantCommand::RemoveFlag {
+                flag: flag("new-scoring"),
+                occurred_at: at(),
+            })
+            .then_expect_events(vec![TenantEvent::FlagRemoved {
+                flag: flag("new-scoring"),
+                from: flag_state("new-scoring", true, 10),
+                occurred_at: at(),
+            }]);
+        Tf::with(())
+            .given(vec![
+                registered(),
+                flag_added("new-scoring", true, 10),
+                TenantEvent::FlagRemoved {
+                    flag: flag("new-scoring"),
+                    from: flag_state("new-scoring", true, 10),
+                    occurred_at: at(),
+                },
+            ])
+            .when(TenantCommand::RemoveFlag {
+                flag: flag("new-scoring"),
+                occurred_at: at(),
+            })
+            .then_expect_error(TenantError::FlagNotFound {
+                flag: flag("new-scoring"),
+            });
+    }
+
+    #[test]
+    fn register_webhook_once_per_id() {
+        Tf::with(())
+            .given(vec![registered()])
+            .when(register_webhook("h1", webhook()))
+            .then_expect_events(vec![webhook_registered("h1")]);
+        Tf::with(())
+            .given(vec![registered(), webhook_registered("h1")])
+            .when(register_webhook("h1", webhook()))
+            .then_expect_events(vec![]);
+        let other = Webhook {
+            events: [WebhookEvent::ChampionPromoted].into(),
+            ..webhook()
+        };
+        Tf::with(())
+            .given(vec![registered(), webhook_registered("h1")])
+            .when(register_webhook("h1", other))
+            .then_expect_error(TenantError::WebhookIdInUse {
+                webhook_id: hook_id("h1"),
+            });
+        let none = Webhook {
+            events: BTreeSet::new(),
+            ..webhook()
+        };
+        Tf::with(())
+            .given(vec![registered()])
+            .when(register_webhook("h1", none))
+            .then_expect_error(TenantError::NoWebhookEvents);
+    }
+
+    #[test]
+    fn webhooks_are_bounded() {
+        let mut given = vec![registered()];
+        given.extend((0..MAX_WEBHOOKS).map(|i| webhook_registered(&format!("h{i}"))));
+        Tf::with(())
+            .given(given.clone())
+            .when(register_webhook("one-more", webhook()))
+            .then_expect_error(TenantError::TooManyWebhooks);
+        Tf::with(())
+            .given(given)
+            .when(register_webhook("h3", webhook()))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn remove_webhook() {
+        Tf::with(())
+            .given(vec![registered(), webhook_registered("h1")])
+            .when(TenantCommand::RemoveWebhook {
+                webhook_id: hook_id("h1"),
+                occurred_at: at(),
+            })
+            .then_expect_events(vec![TenantEvent::WebhookRemoved {
+                webhook_id: hook_id("h1"),
+                from: webhook(),
+                occurred_at: at(),
+            }]);
+        Tf::with(())
+            .given(vec![registered()])
+            .when(TenantCommand::RemoveWebhook {
+                webhook_id: hook_id("h1"),
+                occurred_at: at(),
+            })
+            .then_expect_error(TenantError::WebhookNotFound {
+                webhook_id: hook_id("h1"),
+            });
+    }
+
+    #[test]
+    fn webhook_urls_are_validated() {
+        let accepted = [
+            "https://hooks.example.com/agora",
+            "http://example.com",
+            "HTTPS://Example.COM:8443/path?x=1#frag",
+            "https://[2001:db8::1]:443/hook",
+            "https://10.0.0.1/hook",
+            "https://example.com?token=abc",
+        ];
+        for input in accepted {
+            assert_eq!(
+                WebhookUrl::parse(input).map(|u| u.to_string()),
+                Ok(input.to_owned())
+            );
+        }
+        let long = format!("https://example.com/{}", "a".repeat(MAX_WEBHOOK_URL_LEN));
+        let exact = format!("https://e.com/{}", "a".repeat(MAX_WEBHOOK_URL_LEN - 14));
+        assert!(WebhookUrl::parse(&exact).is_ok());
+        let rejected: [(&str, WebhookUrlProblem); 19] = [
+            (&long, WebhookUrlProblem::TooLong { len: long.len() }),
+            ("", WebhookUrlProblem::UnsupportedScheme),
+            ("ftp://example.com", WebhookUrlProblem::UnsupportedScheme),
+            ("javascript:alert(1)", WebhookUrlProblem::UnsupportedScheme),
+            ("example.com/hook", WebhookUrlProblem::UnsupportedScheme),
+            ("https:/example.com", WebhookUrlProblem::UnsupportedScheme),
+            (
+                "https://user:pw@example.com/",
+                WebhookUrlProblem::CredentialsInUrl,
+            ),
+            (
+                "https://token@example.com",
+                WebhookUrlProblem::CredentialsInUrl,
+            ),
+            ("https://a.com\\@b.com", WebhookUrlProblem::CredentialsInUrl),
+            ("https://exa mple.com", WebhookUrlProblem::InvalidCharacter),
+            (
+                "https://example.com/\n",
+                WebhookUrlProblem::InvalidCharacter,
+            ),
+            ("https://exämple.com", WebhookUrlProblem::InvalidCharacter),
+            ("https://", WebhookUrlProblem::MissingHost),
+            ("https:///path", WebhookUrlProblem::MissingHost),
+            ("https://ex_ample.com", WebhookUrlProblem::InvalidHost),
+            ("https://user%40x.com", WebhookUrlProblem::InvalidHost),
+            ("https://[zz::1]/", WebhookUrlProblem::InvalidHost),
+            ("https://example.com:0/", WebhookUrlProblem::InvalidPort),
+            ("https://example.com:99999", WebhookUrlProblem::InvalidPort),
+        ];
+        for (input, reason) in rejected {
+            assert_eq!(
+                WebhookUrl::parse(input),
+                Err(TenantError::InvalidWebhookUrl { reason }),
+                "input {input:?}"
+            );
+        }
+        assert_eq!(
+            WebhookUrl::parse("https://example.com:/"),
+            Err(TenantError::InvalidWebhookUrl {
+                reason: WebhookUrlProblem::InvalidPort
+            })
+        );
+        assert!(serde_json::from_str::<WebhookUrl>("\"ftp://x\"").is_err());
+    }
+
+    #[test]
+    fn names_are_parsed() {
+        assert!(FlagName::parse("new-scoring.v2_beta").is_ok());
+        assert!(FlagName::parse(&"a".repeat(MAX_IDENTIFIER_LEN)).is_ok());
+        for bad in ["", "New", "a b", "a/b", "é"] {
+            assert_eq!(
+                FlagName::parse(bad),
+                Err(TenantError::InvalidFlagName),
+                "{bad:?}"
+            );
+        }
+        let too_long = "a".repeat(MAX_IDENTIFIER_LEN + 1);
+        assert_eq!(
+            FlagName::parse(&too_long),
+            Err(TenantError::InvalidFlagName)
+        );
+        assert_eq!(WebhookId::parse("A"), Err(TenantError::InvalidWebhookId));
+        assert!(TenantName::parse("Acme Ünïcode Ltd.").is_ok());
+        for bad in ["", " Acme", "Acme\n", "a\u{0}b"] {
+            assert_eq!(TenantName::parse(bad), Err(TenantError::InvalidTenantName));
+        }
+        assert!(serde_json::from_str::<FlagName>("\"UPPER\"").is_err());
+        assert!(!TenantError::TooManyFlags.is_retryable());
+    }
+
+    #[test]
+    fn accessors_follow_the_events() {
+        let mut tenant = Tenant::default();
+        assert!(!tenant.is_registered());
+        assert_eq!(tenant.mrr(), None);
+        assert_eq!(tenant.webhooks().count(), 0);
+        assert!(!tenant.is_flag_on("new-scoring", "anyone"));
+        for event in [
+            registered(),
+            flag_added("new-scoring", true, 100),
+            flag_added("dark", false, 100),
+            webhook_registered("h1"),
+            TenantEvent::MrrChanged {
+                from: money("1000"),
+                to: money("2000"),
+                occurred_at: at(),
+            },
+        ] {
+            tenant.apply(event);
+        }
+        assert!(tenant.is_registered());
+        assert_eq!(tenant.mrr(), Some(money("2000")));
+        assert_eq!(tenant.margin_threshold(), Some(MarginThreshold::default()));
+        assert_eq!(
+            tenant.margin_guardrail(),
+            Some(MarginGuardrail {
+                mrr: money("2000"),
+                threshold: MarginThreshold::default()
+            })
+        );
+        assert_eq!(tenant.slo().map(|s| s.period_days()), Some(30));
+        assert_eq!(tenant.cost_center(), Some(&tag("cc-100")));
+        assert_eq!(
+            tenant.flag("new-scoring"),
+            Some(&flag_state("new-scoring", true, 100))
+        );
+        assert!(tenant.is_flag_on("new-scoring", "user-1"));
+        assert!(!tenant.is_flag_on("dark", "user-1"));
+        assert_eq!(tenant.flag("missing"), None);
+        let hooks: Vec<_> = tenant.webhooks().collect();
+        assert_eq!(hooks, vec![(&hook_id("h1"), &webhook())]);
+    }
+
+    #[test]
+    fn events_and_state_round_trip_through_json() {
+        let events = vec![
+            registered(),
+            flag_added("new-scoring", true, 25),
+            webhook_registered("h1"),
+            TenantEvent::SloChanged {
+                from: slo("0.99", 30),
+                to: slo("0.999", 7),
+                occurred_at: at(),
+            },
+        ];
+        let mut tenant = Tenant::default();
+        for event in &events {
+            let json = serde_json::to_string(event).unwrap();
+            assert_eq!(serde_json::from_str::<TenantEvent>(&json).unwrap(), *event);
+            tenant.apply(event.clone());
+        }
+        let json = serde_json::to_string(&tenant).unwrap();
+        assert_eq!(serde_json::from_str::<Tenant>(&json).unwrap(), tenant);
+        let bad_slo = r#"{"target":"0.99","period_days":0}"#;
+        assert!(serde_json::from_str::<TenantSlo>(bad_slo).is_err());
+        assert_eq!(registered().event_type(), "TenantRegistered");
+        assert_eq!(registered().event_version(), "1.0");
+        assert_eq!(Tenant::TYPE, "tenant");
+    }
+}
