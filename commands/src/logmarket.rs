@@ -121,6 +121,10 @@ pub struct PaymentReceipt {
     pub amount: Money,
     pub journal_entry_id: String,
     pub paid_at: DateTime<Utc>,
+    /// The facts the payment was priced from, as recorded with the analysis.
+    pub stage: Stage,
+    pub value_score: u8,
+    pub quality: rust_decimal::Decimal,
 }
 
 /// The journal entry id of an analysis's payment.
@@ -312,6 +316,9 @@ impl LogMarket {
             amount: price,
             journal_entry_id,
             paid_at: meta.occurred_at,
+            stage: state.stage().unwrap_or(Stage::Runtime),
+            value_score: state.value_score().unwrap_or(0),
+            quality: state_quality(&state),
         })
     }
 
@@ -369,7 +376,7 @@ impl LogMarket {
         verdict: Verdict,
         reviewer: &str,
         meta: &CommandMetadata,
-    ) -> Result<Agent, LogMarketError> {
+    ) -> Result<(), LogMarketError> {
         let command = LogAnalysisCommand::RecordFeedback {
             insight_index,
             verdict,
@@ -377,10 +384,7 @@ impl LogMarket {
             occurred_at: meta.occurred_at,
         };
         self.analyses.execute(analysis_id, command, meta).await?;
-        let state = self.analysis(analysis_id).await?;
-        state
-            .insight_agent(insight_index)
-            .ok_or(LogMarketError::NotFound)
+        Ok(())
     }
 
     /// The process manager's reaction to one event. Idempotent: safe to deliver twice.

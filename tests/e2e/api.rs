@@ -368,27 +368,15 @@ async fn metrics(t: TestStore) {
 both_backends!(metrics_are_prometheus_text, metrics);
 
 async fn subscription(t: TestStore) {
-    use agora_api::graphql::RequestContext;
     use futures::StreamExt;
 
     let s = TestServer::start(t).await;
     let fin = key(&s, "fin", "finance", "platform").await;
-    let context = |token: &str| {
-        let state = s.state.clone();
-        let header = format!("Bearer {token}");
-        async move {
-            RequestContext {
-                principal: state.keys.authenticate(Some(&header)).await,
-                idempotency_key: None,
-                correlation_id: uuid::Uuid::now_v7(),
-            }
-        }
-    };
     let query = "subscription { events(filter: {aggregateType: \"journal_entry\"}) { aggregateId eventType } }";
     // Not for finance keys.
     let req = async_graphql::Request::new(query)
         .data(s.state.clone())
-        .data(context(&fin).await);
+        .data(s.request_context(&fin).await);
     let mut denied = s.state.schema.execute_stream(req);
     let first = denied.next().await.unwrap();
     assert_eq!(
@@ -402,7 +390,7 @@ async fn subscription(t: TestStore) {
 
     let req = async_graphql::Request::new(query)
         .data(s.state.clone())
-        .data(context(&s.admin_token).await);
+        .data(s.request_context(&s.admin_token).await);
     let mut stream = s.state.schema.execute_stream(req);
     let writer = async {
         // Give the subscription time to start at the current end of the log.

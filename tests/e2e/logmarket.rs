@@ -320,7 +320,7 @@ async fn seed_flow_graphql(t: TestStore) {
         pricing["data"]["logMarketPricing"]["examples"][2]["payment"],
         "11.55"
     );
-    // Money is a string: a JSON number is refused.
+    // Limits are validated.
     let bad = s
         .graphql(
             admin,
@@ -934,28 +934,16 @@ both_backends!(
 
 /// `logAnalyses` streams new analyses: a seller sees its own only; a client is refused.
 async fn subscription(t: TestStore) {
-    use agora_api::graphql::RequestContext;
     use futures::StreamExt;
 
     let s = TestServer::start(t).await;
     let seller = key(&s, SELLER, "seller").await;
     let other = key(&s, "sub-pkp-999", "seller").await;
     let client = key(&s, "cli-9", "client").await;
-    let context = |token: &str| {
-        let state = s.state.clone();
-        let header = format!("Bearer {token}");
-        async move {
-            RequestContext {
-                principal: state.keys.authenticate(Some(&header)).await,
-                idempotency_key: None,
-                correlation_id: uuid::Uuid::now_v7(),
-            }
-        }
-    };
     let query = "subscription { logAnalyses { id subPKPId source valueScore paymentAmount } }";
     let req = async_graphql::Request::new(query)
         .data(s.state.clone())
-        .data(context(&client).await);
+        .data(s.request_context(&client).await);
     let mut denied = s.state.schema.execute_stream(req);
     let first = denied.next().await.unwrap();
     assert_eq!(
@@ -969,7 +957,7 @@ async fn subscription(t: TestStore) {
 
     let req = async_graphql::Request::new(query)
         .data(s.state.clone())
-        .data(context(&seller).await);
+        .data(s.request_context(&seller).await);
     let mut stream = s.state.schema.execute_stream(req);
     let writer = async {
         tokio::time::sleep(Duration::from_millis(200)).await;

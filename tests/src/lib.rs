@@ -187,6 +187,20 @@ impl TestServer {
         }
     }
 
+    /// The per-request facts a resolver sees for a caller with `token` (for running the schema
+    /// directly, e.g. subscriptions with `execute_stream`).
+    pub async fn request_context(&self, token: &str) -> agora_api::graphql::RequestContext {
+        agora_api::graphql::RequestContext {
+            principal: self
+                .state
+                .keys
+                .authenticate(Some(&format!("Bearer {token}")))
+                .await,
+            idempotency_key: None,
+            correlation_id: uuid::Uuid::now_v7(),
+        }
+    }
+
     /// POSTs a GraphQL request; returns the HTTP status and the raw body.
     pub async fn graphql_raw(
         &self,

@@ -451,6 +451,34 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::internal("log marketplace read model", e)
 }
 
+enum SellerOrder {
+    Earnings,
+    Xp,
+}
+
+/// The top `limit` (1..=100) sellers in `order`, ranked from 1.
+async fn ranked_sellers(
+    ctx: &Context<'_>,
+    limit: i32,
+    order: SellerOrder,
+) -> Res<Vec<TopEarnerView>> {
+    market_caller(ctx)?;
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::BadUserInput("limit must be 1..=100".into()).into());
+    }
+    let q = &state(ctx).market.queries;
+    let rows = match order {
+        SellerOrder::Earnings => q.top_earners(i64::from(limit)).await,
+        SellerOrder::Xp => q.points_leaderboard(i64::from(limit)).await,
+    }
+    .map_err(internal)?;
+    Ok(rows
+        .iter()
+        .enumerate()
+        .map(|(i, s)| earner(i + 1, s))
+        .collect())
+}
+
 #[derive(Default)]
 pub struct LogMarketQuery;
 
@@ -536,14 +564,11 @@ impl LogMarketQuery {
         let p = &state(ctx).market.settings.config.pricing;
         let examples = views::pricing_examples(p)
             .into_iter()
-            .map(|v| PricingExampleView {
-                name: v["name"].as_str().unwrap_or_default().into(),
-                quality: v["quality"].as_i64().unwrap_or(0) as i32,
-                value_score: v["valueScore"].as_i64().unwrap_or(0) as i32,
-                payment: v["payment"]
-                    .as_str()
-                    .and_then(|s| Money::parse(s).ok())
-                    .map(MoneyScalar),
+            .map(|e| PricingExampleView {
+                name: e.name.into(),
+                quality: e.quality.into(),
+                value_score: e.value_score.into(),
+                payment: e.payment.map(MoneyScalar),
             })
             .collect();
         Ok(PricingView {
@@ -578,21 +603,7 @@ impl LogMarketQuery {
         ctx: &Context<'_>,
         #[graphql(default = 10)] limit: i32,
     ) -> Res<Vec<TopEarnerView>> {
-        market_caller(ctx)?;
-        if !(1..=100).contains(&limit) {
-            return Err(ApiError::BadUserInput("limit must be 1..=100".into()).into());
-        }
-        let rows = state(ctx)
-            .market
-            .queries
-            .top_earners(i64::from(limit))
-            .await
-            .map_err(internal)?;
-        Ok(rows
-            .iter()
-            .enumerate()
-            .map(|(i, s)| earner(i + 1, s))
-            .collect())
+        ranked_sellers(ctx, limit, SellerOrder::Earnings).await
     }
 
     /// Sellers by XP (points + achievement rewards).
@@ -601,21 +612,7 @@ impl LogMarketQuery {
         ctx: &Context<'_>,
         #[graphql(default = 10)] limit: i32,
     ) -> Res<Vec<TopEarnerView>> {
-        market_caller(ctx)?;
-        if !(1..=100).contains(&limit) {
-            return Err(ApiError::BadUserInput("limit must be 1..=100".into()).into());
-        }
-        let rows = state(ctx)
-            .market
-            .queries
-            .points_leaderboard(i64::from(limit))
-            .await
-            .map_err(internal)?;
-        Ok(rows
-            .iter()
-            .enumerate()
-            .map(|(i, s)| earner(i + 1, s))
-            .collect())
+        ranked_sellers(ctx, limit, SellerOrder::Xp).await
     }
 
     /// Averages against targets, recommendations and a daily series.
@@ -624,20 +621,15 @@ impl LogMarketQuery {
         let q = &state(ctx).market.queries;
         let t = q.totals().await.map_err(internal)?;
         let days = q.daily_trends(30).await.map_err(internal)?;
-        let v = views::quality_trends_json(&t, &days);
-        let insights = v["insights"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|i| TrendInsightView {
-                        metric: i["metric"].as_str().unwrap_or_default().into(),
-                        value: i["value"].as_f64().unwrap_or(0.0),
-                        target: i["target"].as_i64().unwrap_or(0),
-                        status: i["status"].as_str().unwrap_or_default().into(),
-                    })
-                    .collect()
+        let insights = views::trend_insights(&t)
+            .into_iter()
+            .map(|i| TrendInsightView {
+                metric: i.metric.into(),
+                value: f(i.value),
+                target: i.target,
+                status: i.status.into(),
             })
-            .unwrap_or_default();
+            .collect();
         Ok(QualityTrendsView {
             current_trends: trends(&t),
             insights,

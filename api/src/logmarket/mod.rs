@@ -437,11 +437,6 @@ impl MarketApi {
             .pay(analysis_id, seller, auth, meta)
             .await
             .map_err(market_error)?;
-        let state = self
-            .market
-            .analysis(analysis_id)
-            .await
-            .map_err(market_error)?;
         Ok(Receipt {
             transaction_id: r.transaction_id,
             analysis_id: r.analysis_id,
@@ -449,9 +444,9 @@ impl MarketApi {
             amount: r.amount,
             journal_entry_id: r.journal_entry_id,
             timestamp: r.paid_at,
-            stage: state.stage().unwrap_or(Stage::Runtime),
-            value_score: state.value_score().unwrap_or(0),
-            quality: state.overall_quality().unwrap_or_default(),
+            stage: r.stage,
+            value_score: r.value_score,
+            quality: r.quality,
             authorisation: authorisation.into(),
         })
     }
@@ -500,11 +495,14 @@ impl MarketApi {
                 ))
             }
         }
-        let agent = self
-            .market
+        self.market
             .feedback(analysis_id, insight_index, verdict, &p.name, meta)
             .await
             .map_err(market_error)?;
+        // The feedback was accepted, so the insight exists in the state loaded above.
+        let agent = state
+            .insight_agent(insight_index)
+            .ok_or_else(|| ApiError::internal("feedback", "insight vanished"))?;
         self.settle_reads().await;
         Ok(agent.id().to_owned())
     }

@@ -297,9 +297,18 @@ pub fn dashboard_json(t: &Totals, top: &[SellerRow], agents: &[AgentRow]) -> Val
     })
 }
 
+/// One of the seed's worked examples, priced with the live configuration.
+pub struct PricingExample {
+    pub name: &'static str,
+    pub quality: u8,
+    pub value_score: u8,
+    pub bonuses: Bonuses,
+    /// `None` only if the configuration overflows.
+    pub payment: Option<Money>,
+}
+
 /// The seed's three worked examples, priced with the live configuration.
-pub fn pricing_examples(p: &PricingConfig) -> Vec<Value> {
-    let q = |x: i64| Decimal::from(x);
+pub fn pricing_examples(p: &PricingConfig) -> Vec<PricingExample> {
     let ex = [
         (
             "Basic log entry: build log with standard compilation output",
@@ -328,14 +337,12 @@ pub fn pricing_examples(p: &PricingConfig) -> Vec<Value> {
         ),
     ];
     ex.into_iter()
-        .map(|(name, quality, value, b)| {
-            json!({
-                "name": name,
-                "quality": quality,
-                "valueScore": value,
-                "bonuses": bonuses(&b),
-                "payment": p.payment(q(quality), value, b).map(m).unwrap_or(Value::Null),
-            })
+        .map(|(name, quality, value_score, bonuses)| PricingExample {
+            name,
+            quality,
+            value_score,
+            bonuses,
+            payment: p.payment(Decimal::from(quality), value_score, bonuses).ok(),
         })
         .collect()
 }
@@ -355,7 +362,13 @@ pub fn pricing_json(p: &PricingConfig) -> Value {
         "maxPayment": m(p.max_payment),
         "rounding": "half-even to the cent, then clamped to [minPayment, maxPayment]",
         "formula": "Payment = (Base + Quality * Multiplier + Bonuses) * ValueScore%",
-        "examples": pricing_examples(p),
+        "examples": pricing_examples(p).iter().map(|e| json!({
+            "name": e.name,
+            "quality": e.quality,
+            "valueScore": e.value_score,
+            "bonuses": bonuses(&e.bonuses),
+            "payment": e.payment.map(m),
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -413,28 +426,47 @@ pub fn recommendations(t: &Totals) -> Vec<String> {
     out
 }
 
-fn status(value: Decimal, target: i64) -> &'static str {
-    if value >= Decimal::from(target) {
-        "good"
-    } else {
-        "needs-improvement"
-    }
+/// One average against its target.
+pub struct TrendInsight {
+    pub metric: &'static str,
+    pub value: Decimal,
+    pub target: i64,
+    /// `good` or `needs-improvement`.
+    pub status: &'static str,
+}
+
+/// Quality, value and ROI against [`QUALITY_TARGET`], [`VALUE_TARGET`], [`ROI_TARGET_DOLLARS`].
+pub fn trend_insights(t: &Totals) -> Vec<TrendInsight> {
+    [
+        ("Quality", t.average_quality(), QUALITY_TARGET),
+        ("Value", t.average_value(), VALUE_TARGET),
+        ("ROI", t.average_roi().as_decimal(), ROI_TARGET_DOLLARS),
+    ]
+    .into_iter()
+    .map(|(metric, value, target)| TrendInsight {
+        metric,
+        value,
+        target,
+        status: if value >= Decimal::from(target) {
+            "good"
+        } else {
+            "needs-improvement"
+        },
+    })
+    .collect()
 }
 
 /// The seed's `/quality-trends` response, with daily series.
 pub fn quality_trends_json(t: &Totals, days: &[DailyTrend]) -> Value {
-    let roi = t.average_roi().as_decimal();
     json!({
         "currentTrends": {
             "averageQuality": num(t.average_quality()),
             "averageValue": num(t.average_value()),
             "averageROI": m(t.average_roi()),
         },
-        "insights": [
-            {"metric": "Quality", "value": num(t.average_quality()), "target": QUALITY_TARGET, "status": status(t.average_quality(), QUALITY_TARGET)},
-            {"metric": "Value", "value": num(t.average_value()), "target": VALUE_TARGET, "status": status(t.average_value(), VALUE_TARGET)},
-            {"metric": "ROI", "value": num(roi), "target": ROI_TARGET_DOLLARS, "status": status(roi, ROI_TARGET_DOLLARS)},
-        ],
+        "insights": trend_insights(t).iter().map(|i| json!({
+            "metric": i.metric, "value": num(i.value), "target": i.target, "status": i.status,
+        })).collect::<Vec<_>>(),
         "recommendations": recommendations(t),
         "daily": days.iter().map(|d| json!({
             "day": d.day.to_string(),

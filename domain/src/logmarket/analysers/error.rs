@@ -200,58 +200,6 @@ pub(super) fn strip_annotation(line: &str) -> &str {
 /// counted, so a huge log cannot grow memory without bound.
 pub(super) const KEEP_PER_KIND: usize = 4 * MAX_INSIGHTS_PER_KIND;
 
-/// Sorts by log line and keeps at most [`MAX_INSIGHTS_PER_KIND`] insights of each kind; the
-/// last one kept (the 20th in log order) summarises the others, as in the other analysers:
-/// its title gets "(and N more similar findings)", `findings` = how many insights it stands
-/// for and `occurrences` = the sum of their occurrences. `extra` counts, per kind, findings
-/// that were only counted during the scan (past [`KEEP_PER_KIND`]); each adds one occurrence.
-pub(super) fn cap_per_kind(
-    mut v: Vec<Insight>,
-    extra: &BTreeMap<InsightKind, usize>,
-) -> Vec<Insight> {
-    v.sort_by_key(|i| i.log_line);
-    let mut seen: BTreeMap<InsightKind, usize> = BTreeMap::new();
-    // kind → (index in `out`, occurrences, findings)
-    let mut summary: BTreeMap<InsightKind, (usize, u64, usize)> = BTreeMap::new();
-    let mut out = Vec::with_capacity(v.len().min(8 * MAX_INSIGHTS_PER_KIND));
-    for ins in v {
-        let n = seen.entry(ins.kind).or_insert(0);
-        *n += 1;
-        let occ = ins
-            .details
-            .get("occurrences")
-            .and_then(|o| o.parse::<u64>().ok())
-            .unwrap_or(1);
-        if *n < MAX_INSIGHTS_PER_KIND {
-            out.push(ins);
-        } else if *n == MAX_INSIGHTS_PER_KIND {
-            summary.insert(ins.kind, (out.len(), occ, 1));
-            out.push(ins);
-        } else if let Some(s) = summary.get_mut(&ins.kind) {
-            s.1 += occ;
-            s.2 += 1;
-        }
-    }
-    for (kind, n) in extra {
-        if let Some(s) = summary.get_mut(kind) {
-            s.1 += *n as u64;
-            s.2 += *n;
-        }
-    }
-    for (index, occurrences, findings) in summary.into_values() {
-        if findings > 1 {
-            let ins = &mut out[index];
-            let suffix = format!(" (and {} more similar findings)", findings - 1);
-            let room = MAX_EXCERPT_CHARS.saturating_sub(suffix.chars().count());
-            ins.title = format!("{}{suffix}", truncate(&ins.title, room));
-            ins.details
-                .insert("occurrences".into(), occurrences.to_string());
-            ins.details.insert("findings".into(), findings.to_string());
-        }
-    }
-    out
-}
-
 /// A fresh insight; `idx` is the 0-based line index (stored 1-based).
 pub(super) fn new_insight(
     kind: InsightKind,
@@ -3705,7 +3653,7 @@ impl<'l, 'a> Detective<'l, 'a> {
                 ins.impact = format!("{} ({n} occurrences in this log)", ins.impact);
             }
         }
-        cap_per_kind(self.out, &self.extra)
+        super::cap_per_kind(self.out, &self.extra)
     }
 }
 

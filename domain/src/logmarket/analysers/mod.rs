@@ -9,7 +9,9 @@ pub mod performance;
 pub mod quality;
 pub mod security;
 
-use super::insight::Insight;
+use std::collections::BTreeMap;
+
+use super::insight::{Insight, InsightKind, MAX_EXCERPT_CHARS, MAX_INSIGHTS_PER_KIND};
 
 /// A submitted log, split into lines once and shared by all analysers.
 #[derive(Debug)]
@@ -266,6 +268,58 @@ impl Default for AnalyserConfig {
             coverage_target_percent: 80,
         }
     }
+}
+
+/// Sorts by log line and keeps at most [`MAX_INSIGHTS_PER_KIND`] insights of each kind; the
+/// last one kept (the 20th in log order) summarises the others, as in the other analysers:
+/// its title gets "(and N more similar findings)", `findings` = how many insights it stands
+/// for and `occurrences` = the sum of their occurrences. `extra` counts, per kind, findings
+/// that were only counted during the scan (past [`KEEP_PER_KIND`]); each adds one occurrence.
+pub(crate) fn cap_per_kind(
+    mut v: Vec<Insight>,
+    extra: &BTreeMap<InsightKind, usize>,
+) -> Vec<Insight> {
+    v.sort_by_key(|i| i.log_line);
+    let mut seen: BTreeMap<InsightKind, usize> = BTreeMap::new();
+    // kind → (index in `out`, occurrences, findings)
+    let mut summary: BTreeMap<InsightKind, (usize, u64, usize)> = BTreeMap::new();
+    let mut out = Vec::with_capacity(v.len().min(8 * MAX_INSIGHTS_PER_KIND));
+    for ins in v {
+        let n = seen.entry(ins.kind).or_insert(0);
+        *n += 1;
+        let occ = ins
+            .details
+            .get("occurrences")
+            .and_then(|o| o.parse::<u64>().ok())
+            .unwrap_or(1);
+        if *n < MAX_INSIGHTS_PER_KIND {
+            out.push(ins);
+        } else if *n == MAX_INSIGHTS_PER_KIND {
+            summary.insert(ins.kind, (out.len(), occ, 1));
+            out.push(ins);
+        } else if let Some(s) = summary.get_mut(&ins.kind) {
+            s.1 += occ;
+            s.2 += 1;
+        }
+    }
+    for (kind, n) in extra {
+        if let Some(s) = summary.get_mut(kind) {
+            s.1 += *n as u64;
+            s.2 += *n;
+        }
+    }
+    for (index, occurrences, findings) in summary.into_values() {
+        if findings > 1 {
+            let ins = &mut out[index];
+            let suffix = format!(" (and {} more similar findings)", findings - 1);
+            let room = MAX_EXCERPT_CHARS.saturating_sub(suffix.chars().count());
+            ins.title = format!("{}{suffix}", error::truncate(&ins.title, room));
+            ins.details
+                .insert("occurrences".into(), occurrences.to_string());
+            ins.details.insert("findings".into(), findings.to_string());
+        }
+    }
+    out
 }
 
 /// Runs all four agents and returns their insights in a stable order (by agent, then log

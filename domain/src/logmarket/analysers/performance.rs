@@ -15,9 +15,7 @@ use regex::Regex;
 
 use super::security::{parse_http_request, HttpRequest};
 use super::{AnalyserConfig, LogText};
-use crate::logmarket::insight::{
-    Insight, InsightKind, Severity, MAX_EXCERPT_CHARS, MAX_INSIGHTS_PER_KIND,
-};
+use crate::logmarket::insight::{Insight, InsightKind, Severity, MAX_EXCERPT_CHARS};
 use crate::logmarket::redact::Triggers;
 
 // ---------------------------------------------------------------------------------------------
@@ -65,42 +63,6 @@ pub(crate) fn insight(
 
 pub(crate) fn set(insight: &mut Insight, key: &str, value: impl ToString) {
     insight.details.insert(key.to_owned(), value.to_string());
-}
-
-/// Sorts by log line and keeps at most [`MAX_INSIGHTS_PER_KIND`] insights of each kind: the
-/// last one kept summarises all the others (`occurrences` adds up theirs).
-pub(crate) fn cap_per_kind(mut insights: Vec<Insight>) -> Vec<Insight> {
-    insights.sort_by_key(|i| i.log_line);
-    let mut seen: HashMap<InsightKind, usize> = HashMap::new();
-    let mut summary: HashMap<InsightKind, (usize, u64, usize)> = HashMap::new();
-    let mut out: Vec<Insight> = Vec::with_capacity(insights.len());
-    for ins in insights {
-        let n = seen.entry(ins.kind).or_default();
-        *n += 1;
-        let occ = ins
-            .details
-            .get("occurrences")
-            .and_then(|o| o.parse::<u64>().ok())
-            .unwrap_or(1);
-        if *n < MAX_INSIGHTS_PER_KIND {
-            out.push(ins);
-        } else if *n == MAX_INSIGHTS_PER_KIND {
-            summary.insert(ins.kind, (out.len(), occ, 1));
-            out.push(ins);
-        } else if let Some(s) = summary.get_mut(&ins.kind) {
-            s.1 += occ;
-            s.2 += 1;
-        }
-    }
-    for (index, occurrences, findings) in summary.into_values() {
-        if findings > 1 {
-            let ins = &mut out[index];
-            ins.title = format!("{} (and {} more similar findings)", ins.title, findings - 1);
-            set(ins, "occurrences", occurrences);
-            set(ins, "findings", findings);
-        }
-    }
-    out
 }
 
 fn fmt_ms(ms: f64) -> String {
@@ -1472,7 +1434,7 @@ fn n_plus_one_insight(
 
 /// Runs the analyser and fills excerpts (used by [`analyse`]).
 fn complete(insights: Vec<Insight>, log: &LogText<'_>) -> Vec<Insight> {
-    cap_per_kind(with_lines(insights, log))
+    super::cap_per_kind(with_lines(insights, log), &BTreeMap::new())
 }
 
 #[cfg(test)]
@@ -1865,7 +1827,7 @@ mod tests {
             log.push_str(&format!("GET /api/endpoint{k}x 200 3000ms\n"));
         }
         let r = of(&run(&log), InsightKind::SlowResponse);
-        assert_eq!(r.len(), MAX_INSIGHTS_PER_KIND);
+        assert_eq!(r.len(), crate::logmarket::insight::MAX_INSIGHTS_PER_KIND);
         let last = r.last().expect("some");
         assert_eq!(d(last, "findings"), "6");
         assert_eq!(d(last, "occurrences"), "6");

@@ -13,8 +13,8 @@ use std::sync::OnceLock;
 use regex::Regex;
 
 use super::error::{
-    cap_per_kind, excerpt, is_framework, loc, new_insight, parse_frame, strip_annotation, template,
-    truncate, Triggers, KEEP_PER_KIND,
+    excerpt, is_framework, loc, new_insight, parse_frame, strip_annotation, template, truncate,
+    Triggers, KEEP_PER_KIND,
 };
 use super::{AnalyserConfig, LogText};
 use crate::logmarket::insight::{Insight, InsightKind, Severity};
@@ -1174,7 +1174,7 @@ impl<'l, 'a> Inspector<'l, 'a> {
                 _ => {}
             }
         }
-        cap_per_kind(self.out, &self.extra)
+        super::cap_per_kind(self.out, &self.extra)
     }
 }
 

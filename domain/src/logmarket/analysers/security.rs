@@ -20,7 +20,8 @@ use chrono::NaiveDate;
 use memchr::memmem;
 use regex::Regex;
 
-use super::performance::{cap_per_kind, insight, set};
+use super::cap_per_kind;
+use super::performance::{insight, set};
 use super::{AnalyserConfig, LogText};
 use crate::logmarket::insight::{Insight, InsightKind, Severity};
 use crate::logmarket::redact::{
@@ -374,7 +375,7 @@ pub fn analyse(log: &LogText<'_>, config: &AnalyserConfig) -> Vec<Insight> {
             st.line(i, log.lines[i], bits);
         }
     }
-    cap_per_kind(st.finish(log, config))
+    cap_per_kind(st.finish(log, config), &std::collections::BTreeMap::new())
 }
 
 /// A source line quoted in a code frame: `  40 | code`, `> 40 | code` (Jest, Babel, rustc,
