@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use agora_commands::logmarket::{LogMarket, LogMarketProcess};
+use agora_commands::logmarket::{self as market_process, LogMarket};
 use agora_commands::{CommandBus, CommitSignal, PoolSizes, Store, StoreLocation};
 use agora_domain::access::ApiKey;
 use agora_domain::ledger::JournalEntry;
@@ -23,9 +23,15 @@ use serde_json::json;
 use crate::graphql::auth::Keys;
 use crate::graphql::idempotency::Idempotency;
 use crate::graphql::{build_schema, graphiql, graphql_handler, ws_handler, AgoraSchema};
+use crate::lapverse::metrics::LapVerseMetrics;
+use crate::lapverse::LapVerseApi;
 use crate::logmarket::{MarketApi, MarketSettings};
 use crate::metrics::{metrics_handler, track, Metrics};
 use crate::ratelimit::RateLimiter;
+use agora_commands::lapverse::jobs::Workers;
+use agora_commands::lapverse::process as lapverse_process;
+use agora_commands::lapverse::{FaultInjector, LapVerse, LapVerseSettings};
+use agora_projections::lapverse::LapVerseQueries;
 
 /// Everything a request handler may use. Cheap to clone.
 #[derive(Clone)]
@@ -42,6 +48,7 @@ pub struct AppState {
     pub metrics: Metrics,
     pub rate_limiter: Arc<RateLimiter>,
     pub market: Arc<MarketApi>,
+    pub lapverse: LapVerseApi,
 }
 
 /// Tunables of a running application.
@@ -50,6 +57,11 @@ pub struct AppOptions {
     /// GraphQL requests per key per minute.
     pub rate_limit_per_minute: u32,
     pub market: MarketSettings,
+    pub lapverse: LapVerseSettings,
+    /// Run the Lap-Verse workers in this process (off: accept work, let others run it).
+    pub workers: bool,
+    /// Fails chosen attempts (tests and drills only).
+    pub faults: Option<FaultHook>,
 }
 
 impl Default for AppOptions {
@@ -57,7 +69,20 @@ impl Default for AppOptions {
         Self {
             rate_limit_per_minute: crate::ratelimit::DEFAULT_PER_MINUTE,
             market: MarketSettings::default(),
+            lapverse: LapVerseSettings::default(),
+            workers: true,
+            faults: None,
         }
+    }
+}
+
+/// A [`FaultInjector`] in the options.
+#[derive(Clone)]
+pub struct FaultHook(pub Arc<dyn FaultInjector>);
+
+impl std::fmt::Debug for FaultHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FaultHook")
     }
 }
 
@@ -65,7 +90,7 @@ impl Default for AppOptions {
 pub struct App {
     pub state: AppState,
     process_stop: tokio::sync::watch::Sender<bool>,
-    process: tokio::task::JoinHandle<()>,
+    processes: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl App {
@@ -131,7 +156,7 @@ impl App {
             .await
             .context("loading known log templates")?;
         market.remember_templates(hashes);
-        let process = LogMarketProcess::new(market);
+        let process = market_process::process(market);
         process
             .catch_up()
             .await
@@ -139,10 +164,37 @@ impl App {
         let (process_stop, stop_rx) = tokio::sync::watch::channel(false);
         let commits = signal.subscribe();
         tokio::spawn(idempotency.clone().run_purge(stop_rx.clone()));
-        let process = tokio::spawn(process.run(commits, stop_rx));
+        let metrics = Metrics::new().context("registering metrics")?;
+        let lv_metrics = LapVerseMetrics::register(metrics.registry())
+            .context("registering lap-verse metrics")?;
+        let lv_queries = LapVerseQueries::new(store.read_models().clone());
+        let mut service = LapVerse::new(
+            &store,
+            signal.clone(),
+            options.lapverse.clone(),
+            Arc::new(lv_queries.clone()),
+        )
+        .with_observer(Arc::new(lv_metrics));
+        if let Some(FaultHook(faults)) = &options.faults {
+            service = service.with_faults(faults.clone());
+        }
+        let service = Arc::new(service);
+        let lv_process = lapverse_process::process(service.clone());
+        lv_process
+            .catch_up()
+            .await
+            .map_err(|e| anyhow::anyhow!("lap-verse process manager: {e}"))?;
+        let mut processes = vec![
+            tokio::spawn(process.run(commits, stop_rx.clone())),
+            tokio::spawn(lv_process.run(signal.subscribe(), stop_rx.clone())),
+        ];
+        if options.workers {
+            let workers = Workers::new(service.clone());
+            processes.push(tokio::spawn(workers.run(signal.subscribe(), stop_rx)));
+        }
         Ok(Self {
             process_stop,
-            process,
+            processes,
             state: AppState {
                 store,
                 signal,
@@ -153,9 +205,13 @@ impl App {
                 idempotency,
                 public_key_hex,
                 schema: build_schema(),
-                metrics: Metrics::new().context("registering metrics")?,
+                metrics,
                 rate_limiter: Arc::new(RateLimiter::new(options.rate_limit_per_minute)),
                 market: Arc::new(market_api),
+                lapverse: LapVerseApi {
+                    service,
+                    queries: lv_queries,
+                },
             },
         })
     }
@@ -164,16 +220,20 @@ impl App {
     /// closes the pools.
     pub async fn shutdown(self) {
         let _ = self.process_stop.send(true);
-        if let Err(e) = self.process.await {
-            tracing::error!(error = %e, "log marketplace process manager panicked");
+        for process in self.processes {
+            if let Err(e) = process.await {
+                tracing::error!(error = %e, "a background process panicked");
+            }
         }
         let AppState {
             store,
             projections,
             market,
+            lapverse,
             ..
         } = self.state;
         drop(market);
+        drop(lapverse);
         match Arc::try_unwrap(projections) {
             Ok(host) => host.shutdown().await,
             Err(_) => tracing::warn!("projections still shared at shutdown; not waiting for them"),
@@ -201,6 +261,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_handler))
         .merge(crate::logmarket::rest::routes())
+        .merge(crate::lapverse::rest::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
 }

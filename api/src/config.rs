@@ -11,8 +11,10 @@ use agora_domain::money::Money;
 
 use crate::keys::{Secret, SIGNING_KEY_ENV};
 use crate::logmarket::MarketSettings;
+use agora_commands::lapverse::LapVerseSettings;
 
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The seed's port (`PORT=3000`), on loopback.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
 pub const DEFAULT_DATA_DIR: &str = "./data";
 /// Shortest accepted `AGORA_BOOTSTRAP_ADMIN_KEY`.
 pub const MIN_BOOTSTRAP_KEY_LEN: usize = 16;
@@ -59,6 +61,35 @@ pub struct Config {
     pub rate_limit_per_minute: u32,
     /// The log marketplace's limits and prices.
     pub market: MarketSettings,
+    /// Lap-Verse FinOps tag defaults and worker settings (`LAPVERSE_*`).
+    pub lapverse: LapVerseSettings,
+    /// `AGORA_LAPVERSE_WORKERS`: run the task and self-compete workers in this process.
+    pub workers: bool,
+    /// `AGORA_DEMO_TENANT`: register the demo tenant `acme` on start (default on for the
+    /// embedded SQLite store, off for PostgreSQL).
+    pub demo_tenant: bool,
+}
+
+/// Reads `LAPVERSE_APPLICATION`, `LAPVERSE_ENVIRONMENT` (else `NODE_ENV`, else `dev`),
+/// `LAPVERSE_WORKER_CONCURRENCY` (10) and `LAPVERSE_LEASE_SECONDS` (60).
+fn lapverse_settings(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<LapVerseSettings, ConfigError> {
+    let mut s = LapVerseSettings::default();
+    if let Some(app) = get("LAPVERSE_APPLICATION").filter(|v| !v.is_empty()) {
+        s.application = app;
+    }
+    if let Some(env) = get("LAPVERSE_ENVIRONMENT")
+        .or_else(|| get("NODE_ENV"))
+        .filter(|v| !v.is_empty())
+    {
+        s.environment = env;
+    }
+    s.concurrency =
+        positive(get, "LAPVERSE_WORKER_CONCURRENCY", s.concurrency as u64)?.min(1_000) as usize;
+    s.lease =
+        std::time::Duration::from_secs(positive(get, "LAPVERSE_LEASE_SECONDS", s.lease.as_secs())?);
+    Ok(s)
 }
 
 fn positive(
@@ -171,7 +202,9 @@ impl Config {
         let data_dir =
             PathBuf::from(get("AGORA_DATA_DIR").unwrap_or_else(|| DEFAULT_DATA_DIR.into()));
         let store = StoreLocation::parse(get("DATABASE_URL").as_deref(), &data_dir)?;
-        let listen_raw = get("AGORA_LISTEN").unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen_raw = get("AGORA_LISTEN")
+            .or_else(|| get("PORT").map(|p| format!("127.0.0.1:{p}")))
+            .unwrap_or_else(|| DEFAULT_LISTEN.into());
         let listen = listen_raw
             .parse()
             .map_err(|_| ConfigError::BadListen { value: listen_raw })?;
@@ -203,6 +236,10 @@ impl Config {
             })?,
         };
         let market = market_settings(&get)?;
+        let lapverse = lapverse_settings(&get)?;
+        let workers = flag(&get, "AGORA_LAPVERSE_WORKERS", true)?;
+        let embedded = matches!(store, StoreLocation::Sqlite { .. });
+        let demo_tenant = flag(&get, "AGORA_DEMO_TENANT", embedded)?;
         Ok(Self {
             store,
             data_dir,
@@ -212,6 +249,9 @@ impl Config {
             bootstrap_admin_key,
             rate_limit_per_minute,
             market,
+            lapverse,
+            workers,
+            demo_tenant,
         })
     }
 }

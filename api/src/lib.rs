@@ -8,6 +8,7 @@ pub mod eval;
 pub mod eval_agents;
 pub mod graphql;
 pub mod keys;
+pub mod lapverse;
 pub mod logmarket;
 pub mod metrics;
 pub mod ratelimit;

@@ -102,6 +102,11 @@ impl Metrics {
         })
     }
 
+    /// The registry (other modules register their metrics here).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// Counts one command outcome (`ok`, or the error code).
     pub fn command(&self, aggregate: &str, outcome: &str) {
         self.commands.with_label_values(&[aggregate, outcome]).inc();

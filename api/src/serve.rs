@@ -34,8 +34,16 @@ pub async fn serve(config: &Config) -> anyhow::Result<()> {
     let options = crate::app::AppOptions {
         rate_limit_per_minute: config.rate_limit_per_minute,
         market: config.market.clone(),
+        lapverse: config.lapverse.clone(),
+        workers: config.workers,
+        faults: None,
     };
     let app = App::start_with(&config.store, key, bootstrap, options).await?;
+    if config.demo_tenant {
+        crate::lapverse::demo::ensure_demo_tenant(&app.state.lapverse.service)
+            .await
+            .context("registering the demo tenant")?;
+    }
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;

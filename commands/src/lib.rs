@@ -2,10 +2,13 @@
 //! command bus that runs cqrs-es aggregates. Read models live in `agora-projections`.
 
 pub mod bus;
+pub mod lapverse;
 pub mod logmarket;
 pub mod metadata;
 pub mod pgadmin;
+pub mod process;
 pub mod store;
+pub mod webhooks;
 
 pub use bus::{CommandBus, CommandError, CommitSignal};
 pub use metadata::CommandMetadata;

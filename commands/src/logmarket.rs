@@ -10,7 +10,6 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use agora_domain::ledger::{AccountId, JournalEntry, LedgerCommand, Posting};
 use agora_domain::logmarket::aggregate::{
@@ -26,17 +25,16 @@ use agora_domain::logmarket::seller::{
 };
 use agora_domain::money::{Currency, Money};
 use chrono::{DateTime, Utc};
-use tokio::sync::{watch, Mutex};
+use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::bus::{CommandBus, CommandError, CommitSignal};
 use crate::metadata::CommandMetadata;
-use crate::store::{LogPosition, Store, StoredEvent};
+use crate::process::{ProcessRunner, Reactor};
+use crate::store::{Store, StoredEvent};
 
 /// Checkpoint name of the process manager in `projection_checkpoints`.
 pub const PROCESS_CHECKPOINT: &str = "pm_logmarket";
-/// Events read per process-manager batch.
-pub const PROCESS_BATCH: i64 = 256;
 /// Actor stamped on the process manager's commands.
 pub const PROCESS_ACTOR: &str = "process:logmarket";
 
@@ -477,140 +475,26 @@ fn event_time(parsed: &LogAnalysisEvent) -> DateTime<Utc> {
 
 /// Runs [`LogMarket::react`] over the global log from a checkpoint: at-least-once delivery of
 /// idempotent reactions, so each effect happens exactly once.
-pub struct LogMarketProcess {
-    market: Arc<LogMarket>,
+pub type LogMarketProcess = ProcessRunner<LogMarket>;
+
+/// The marketplace's process manager over `market`.
+pub fn process(market: Arc<LogMarket>) -> LogMarketProcess {
+    let store = market.store.clone();
+    ProcessRunner::new(PROCESS_CHECKPOINT, &store, market)
 }
 
-impl LogMarketProcess {
-    pub fn new(market: Arc<LogMarket>) -> Self {
-        Self { market }
-    }
+#[async_trait::async_trait]
+impl Reactor for LogMarket {
+    type Error = LogMarketError;
 
-    fn store(&self) -> &Store {
-        &self.market.store
+    async fn react(&self, event: &StoredEvent) -> Result<(), LogMarketError> {
+        LogMarket::react(self, event).await
     }
+}
 
-    /// Creates the checkpoint row if missing.
-    pub async fn prepare(&self) -> Result<(), LogMarketError> {
-        sqlx::query(
-            "INSERT INTO projection_checkpoints (name, version) VALUES ($1, 1) \
-             ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(PROCESS_CHECKPOINT)
-        .execute(self.store().read_models())
-        .await
-        .map_err(storage)?;
-        Ok(())
-    }
-
-    async fn checkpoint(&self) -> Result<LogPosition, LogMarketError> {
-        use sqlx::Row;
-        let row = sqlx::query(
-            "SELECT transaction_id, global_position FROM projection_checkpoints WHERE name = $1",
-        )
-        .bind(PROCESS_CHECKPOINT)
-        .fetch_one(self.store().read_models())
-        .await
-        .map_err(storage)?;
-        Ok(LogPosition {
-            transaction_id: row.try_get(0).map_err(storage)?,
-            global_position: row.try_get(1).map_err(storage)?,
-        })
-    }
-
-    async fn advance(
-        &self,
-        from: LogPosition,
-        to: LogPosition,
-        n: usize,
-    ) -> Result<(), LogMarketError> {
-        sqlx::query(
-            "UPDATE projection_checkpoints \
-                SET transaction_id = $1, global_position = $2, \
-                    events_applied = events_applied + $3, updated_at_us = $4 \
-              WHERE name = $5 AND transaction_id = $6 AND global_position = $7",
-        )
-        .bind(to.transaction_id)
-        .bind(to.global_position)
-        .bind(n as i64)
-        .bind(Utc::now().timestamp_micros())
-        .bind(PROCESS_CHECKPOINT)
-        .bind(from.transaction_id)
-        .bind(from.global_position)
-        .execute(self.store().read_models())
-        .await
-        .map_err(storage)?;
-        Ok(())
-    }
-
-    /// Reacts to the next batch; returns how many events were handled. On an error the
-    /// checkpoint stays after the last event handled, so the failed one is retried.
-    pub async fn run_batch(&self) -> Result<usize, LogMarketError> {
-        let from = self.checkpoint().await?;
-        let events = self
-            .store()
-            .read_global(from, PROCESS_BATCH)
-            .await
-            .map_err(storage)?;
-        let mut done = from;
-        let mut handled = 0;
-        for event in &events {
-            if let Err(e) = self.market.react(event).await {
-                if handled > 0 {
-                    self.advance(from, done, handled).await?;
-                }
-                return Err(e);
-            }
-            done = event.position;
-            handled += 1;
-        }
-        if handled > 0 {
-            self.advance(from, done, handled).await?;
-        }
-        Ok(handled)
-    }
-
-    /// Handles everything visible now.
-    pub async fn catch_up(&self) -> Result<usize, LogMarketError> {
-        self.prepare().await?;
-        let mut total = 0;
-        loop {
-            let n = self.run_batch().await?;
-            total += n;
-            if n == 0 {
-                return Ok(total);
-            }
-        }
-    }
-
-    /// Runs until `shutdown`: reacts as commits are signalled, polls for other processes'
-    /// writes, backs off on errors.
-    pub async fn run(self, mut commits: watch::Receiver<u64>, mut shutdown: watch::Receiver<bool>) {
-        if let Err(e) = self.prepare().await {
-            tracing::error!(error = %e, "log marketplace process manager cannot start");
-            return;
-        }
-        let mut backoff = Duration::from_millis(100);
-        while !*shutdown.borrow() {
-            let pause = match self.run_batch().await {
-                Ok(n) if n > 0 => {
-                    backoff = Duration::from_millis(100);
-                    continue;
-                }
-                Ok(_) => Duration::from_millis(250),
-                Err(e) => {
-                    tracing::error!(error = %e, "log marketplace process manager failed; retrying");
-                    let pause = backoff;
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
-                    pause
-                }
-            };
-            tokio::select! {
-                _ = commits.changed() => {}
-                _ = tokio::time::sleep(pause) => {}
-                _ = shutdown.changed() => {}
-            }
-        }
+impl From<sqlx::Error> for LogMarketError {
+    fn from(e: sqlx::Error) -> Self {
+        storage(e)
     }
 }
 

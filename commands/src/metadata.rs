@@ -1,7 +1,7 @@
 //! Command metadata: who asked, for which tenant, why, and when. cqrs-es copies it onto every
 //! event of the commit; the repository adds each event's own id.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use uuid::Uuid;
@@ -17,6 +17,9 @@ pub struct CommandMetadata {
     pub causation_id: Option<Uuid>,
     pub idempotency_key: Option<String>,
     pub occurred_at: DateTime<Utc>,
+    /// Extra labels stored as `tag.<name>` on every event of the commit (the FinOps tags of
+    /// costed work: `tag.application`, `tag.tenantId`, `tag.costCenter`, …).
+    pub tags: BTreeMap<String, String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -42,6 +45,7 @@ impl CommandMetadata {
             causation_id: None,
             idempotency_key: None,
             occurred_at,
+            tags: BTreeMap::new(),
         })
     }
 
@@ -54,6 +58,12 @@ impl CommandMetadata {
     pub fn with_correlation(mut self, correlation_id: Uuid, causation_id: Option<Uuid>) -> Self {
         self.correlation_id = correlation_id;
         self.causation_id = causation_id;
+        self
+    }
+
+    /// Adds `tag.<name> = value` to every event of the commit.
+    pub fn with_tag(mut self, name: &str, value: &str) -> Self {
+        self.tags.insert(name.to_owned(), value.to_owned());
         self
     }
 
@@ -73,6 +83,9 @@ impl CommandMetadata {
         }
         if let Some(key) = &self.idempotency_key {
             map.insert("idempotency_key".into(), key.clone());
+        }
+        for (name, value) in &self.tags {
+            map.insert(format!("tag.{name}"), value.clone());
         }
         map
     }
@@ -111,6 +124,11 @@ mod tests {
         assert_eq!(map["causation_id"], cause.to_string());
         assert_eq!(map["idempotency_key"], "k-1");
         assert_eq!(map["occurred_at"], "2026-01-02T03:04:05.000000Z");
+        let tagged = CommandMetadata::new("a", "t", at)
+            .unwrap()
+            .with_tag("costCenter", "cc-1")
+            .to_map();
+        assert_eq!(tagged["tag.costCenter"], "cc-1");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use ed25519_dalek::SigningKey;
 
 use crate::audit::AuditSealProjection;
 use crate::engine::{Projection, ProjectionError, ProjectionRunner, ProjectionStatus};
+use crate::lapverse::LapVerseProjection;
 use crate::ledger::LedgerProjection;
 use crate::logmarket::LogMarketProjection;
 
@@ -19,6 +20,7 @@ pub fn all_projections(ledger_key: Arc<SigningKey>) -> Vec<Arc<dyn Projection>> 
     vec![
         Arc::new(LedgerProjection::default()),
         Arc::new(LogMarketProjection::default()),
+        Arc::new(LapVerseProjection::default()),
         Arc::new(AuditSealProjection::new(ledger_key)),
     ]
 }

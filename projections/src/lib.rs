@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod engine;
 pub mod host;
+pub mod lapverse;
 pub mod ledger;
 pub mod logmarket;
 pub mod rebuild;

@@ -476,6 +476,7 @@ async fn limits(t: TestStore) {
             },
             ..MarketSettings::default()
         },
+        ..AppOptions::default()
     };
     let s = TestServer::start_with(t, options).await;
     let admin = s.admin_token.clone();

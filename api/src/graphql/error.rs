@@ -24,6 +24,14 @@ pub enum ApiError {
     },
     /// The input is over a size limit.
     PayloadTooLarge(String),
+    /// 404 `TENANT_NOT_FOUND`: the tenant is not registered.
+    TenantNotFound(String),
+    /// 404 `FEATURE_NOT_AVAILABLE`: a feature flag is off for this tenant and key.
+    FeatureNotAvailable(String),
+    /// 402 `MARGIN_GUARDRAIL_EXCEEDED`: the tenant's projected spend would pass its limit.
+    MarginGuardrailExceeded(String),
+    /// 503 `ERROR_BUDGET_EXHAUSTED`: the tenant's SLO error budget is spent.
+    ErrorBudgetExhausted(String),
     /// The detail is logged where the error is made, never returned.
     Internal(String),
 }
@@ -42,7 +50,11 @@ impl ApiError {
             }
             Self::Throttled => "too many requests".into(),
             Self::Limited { message, .. } => message.clone(),
-            Self::PayloadTooLarge(m) => m.clone(),
+            Self::PayloadTooLarge(m)
+            | Self::TenantNotFound(m)
+            | Self::FeatureNotAvailable(m)
+            | Self::MarginGuardrailExceeded(m)
+            | Self::ErrorBudgetExhausted(m) => m.clone(),
             Self::Internal(_) => "internal error".into(),
         }
     }
@@ -57,6 +69,10 @@ impl ApiError {
             Self::IdempotencyConflict => "IDEMPOTENCY_CONFLICT",
             Self::Throttled | Self::Limited { .. } => "THROTTLED",
             Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
+            Self::TenantNotFound(_) => "TENANT_NOT_FOUND",
+            Self::FeatureNotAvailable(_) => "FEATURE_NOT_AVAILABLE",
+            Self::MarginGuardrailExceeded(_) => "MARGIN_GUARDRAIL_EXCEEDED",
+            Self::ErrorBudgetExhausted(_) => "ERROR_BUDGET_EXHAUSTED",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -75,7 +91,7 @@ impl ApiError {
             Self::Limited {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
-            Self::Throttled => Some(60),
+            Self::Throttled | Self::ErrorBudgetExhausted(_) => Some(60),
             _ => None,
         }
     }
@@ -97,6 +113,10 @@ impl ApiError {
             "IDEMPOTENCY_CONFLICT" => Self::IdempotencyConflict,
             "THROTTLED" => Self::Throttled,
             "PAYLOAD_TOO_LARGE" => Self::PayloadTooLarge(message),
+            "TENANT_NOT_FOUND" => Self::TenantNotFound(message),
+            "FEATURE_NOT_AVAILABLE" => Self::FeatureNotAvailable(message),
+            "MARGIN_GUARDRAIL_EXCEEDED" => Self::MarginGuardrailExceeded(message),
+            "ERROR_BUDGET_EXHAUSTED" => Self::ErrorBudgetExhausted(message),
             _ => Self::Internal(message),
         }
     }

@@ -16,6 +16,7 @@ use axum::response::Response;
 use uuid::Uuid;
 
 use crate::app::AppState;
+use crate::lapverse::gql::{LapVerseMutation, LapVerseQuery};
 use crate::logmarket::gql::{LogMarketMutation, LogMarketQuery, LogMarketSubscription};
 use auth::Principal;
 use error::ApiError;
@@ -23,11 +24,11 @@ use schema::{MutationRoot, QueryRoot, SubscriptionRoot};
 
 /// Every query: the core (identity, events, ledger) and the log marketplace.
 #[derive(MergedObject, Default)]
-pub struct Query(QueryRoot, LogMarketQuery);
+pub struct Query(QueryRoot, LogMarketQuery, LapVerseQuery);
 
 /// Every mutation.
 #[derive(MergedObject, Default)]
-pub struct Mutation(MutationRoot, LogMarketMutation);
+pub struct Mutation(MutationRoot, LogMarketMutation, LapVerseMutation);
 
 /// Every subscription.
 #[derive(MergedSubscription, Default)]

@@ -71,7 +71,11 @@ pub fn status_of(e: &ApiError) -> StatusCode {
         ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
         ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
         ApiError::BadUserInput(_) => StatusCode::BAD_REQUEST,
-        ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+        ApiError::NotFound(_) | ApiError::TenantNotFound(_) | ApiError::FeatureNotAvailable(_) => {
+            StatusCode::NOT_FOUND
+        }
+        ApiError::MarginGuardrailExceeded(_) => StatusCode::PAYMENT_REQUIRED,
+        ApiError::ErrorBudgetExhausted(_) => StatusCode::SERVICE_UNAVAILABLE,
         ApiError::Conflict(_) | ApiError::IdempotencyConflict => StatusCode::CONFLICT,
         ApiError::Throttled | ApiError::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
         ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -93,14 +97,14 @@ pub fn error_response(e: ApiError) -> Response {
     }
 }
 
-type Reply = Result<Response, Response>;
+pub(crate) type Reply = Result<Response, Response>;
 
 fn ok(v: Value) -> Reply {
     Ok((StatusCode::OK, Json(v)).into_response())
 }
 
 /// Authenticates and counts the request against the marketplace limit.
-async fn caller(s: &AppState, headers: &HeaderMap) -> Result<Principal, Response> {
+pub(crate) async fn caller(s: &AppState, headers: &HeaderMap) -> Result<Principal, Response> {
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -117,12 +121,12 @@ async fn caller(s: &AppState, headers: &HeaderMap) -> Result<Principal, Response
     Ok(p)
 }
 
-fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
+pub(crate) fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
     serde_json::from_slice(body)
         .map_err(|e| error_response(ApiError::BadUserInput(format!("invalid JSON body: {e}"))))
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Option<String> {
     headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
@@ -155,6 +159,26 @@ where
     F: FnOnce(CommandMetadata) -> Fut,
     Fut: Future<Output = Result<T, ApiError>>,
 {
+    mutation_with_status(op, StatusCode::OK, s, p, headers, request, run, render).await
+}
+
+/// [`mutation`] answering with `status` on success.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn mutation_with_status<T, F, Fut>(
+    op: &str,
+    status: StatusCode,
+    s: &AppState,
+    p: &Principal,
+    headers: &HeaderMap,
+    request: Value,
+    run: F,
+    render: impl FnOnce(&T) -> Value,
+) -> Reply
+where
+    T: Serialize + DeserializeOwned,
+    F: FnOnce(CommandMetadata) -> Fut,
+    Fut: Future<Output = Result<T, ApiError>>,
+{
     let key = idempotency_key(headers);
     let meta = metadata(p, key.as_deref()).map_err(error_response)?;
     let out = match key {
@@ -166,7 +190,7 @@ where
         None => run(meta).await,
     };
     let out = crate::graphql::schema::counted(s, op, out).map_err(error_response)?;
-    ok(render(&out))
+    Ok((status, Json(render(&out))).into_response())
 }
 
 #[derive(Deserialize, Serialize)]

@@ -18,8 +18,14 @@
 //! fractions, rounded only in the `Decimal` views each module documents.
 
 pub mod breaker;
+pub mod budget;
+pub mod competition;
 pub mod cost;
+pub mod delivery;
 pub mod flags;
 pub mod guardrail;
+pub mod lifecycle;
 pub mod slo;
+pub mod task;
 pub mod tenant;
+pub mod work;

@@ -6,6 +6,14 @@
 //!
 //! Setting a value to what it already is emits nothing. Flags and webhooks
 //! are bounded ([`MAX_FLAGS`], [`MAX_WEBHOOKS`]).
+//!
+//! A tenant also holds its registered time series (what tasks and
+//! self-compete rounds read when a request carries none) and its forecasting
+//! variants: the production variant, and the stable one it replaced. A
+//! promotion makes a round's champion the production variant and sets the
+//! [`CHAMPION_ROLLOUT_FLAG`] to [`CHAMPION_ROLLOUT_PERCENT`] %, so only that
+//! share of targeting keys gets the champion ([`Tenant::variant_for`]) until
+//! an operator raises the flag (full rollout) or disables it (rollback).
 
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,12 +22,15 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::cost::TagValue;
 use super::flags::{FlagState, RolloutPercent};
 use super::guardrail::{MarginGuardrail, MarginThreshold};
 use super::slo::{Slo, SloError, SloTarget};
+use super::work::{validate_series, SeriesInput};
+use crate::forecast::Strategy;
 use crate::money::Money;
 
 /// Most feature flags per tenant.
@@ -36,6 +47,21 @@ pub const MAX_IDENTIFIER_LEN: usize = 64;
 
 /// Longest webhook URL, in bytes (a valid one is ASCII, so also characters).
 pub const MAX_WEBHOOK_URL_LEN: usize = 2048;
+
+/// The flag that rolls a newly promoted champion out to a share of keys.
+pub const CHAMPION_ROLLOUT_FLAG: &str = "champion-rollout";
+
+/// The share of targeting keys a promotion gives the new production variant.
+pub const CHAMPION_ROLLOUT_PERCENT: u32 = 10;
+
+const _: () = assert!(CHAMPION_ROLLOUT_PERCENT <= super::flags::BUCKETS);
+
+/// How many promoted competition ids a tenant remembers to make a repeated
+/// promotion a no-op (the oldest is forgotten first).
+pub const MAX_REMEMBERED_PROMOTIONS: usize = 64;
+
+/// The production variant before any promotion.
+pub const DEFAULT_PRODUCTION_VARIANT: Strategy = Strategy::Balanced;
 
 /// What is wrong with a webhook URL.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -105,6 +131,10 @@ pub enum TenantError {
     WebhookNotFound { webhook_id: WebhookId },
     #[error("a tenant has at most {MAX_WEBHOOKS} webhooks")]
     TooManyWebhooks,
+    #[error("invalid time series: {0}")]
+    InvalidSeries(String),
+    #[error("the champion is already the production variant")]
+    AlreadyProduction,
 }
 
 impl TenantError {
@@ -124,7 +154,9 @@ impl TenantError {
             | Self::NoWebhookEvents
             | Self::WebhookIdInUse { .. }
             | Self::WebhookNotFound { .. }
-            | Self::TooManyWebhooks => false,
+            | Self::TooManyWebhooks
+            | Self::InvalidSeries(_)
+            | Self::AlreadyProduction => false,
         }
     }
 }
@@ -397,7 +429,8 @@ impl From<TenantSlo> for SloRecord {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Commands on a tenant. Not `Eq`: a series holds floats.
+#[derive(Clone, Debug, PartialEq)]
 pub enum TenantCommand {
     Register {
         name: TenantName,
@@ -444,9 +477,24 @@ pub enum TenantCommand {
         webhook_id: WebhookId,
         occurred_at: DateTime<Utc>,
     },
+    /// Registers the series tasks and rounds use when a request carries none.
+    SetSeries {
+        series: SeriesInput,
+        occurred_at: DateTime<Utc>,
+    },
+    /// Makes a round's champion the production variant and rolls it out to
+    /// [`CHAMPION_ROLLOUT_PERCENT`] % of keys. `win_rate_delta` is the
+    /// round's, recorded as decided.
+    PromoteVariant {
+        competition_id: String,
+        champion: Strategy,
+        win_rate_delta: Decimal,
+        occurred_at: DateTime<Utc>,
+    },
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Events of a tenant. Not `Eq`: a series holds floats.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum TenantEvent {
     TenantRegistered {
         name: TenantName,
@@ -498,6 +546,23 @@ pub enum TenantEvent {
         from: Webhook,
         occurred_at: DateTime<Utc>,
     },
+    /// The tenant's registered series, replaced whole; `points` is its length.
+    SeriesRecorded {
+        points: usize,
+        series: SeriesInput,
+        occurred_at: DateTime<Utc>,
+    },
+    /// `to` (a round's champion) became the production variant, `from` the
+    /// stable one. Followed in the same commit by the
+    /// [`CHAMPION_ROLLOUT_FLAG`]'s `FlagChanged` (unless the flag already had
+    /// that state).
+    VariantPromoted {
+        competition_id: String,
+        from: Strategy,
+        to: Strategy,
+        win_rate_delta: Decimal,
+        occurred_at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for TenantEvent {
@@ -512,6 +577,8 @@ impl DomainEvent for TenantEvent {
             Self::FlagRemoved { .. } => "FlagRemoved",
             Self::WebhookRegistered { .. } => "WebhookRegistered",
             Self::WebhookRemoved { .. } => "WebhookRemoved",
+            Self::SeriesRecorded { .. } => "SeriesRecorded",
+            Self::VariantPromoted { .. } => "VariantPromoted",
         }
         .to_string()
     }
@@ -521,8 +588,42 @@ impl DomainEvent for TenantEvent {
     }
 }
 
-/// A registered tenant's settings.
+/// A tenant's forecasting variants.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Variants {
+    /// The latest promoted champion ([`DEFAULT_PRODUCTION_VARIANT`] before
+    /// any promotion).
+    pub production: Strategy,
+    /// The production variant before the last promotion (equal to
+    /// `production` before any promotion).
+    pub stable: Strategy,
+    /// The last [`MAX_REMEMBERED_PROMOTIONS`] promoted competition ids,
+    /// oldest first.
+    pub promoted_competitions: Vec<String>,
+}
+
+impl Variants {
+    /// Whether `competition_id` is among the remembered promotions.
+    pub fn was_promoted(&self, competition_id: &str) -> bool {
+        self.promoted_competitions
+            .iter()
+            .any(|id| id == competition_id)
+    }
+}
+
+impl Default for Variants {
+    fn default() -> Self {
+        Self {
+            production: DEFAULT_PRODUCTION_VARIANT,
+            stable: DEFAULT_PRODUCTION_VARIANT,
+            promoted_competitions: Vec::new(),
+        }
+    }
+}
+
+/// A registered tenant's settings. Fields added after the first release are
+/// `#[serde(default)]`, so older snapshots still load.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TenantProfile {
     pub name: TenantName,
     pub mrr: Money,
@@ -531,10 +632,14 @@ pub struct TenantProfile {
     pub margin_threshold: MarginThreshold,
     pub flags: BTreeMap<FlagName, FlagState>,
     pub webhooks: BTreeMap<WebhookId, Webhook>,
+    #[serde(default)]
+    pub series: Option<SeriesInput>,
+    #[serde(default)]
+    pub variants: Variants,
 }
 
 /// One tenant. The aggregate id is the tenant id.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Tenant {
     profile: Option<TenantProfile>,
 }
@@ -588,6 +693,47 @@ impl Tenant {
     /// Webhooks by id; empty when unregistered.
     pub fn webhooks(&self) -> impl Iterator<Item = (&WebhookId, &Webhook)> {
         self.profile.iter().flat_map(|p| p.webhooks.iter())
+    }
+
+    /// The registered time series, if any.
+    pub fn series(&self) -> Option<&SeriesInput> {
+        self.profile.as_ref()?.series.as_ref()
+    }
+
+    /// The latest promoted champion; [`DEFAULT_PRODUCTION_VARIANT`] before
+    /// any promotion.
+    pub fn production_variant(&self) -> Strategy {
+        self.profile
+            .as_ref()
+            .map_or(DEFAULT_PRODUCTION_VARIANT, |p| p.variants.production)
+    }
+
+    /// The production variant before the last promotion; the production
+    /// variant itself before any promotion.
+    pub fn stable_variant(&self) -> Strategy {
+        self.profile
+            .as_ref()
+            .map_or(DEFAULT_PRODUCTION_VARIANT, |p| p.variants.stable)
+    }
+
+    /// Whether a round's champion was already promoted (among the last
+    /// [`MAX_REMEMBERED_PROMOTIONS`]).
+    pub fn was_promoted(&self, competition_id: &str) -> bool {
+        self.profile
+            .as_ref()
+            .is_some_and(|p| p.variants.was_promoted(competition_id))
+    }
+
+    /// The variant that serves `targeting_key`: the production variant when
+    /// the [`CHAMPION_ROLLOUT_FLAG`] is on for the key, else the stable one.
+    /// Sticky: the same key gets the same answer until the flag or the
+    /// variants change.
+    pub fn variant_for(&self, targeting_key: &str) -> Strategy {
+        if self.is_flag_on(CHAMPION_ROLLOUT_FLAG, targeting_key) {
+            self.production_variant()
+        } else {
+            self.stable_variant()
+        }
     }
 
     pub fn decide(&self, command: TenantCommand) -> Result<Vec<TenantEvent>, TenantError> {
@@ -713,7 +859,86 @@ fn decide_registered(
                 occurred_at,
             }]),
         },
+        TenantCommand::SetSeries {
+            series,
+            occurred_at,
+        } => decide_set_series(profile, series, occurred_at),
+        TenantCommand::PromoteVariant {
+            competition_id,
+            champion,
+            win_rate_delta,
+            occurred_at,
+        } => decide_promote_variant(
+            profile,
+            competition_id,
+            champion,
+            win_rate_delta,
+            occurred_at,
+        ),
     }
+}
+
+fn decide_set_series(
+    profile: &TenantProfile,
+    series: SeriesInput,
+    occurred_at: DateTime<Utc>,
+) -> Result<Vec<TenantEvent>, TenantError> {
+    validate_series(&series).map_err(|e| TenantError::InvalidSeries(e.to_string()))?;
+    if profile.series.as_ref() == Some(&series) {
+        return Ok(vec![]);
+    }
+    Ok(vec![TenantEvent::SeriesRecorded {
+        points: series.values.len(),
+        series,
+        occurred_at,
+    }])
+}
+
+/// The [`CHAMPION_ROLLOUT_FLAG`] as a name (it is a valid one: tested).
+fn champion_rollout_flag() -> FlagName {
+    FlagName(CHAMPION_ROLLOUT_FLAG.to_owned())
+}
+
+/// The rollout a promotion sets: [`CHAMPION_ROLLOUT_PERCENT`] %.
+fn champion_rollout_percent() -> RolloutPercent {
+    RolloutPercent::try_new(CHAMPION_ROLLOUT_PERCENT)
+        .expect("CHAMPION_ROLLOUT_PERCENT <= 100, asserted at compile time")
+}
+
+/// `VariantPromoted`, then the rollout flag's `FlagChanged` (omitted when the
+/// flag already has that state). A competition already promoted gives no
+/// events, so a retried promotion is harmless; that check comes first, as
+/// after a promotion its champion is the production variant.
+fn decide_promote_variant(
+    profile: &TenantProfile,
+    competition_id: String,
+    champion: Strategy,
+    win_rate_delta: Decimal,
+    occurred_at: DateTime<Utc>,
+) -> Result<Vec<TenantEvent>, TenantError> {
+    let variants = &profile.variants;
+    if variants.was_promoted(&competition_id) {
+        return Ok(vec![]);
+    }
+    if champion == variants.production {
+        return Err(TenantError::AlreadyProduction);
+    }
+    let flag_events = decide_set_flag(
+        profile,
+        champion_rollout_flag(),
+        true,
+        champion_rollout_percent(),
+        occurred_at,
+    )?;
+    let mut events = vec![TenantEvent::VariantPromoted {
+        competition_id,
+        from: variants.production,
+        to: champion,
+        win_rate_delta,
+        occurred_at,
+    }];
+    events.extend(flag_events);
+    Ok(events)
 }
 
 fn decide_set_flag(
@@ -803,6 +1028,8 @@ impl Aggregate for Tenant {
                 margin_threshold,
                 flags: BTreeMap::new(),
                 webhooks: BTreeMap::new(),
+                series: None,
+                variants: Variants::default(),
             });
             return;
         }
@@ -832,6 +1059,21 @@ impl Aggregate for Tenant {
             TenantEvent::WebhookRemoved { webhook_id, .. } => {
                 profile.webhooks.remove(&webhook_id);
             }
+            TenantEvent::SeriesRecorded { series, .. } => profile.series = Some(series),
+            TenantEvent::VariantPromoted {
+                competition_id,
+                from,
+                to,
+                ..
+            } => {
+                let variants = &mut profile.variants;
+                variants.stable = from;
+                variants.production = to;
+                if variants.promoted_competitions.len() >= MAX_REMEMBERED_PROMOTIONS {
+                    variants.promoted_competitions.remove(0);
+                }
+                variants.promoted_competitions.push(competition_id);
+            }
         }
     }
 }
@@ -840,7 +1082,6 @@ impl Aggregate for Tenant {
 mod tests {
     use super::*;
     use cqrs_es::test::TestFramework;
-    use rust_decimal::Decimal;
     use std::str::FromStr;
 
     type Tf = TestFramework<Tenant>;
@@ -992,7 +1233,72 @@ mod tests {
                 webhook_id: hook_id("h1"),
                 occurred_at: at(),
             },
+            set_series(weekly()),
+            promote("c1", Strategy::Experimental),
         ]
+    }
+
+    fn weekly() -> SeriesInput {
+        SeriesInput {
+            values: (0..28).map(|t| f64::from(t % 7)).collect(),
+            season_length: Some(7),
+        }
+    }
+
+    fn set_series(series: SeriesInput) -> TenantCommand {
+        TenantCommand::SetSeries {
+            series,
+            occurred_at: at(),
+        }
+    }
+
+    fn series_recorded(series: SeriesInput) -> TenantEvent {
+        TenantEvent::SeriesRecorded {
+            points: series.values.len(),
+            series,
+            occurred_at: at(),
+        }
+    }
+
+    fn delta() -> Decimal {
+        Decimal::from_str("0.4211").unwrap()
+    }
+
+    fn promote(competition_id: &str, champion: Strategy) -> TenantCommand {
+        TenantCommand::PromoteVariant {
+            competition_id: competition_id.to_owned(),
+            champion,
+            win_rate_delta: delta(),
+            occurred_at: at(),
+        }
+    }
+
+    fn promoted(competition_id: &str, from: Strategy, to: Strategy) -> TenantEvent {
+        TenantEvent::VariantPromoted {
+            competition_id: competition_id.to_owned(),
+            from,
+            to,
+            win_rate_delta: delta(),
+            occurred_at: at(),
+        }
+    }
+
+    fn rollout(from: Option<FlagState>) -> TenantEvent {
+        TenantEvent::FlagChanged {
+            flag: flag(CHAMPION_ROLLOUT_FLAG),
+            from,
+            to: flag_state(CHAMPION_ROLLOUT_FLAG, true, CHAMPION_ROLLOUT_PERCENT),
+            occurred_at: at(),
+        }
+    }
+
+    /// A tenant after `events`.
+    fn tenant_after(events: impl IntoIterator<Item = TenantEvent>) -> Tenant {
+        let mut tenant = Tenant::default();
+        for event in events {
+            tenant.apply(event);
+        }
+        tenant
     }
 
     #[test]
@@ -1435,5 +1741,284 @@ mod tests {
         assert_eq!(registered().event_type(), "TenantRegistered");
         assert_eq!(registered().event_version(), "1.0");
         assert_eq!(Tenant::TYPE, "tenant");
+    }
+
+    #[test]
+    fn set_series_records_a_valid_series_once() {
+        Tf::with(())
+            .given(vec![registered()])
+            .when(set_series(weekly()))
+            .then_expect_events(vec![series_recorded(weekly())]);
+        Tf::with(())
+            .given(vec![registered(), series_recorded(weekly())])
+            .when(set_series(weekly()))
+            .then_expect_events(vec![]);
+        let undeclared = SeriesInput {
+            season_length: None,
+            ..weekly()
+        };
+        Tf::with(())
+            .given(vec![registered(), series_recorded(weekly())])
+            .when(set_series(undeclared.clone()))
+            .then_expect_events(vec![series_recorded(undeclared)]);
+    }
+
+    #[test]
+    fn set_series_rejects_an_invalid_series() {
+        let invalid = [
+            SeriesInput {
+                values: vec![],
+                season_length: None,
+            },
+            SeriesInput {
+                values: vec![1.0, f64::INFINITY],
+                season_length: None,
+            },
+            SeriesInput {
+                values: vec![1.0, 2.0],
+                season_length: Some(1),
+            },
+            SeriesInput {
+                values: vec![0.0; crate::forecast::MAX_OBSERVATIONS + 1],
+                season_length: None,
+            },
+        ];
+        for series in invalid {
+            let reason = validate_series(&series).unwrap_err().to_string();
+            Tf::with(())
+                .given(vec![registered()])
+                .when(set_series(series))
+                .then_expect_error(TenantError::InvalidSeries(reason));
+        }
+    }
+
+    #[test]
+    fn promote_variant_records_the_promotion_then_the_rollout() {
+        Tf::with(())
+            .given(vec![registered()])
+            .when(promote("c1", Strategy::Experimental))
+            .then_expect_events(vec![
+                promoted("c1", Strategy::Balanced, Strategy::Experimental),
+                rollout(None),
+            ]);
+        // An existing rollout flag keeps its group and records its old state.
+        let paused = flag_state(CHAMPION_ROLLOUT_FLAG, false, 100);
+        Tf::with(())
+            .given(vec![
+                registered(),
+                flag_added(CHAMPION_ROLLOUT_FLAG, false, 100),
+            ])
+            .when(promote("c1", Strategy::Aggressive))
+            .then_expect_events(vec![
+                promoted("c1", Strategy::Balanced, Strategy::Aggressive),
+                rollout(Some(paused)),
+            ]);
+    }
+
+    #[test]
+    fn a_second_promotion_moves_production_to_stable() {
+        let first = vec![
+            registered(),
+            promoted("c1", Strategy::Balanced, Strategy::Experimental),
+            rollout(None),
+        ];
+        // The rollout flag is already at 10 %: no flag change to record.
+        Tf::with(())
+            .given(first.clone())
+            .when(promote("c2", Strategy::Aggressive))
+            .then_expect_events(vec![promoted(
+                "c2",
+                Strategy::Experimental,
+                Strategy::Aggressive,
+            )]);
+        // After a full rollout, a promotion restarts at 10 %.
+        let mut full = first;
+        full.push(TenantEvent::FlagChanged {
+            flag: flag(CHAMPION_ROLLOUT_FLAG),
+            from: Some(flag_state(CHAMPION_ROLLOUT_FLAG, true, 10)),
+            to: flag_state(CHAMPION_ROLLOUT_FLAG, true, 100),
+            occurred_at: at(),
+        });
+        Tf::with(())
+            .given(full)
+            .when(promote("c2", Strategy::Balanced))
+            .then_expect_events(vec![
+                promoted("c2", Strategy::Experimental, Strategy::Balanced),
+                rollout(Some(flag_state(CHAMPION_ROLLOUT_FLAG, true, 100))),
+            ]);
+    }
+
+    #[test]
+    fn promote_variant_is_idempotent_per_competition() {
+        let given = vec![
+            registered(),
+            promoted("c1", Strategy::Balanced, Strategy::Experimental),
+            rollout(None),
+        ];
+        Tf::with(())
+            .given(given.clone())
+            .when(promote("c1", Strategy::Experimental))
+            .then_expect_events(vec![]);
+        // Even if the retry names another champion, the round was promoted.
+        Tf::with(())
+            .given(given)
+            .when(promote("c1", Strategy::Aggressive))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn promote_variant_refuses_the_production_variant() {
+        Tf::with(())
+            .given(vec![registered()])
+            .when(promote("c1", DEFAULT_PRODUCTION_VARIANT))
+            .then_expect_error(TenantError::AlreadyProduction);
+        Tf::with(())
+            .given(vec![
+                registered(),
+                promoted("c1", Strategy::Balanced, Strategy::Experimental),
+                rollout(None),
+            ])
+            .when(promote("c2", Strategy::Experimental))
+            .then_expect_error(TenantError::AlreadyProduction);
+        assert!(!TenantError::AlreadyProduction.is_retryable());
+        assert!(!TenantError::InvalidSeries("x".into()).is_retryable());
+    }
+
+    #[test]
+    fn promote_variant_respects_the_flag_limit() {
+        let mut given = vec![registered()];
+        given.extend((0..MAX_FLAGS).map(|i| flag_added(&format!("f{i}"), true, 100)));
+        Tf::with(())
+            .given(given)
+            .when(promote("c1", Strategy::Experimental))
+            .then_expect_error(TenantError::TooManyFlags);
+    }
+
+    #[test]
+    fn promoted_competitions_are_remembered_up_to_the_limit() {
+        let strategies = [Strategy::Experimental, Strategy::Balanced];
+        let mut events = vec![registered()];
+        for i in 0..=MAX_REMEMBERED_PROMOTIONS {
+            events.push(promoted(
+                &format!("c{i}"),
+                strategies[(i + 1) % 2],
+                strategies[i % 2],
+            ));
+        }
+        let tenant = tenant_after(events);
+        let remembered = &tenant.profile().unwrap().variants.promoted_competitions;
+        assert_eq!(remembered.len(), MAX_REMEMBERED_PROMOTIONS);
+        assert!(!tenant.was_promoted("c0"));
+        assert!(tenant.was_promoted("c1"));
+        assert!(tenant.was_promoted(&format!("c{MAX_REMEMBERED_PROMOTIONS}")));
+    }
+
+    #[test]
+    fn variants_follow_the_promotions() {
+        let unregistered = Tenant::default();
+        assert_eq!(unregistered.production_variant(), Strategy::Balanced);
+        assert_eq!(unregistered.variant_for("k"), Strategy::Balanced);
+        assert_eq!(unregistered.series(), None);
+        let fresh = tenant_after([registered(), series_recorded(weekly())]);
+        assert_eq!(fresh.production_variant(), Strategy::Balanced);
+        assert_eq!(fresh.stable_variant(), Strategy::Balanced);
+        assert_eq!(fresh.variant_for("tenant-1"), Strategy::Balanced);
+        assert_eq!(fresh.series(), Some(&weekly()));
+        let once = tenant_after([
+            registered(),
+            promoted("c1", Strategy::Balanced, Strategy::Experimental),
+            rollout(None),
+        ]);
+        assert_eq!(once.production_variant(), Strategy::Experimental);
+        assert_eq!(once.stable_variant(), Strategy::Balanced);
+        let twice = tenant_after([
+            registered(),
+            promoted("c1", Strategy::Balanced, Strategy::Experimental),
+            rollout(None),
+            promoted("c2", Strategy::Experimental, Strategy::Aggressive),
+        ]);
+        assert_eq!(twice.production_variant(), Strategy::Aggressive);
+        assert_eq!(twice.stable_variant(), Strategy::Experimental);
+    }
+
+    #[test]
+    fn about_ten_percent_of_keys_get_the_champion_stickily() {
+        let tenant = tenant_after([
+            registered(),
+            promoted("c1", Strategy::Balanced, Strategy::Experimental),
+            rollout(None),
+        ]);
+        let keys: Vec<String> = (0..1_000).map(|i| format!("key-{i}")).collect();
+        let champions = keys
+            .iter()
+            .filter(|k| tenant.variant_for(k) == Strategy::Experimental)
+            .count();
+        assert!((70..=130).contains(&champions), "{champions} of 1000");
+        assert!(keys.iter().all(|k| matches!(
+            tenant.variant_for(k),
+            Strategy::Experimental | Strategy::Balanced
+        )));
+        // Sticky: the same key, the same answer, on a tenant rebuilt from the same events.
+        let again = tenant_after([
+            registered(),
+            promoted("c1", Strategy::Balanced, Strategy::Experimental),
+            rollout(None),
+        ]);
+        for key in &keys {
+            assert_eq!(tenant.variant_for(key), tenant.variant_for(key));
+            assert_eq!(tenant.variant_for(key), again.variant_for(key));
+        }
+        // A disabled flag is a rollback: everyone gets the stable variant.
+        let mut rolled_back = tenant.clone();
+        rolled_back.apply(TenantEvent::FlagChanged {
+            flag: flag(CHAMPION_ROLLOUT_FLAG),
+            from: Some(flag_state(CHAMPION_ROLLOUT_FLAG, true, 10)),
+            to: flag_state(CHAMPION_ROLLOUT_FLAG, false, 10),
+            occurred_at: at(),
+        });
+        assert!(keys
+            .iter()
+            .all(|k| rolled_back.variant_for(k) == Strategy::Balanced));
+    }
+
+    #[test]
+    fn champion_rollout_constants_are_valid() {
+        assert_eq!(
+            FlagName::parse(CHAMPION_ROLLOUT_FLAG),
+            Ok(champion_rollout_flag())
+        );
+        assert_eq!(champion_rollout_percent().get(), CHAMPION_ROLLOUT_PERCENT);
+    }
+
+    #[test]
+    fn new_events_round_trip_and_old_snapshots_load() {
+        let events = vec![
+            registered(),
+            series_recorded(weekly()),
+            promoted("c1", Strategy::Balanced, Strategy::Experimental),
+            rollout(None),
+        ];
+        let mut tenant = Tenant::default();
+        for event in &events {
+            let json = serde_json::to_string(event).unwrap();
+            assert_eq!(serde_json::from_str::<TenantEvent>(&json).unwrap(), *event);
+            tenant.apply(event.clone());
+        }
+        let json = serde_json::to_string(&tenant).unwrap();
+        assert_eq!(serde_json::from_str::<Tenant>(&json).unwrap(), tenant);
+        assert_eq!(series_recorded(weekly()).event_type(), "SeriesRecorded");
+        assert_eq!(
+            promoted("c1", Strategy::Balanced, Strategy::Experimental).event_type(),
+            "VariantPromoted"
+        );
+        // A snapshot written before series and variants existed.
+        let mut old = serde_json::to_value(tenant_after([registered()])).unwrap();
+        let profile = old["profile"].as_object_mut().unwrap();
+        profile.remove("series");
+        profile.remove("variants");
+        let loaded: Tenant = serde_json::from_value(old).unwrap();
+        assert_eq!(loaded, tenant_after([registered()]));
+        assert_eq!(loaded.production_variant(), DEFAULT_PRODUCTION_VARIANT);
+        assert_eq!(loaded.series(), None);
     }
 }

@@ -1,0 +1,692 @@
+//! The durable queue (`lapverse_jobs`) and its workers.
+//!
+//! A job names an aggregate; the aggregate's events are the truth about the work, the row only
+//! says "look at this again at `run_after`". Workers claim due rows under a lease
+//! (`lease_owner`, `lease_until_us`) with one conditional `UPDATE`, so two workers — in one
+//! process or several — never run the same job at once, and a job whose worker died is taken
+//! over when its lease expires. Each queue runs at most `concurrency` jobs at a time.
+//!
+//! Attempts: a worker starts the next attempt (an event), runs it, and records completion or
+//! the failure with its reason. After a failed attempt the aggregate schedules the retry
+//! (1 s, 2 s, … after the failure; three attempts in all) and the job sleeps until then. A job
+//! found mid-attempt after its lease expired records that attempt as interrupted first.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use agora_domain::tenancy::budget::WorkKind;
+use agora_domain::tenancy::competition::CompetitionCommand;
+use agora_domain::tenancy::delivery::Notification;
+use agora_domain::tenancy::lifecycle::{Lifecycle, Status};
+use agora_domain::tenancy::task::TaskCommand;
+use agora_domain::tenancy::tenant::{TenantCommand, WebhookEvent};
+use agora_domain::tenancy::work::{self, Priority};
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use tokio::sync::{watch, Semaphore};
+use uuid::Uuid;
+
+use super::{LapVerse, LapVerseError};
+use crate::metadata::CommandMetadata;
+use crate::store::Store;
+
+pub const QUEUE_TASKS: &str = "lapverse-tasks";
+pub const QUEUE_COMPETITIONS: &str = "lapverse-self-compete";
+pub const QUEUE_NOTIFY: &str = "lapverse-notify";
+pub const QUEUES: [&str; 3] = [QUEUE_TASKS, QUEUE_COMPETITIONS, QUEUE_NOTIFY];
+/// Actor stamped on the workers' commands.
+pub const WORKER_ACTOR: &str = "worker:lapverse";
+/// Why an attempt found running after its lease expired is recorded as failed.
+pub const INTERRUPTED: &str = "interrupted: the worker stopped before the attempt finished";
+
+fn storage(e: sqlx::Error) -> LapVerseError {
+    LapVerseError::Storage(e.to_string())
+}
+
+fn priority_rank(p: Priority) -> i64 {
+    match p {
+        Priority::Low => 0,
+        Priority::Normal => 1,
+        Priority::High => 2,
+        Priority::Critical => 3,
+    }
+}
+
+fn queue_of(kind: WorkKind) -> &'static str {
+    match kind {
+        WorkKind::Task => QUEUE_TASKS,
+        WorkKind::Competition => QUEUE_COMPETITIONS,
+    }
+}
+
+/// Queues a task or round (no-op when the job exists, whatever its state).
+pub async fn enqueue_work(
+    store: &Store,
+    kind: WorkKind,
+    id: &str,
+    tenant: &str,
+    priority: Priority,
+    at: DateTime<Utc>,
+) -> Result<(), LapVerseError> {
+    insert_job(
+        store,
+        &format!("{}:{id}", kind.as_str()),
+        queue_of(kind),
+        id,
+        tenant,
+        priority_rank(priority),
+        None,
+        at,
+    )
+    .await
+}
+
+/// Queues a webhook notification (no-op when already queued or sent).
+pub async fn enqueue_notification(
+    store: &Store,
+    notification: &Notification,
+) -> Result<(), LapVerseError> {
+    let payload =
+        serde_json::to_string(notification).map_err(|e| LapVerseError::Storage(e.to_string()))?;
+    insert_job(
+        store,
+        &format!("notify:{}", notification.id),
+        QUEUE_NOTIFY,
+        &notification.id,
+        &notification.tenant,
+        1,
+        Some(payload),
+        notification.occurred_at,
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert_job(
+    store: &Store,
+    job_id: &str,
+    queue: &str,
+    aggregate_id: &str,
+    tenant: &str,
+    priority: i64,
+    payload: Option<String>,
+    at: DateTime<Utc>,
+) -> Result<(), LapVerseError> {
+    let now = Utc::now().timestamp_micros();
+    sqlx::query(
+        "INSERT INTO lapverse_jobs (job_id, queue, aggregate_id, tenant, priority, payload, state, \
+         run_after_us, lease_owner, lease_until_us, runs, created_at_us, updated_at_us) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, NULL, NULL, 0, $8, $8) \
+         ON CONFLICT (job_id) DO NOTHING",
+    )
+    .bind(job_id)
+    .bind(queue)
+    .bind(aggregate_id)
+    .bind(tenant)
+    .bind(priority)
+    .bind(payload)
+    .bind(at.timestamp_micros())
+    .bind(now)
+    .execute(store.read_models())
+    .await
+    .map_err(storage)?;
+    Ok(())
+}
+
+/// Running and waiting jobs of one queue.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueDepth {
+    pub running: i64,
+    pub queued: i64,
+}
+
+/// Depth of every queue.
+pub async fn queue_depths(store: &Store) -> Result<Vec<(String, QueueDepth)>, LapVerseError> {
+    let rows = sqlx::query(
+        "SELECT queue, state, CAST(COUNT(*) AS BIGINT) FROM lapverse_jobs \
+         WHERE state <> 'done' GROUP BY queue, state",
+    )
+    .fetch_all(store.read_models())
+    .await
+    .map_err(storage)?;
+    let mut out: Vec<(String, QueueDepth)> = QUEUES
+        .iter()
+        .map(|q| ((*q).to_owned(), QueueDepth::default()))
+        .collect();
+    for row in rows {
+        let queue: String = row.try_get(0).map_err(storage)?;
+        let state: String = row.try_get(1).map_err(storage)?;
+        let n: i64 = row.try_get(2).map_err(storage)?;
+        if let Some((_, d)) = out.iter_mut().find(|(q, _)| *q == queue) {
+            match state.as_str() {
+                "running" => d.running += n,
+                _ => d.queued += n,
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One claimed job.
+#[derive(Clone, Debug)]
+struct Job {
+    job_id: String,
+    queue: String,
+    aggregate_id: String,
+    payload: Option<String>,
+}
+
+/// What a job run asks of the queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Next {
+    Done,
+    RunAt(DateTime<Utc>),
+}
+
+/// The workers of the three queues.
+pub struct Workers {
+    service: Arc<LapVerse>,
+    owner: String,
+}
+
+impl Workers {
+    pub fn new(service: Arc<LapVerse>) -> Self {
+        Self {
+            service,
+            owner: format!("worker-{}", Uuid::now_v7().simple()),
+        }
+    }
+
+    fn store(&self) -> &Store {
+        &self.service.store
+    }
+
+    /// Due jobs of `queue`, best first.
+    async fn due(&self, queue: &str, limit: i64) -> Result<Vec<Job>, LapVerseError> {
+        let now = Utc::now().timestamp_micros();
+        let rows = sqlx::query(
+            "SELECT job_id, queue, aggregate_id, payload FROM lapverse_jobs \
+             WHERE queue = $1 AND ((state = 'queued' AND run_after_us <= $2) \
+                OR (state = 'running' AND lease_until_us < $2)) \
+             ORDER BY priority DESC, run_after_us ASC LIMIT $3",
+        )
+        .bind(queue)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(self.store().read_models())
+        .await
+        .map_err(storage)?;
+        rows.iter()
+            .map(|r| {
+                Ok(Job {
+                    job_id: r.try_get(0).map_err(storage)?,
+                    queue: r.try_get(1).map_err(storage)?,
+                    aggregate_id: r.try_get(2).map_err(storage)?,
+                    payload: r.try_get(3).map_err(storage)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Takes the job if it is still due; false when another worker got it first.
+    async fn claim(&self, job: &Job) -> Result<bool, LapVerseError> {
+        let now = Utc::now().timestamp_micros();
+        let lease = now + self.service.settings.lease.as_micros() as i64;
+        let done = sqlx::query(
+            "UPDATE lapverse_jobs SET state = 'running', lease_owner = $1, lease_until_us = $2, \
+             runs = runs + 1, updated_at_us = $3 \
+             WHERE job_id = $4 AND ((state = 'queued' AND run_after_us <= $3) \
+                OR (state = 'running' AND lease_until_us < $3))",
+        )
+        .bind(&self.owner)
+        .bind(lease)
+        .bind(now)
+        .bind(&job.job_id)
+        .execute(self.store().read_models())
+        .await
+        .map_err(storage)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn release(&self, job: &Job, next: Next) -> Result<(), LapVerseError> {
+        let now = Utc::now().timestamp_micros();
+        let (state, run_after) = match next {
+            Next::Done => ("done", now),
+            Next::RunAt(at) => ("queued", at.timestamp_micros()),
+        };
+        sqlx::query(
+            "UPDATE lapverse_jobs SET state = $1, run_after_us = $2, lease_owner = NULL, \
+             lease_until_us = NULL, updated_at_us = $3 WHERE job_id = $4 AND lease_owner = $5",
+        )
+        .bind(state)
+        .bind(run_after)
+        .bind(now)
+        .bind(&job.job_id)
+        .bind(&self.owner)
+        .execute(self.store().read_models())
+        .await
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    /// Runs one job to its next step.
+    async fn run_job(&self, job: &Job) -> Result<Next, LapVerseError> {
+        match job.queue.as_str() {
+            QUEUE_TASKS => self.run_task(&job.aggregate_id).await,
+            QUEUE_COMPETITIONS => self.run_competition(&job.aggregate_id).await,
+            QUEUE_NOTIFY => self.run_notification(job).await,
+            other => {
+                tracing::error!(queue = other, "job on an unknown queue; dropping it");
+                Ok(Next::Done)
+            }
+        }
+    }
+
+    fn meta(&self, tenant: &str) -> Result<CommandMetadata, LapVerseError> {
+        CommandMetadata::new(WORKER_ACTOR, tenant, Utc::now())
+            .map_err(|e| LapVerseError::BadInput(e.to_string()))
+    }
+
+    async fn run_task(&self, id: &str) -> Result<Next, LapVerseError> {
+        let s = &self.service;
+        let state = s.task(id).await?;
+        let (Some(spec), Some(life)) = (state.spec().cloned(), state.lifecycle().cloned()) else {
+            return Ok(Next::Done);
+        };
+        let meta = super::stamp(self.meta(&spec.tenant)?, &spec.tags);
+        if let Some(next) = self
+            .prepare_attempt(
+                &life,
+                |reason, at| TaskCommand::FailAttempt {
+                    reason,
+                    occurred_at: at,
+                },
+                |c| s.tasks.execute(id, c, &meta),
+            )
+            .await?
+        {
+            return Ok(next);
+        }
+        s.tasks
+            .execute(
+                id,
+                TaskCommand::Start {
+                    occurred_at: Utc::now(),
+                },
+                &meta,
+            )
+            .await?;
+        let attempt = life.attempts + 1;
+        let started = Instant::now();
+        let outcome = match self.injected(WorkKind::Task, id, attempt) {
+            Some(reason) => Err(reason),
+            None => {
+                let (t, input, variant) = (
+                    spec.task_type,
+                    spec.input.clone(),
+                    spec.variant
+                        .unwrap_or(agora_domain::forecast::Strategy::Balanced),
+                );
+                tokio::task::spawn_blocking(move || work::execute(t, &input, variant))
+                    .await
+                    .map_err(|e| format!("worker panicked: {e}"))
+                    .and_then(|r| r.map_err(|e| e.to_string()))
+            }
+        };
+        let duration_ms = started.elapsed().as_millis() as u64;
+        match outcome {
+            Ok(output) => {
+                s.tasks
+                    .execute(
+                        id,
+                        TaskCommand::Complete {
+                            output,
+                            duration_ms,
+                            occurred_at: Utc::now(),
+                        },
+                        &meta,
+                    )
+                    .await?;
+                if let Some(o) = &s.observer {
+                    o.task_finished(&spec.tenant, spec.task_type, true, duration_ms);
+                }
+                Ok(Next::Done)
+            }
+            Err(reason) => {
+                s.tasks
+                    .execute(
+                        id,
+                        TaskCommand::FailAttempt {
+                            reason,
+                            occurred_at: Utc::now(),
+                        },
+                        &meta,
+                    )
+                    .await?;
+                let after = s.task(id).await?;
+                let next = after_failure(after.lifecycle());
+                if next == Next::Done {
+                    if let Some(o) = &s.observer {
+                        o.task_finished(&spec.tenant, spec.task_type, false, duration_ms);
+                    }
+                }
+                Ok(next)
+            }
+        }
+    }
+
+    async fn run_competition(&self, id: &str) -> Result<Next, LapVerseError> {
+        let s = &self.service;
+        let state = s.competition(id).await?;
+        let (Some(spec), Some(life)) = (state.spec().cloned(), state.lifecycle().cloned()) else {
+            return Ok(Next::Done);
+        };
+        let meta = super::stamp(self.meta(&spec.tenant)?, &spec.tags);
+        if let Some(next) = self
+            .prepare_attempt(
+                &life,
+                |reason, at| CompetitionCommand::FailAttempt {
+                    reason,
+                    occurred_at: at,
+                },
+                |c| s.competitions.execute(id, c, &meta),
+            )
+            .await?
+        {
+            return Ok(next);
+        }
+        s.competitions
+            .execute(
+                id,
+                CompetitionCommand::Start {
+                    occurred_at: Utc::now(),
+                },
+                &meta,
+            )
+            .await?;
+        let attempt = life.attempts + 1;
+        let started = Instant::now();
+        let outcome = match self.injected(WorkKind::Competition, id, attempt) {
+            Some(reason) => Err(reason),
+            None => {
+                let burn_rate = match s.tenant(&spec.tenant).await {
+                    Ok(tenant) => s
+                        .slo_status(&tenant, &spec.tenant, Utc::now())
+                        .await
+                        .map(|st| st.burn_1h)
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                match burn_rate {
+                    Err(e) => Err(e),
+                    Ok(burn_rate) => {
+                        let spec2 = spec.clone();
+                        tokio::task::spawn_blocking(move || {
+                            work::run_competition(
+                                &spec2.series,
+                                spec2.horizon,
+                                &spec2.competitors,
+                                spec2.production,
+                                burn_rate,
+                            )
+                        })
+                        .await
+                        .map_err(|e| format!("worker panicked: {e}"))
+                        .and_then(|r| r.map_err(|e| e.to_string()))
+                    }
+                }
+            }
+        };
+        let duration_ms = started.elapsed().as_millis() as u64;
+        match outcome {
+            Ok(result) => {
+                let (promote, champion, delta) =
+                    (result.promote, result.champion, result.win_rate_delta);
+                s.competitions
+                    .execute(
+                        id,
+                        CompetitionCommand::Complete {
+                            result,
+                            duration_ms,
+                            occurred_at: Utc::now(),
+                        },
+                        &meta,
+                    )
+                    .await?;
+                if let Some(o) = &s.observer {
+                    o.competition_finished(&spec.tenant, spec.cost, delta);
+                }
+                if promote {
+                    // The process manager repeats this (idempotently) if we stop here.
+                    let _ = s
+                        .promote(&spec.tenant, id, champion, delta, Utc::now(), &meta)
+                        .await
+                        .map_err(
+                            |e| tracing::warn!(error = %e, "promotion left to the process manager"),
+                        );
+                }
+                Ok(Next::Done)
+            }
+            Err(reason) => {
+                s.competitions
+                    .execute(
+                        id,
+                        CompetitionCommand::FailAttempt {
+                            reason,
+                            occurred_at: Utc::now(),
+                        },
+                        &meta,
+                    )
+                    .await?;
+                let after = s.competition(id).await?;
+                Ok(after_failure(after.lifecycle()))
+            }
+        }
+    }
+
+    /// Handles the states before a new attempt: finished (done), waiting for a retry (sleep),
+    /// or an attempt left running by a dead worker (recorded as interrupted). `None` = start.
+    async fn prepare_attempt<C, F, Fut, E>(
+        &self,
+        life: &Lifecycle,
+        fail: impl Fn(String, DateTime<Utc>) -> C,
+        execute: F,
+    ) -> Result<Option<Next>, LapVerseError>
+    where
+        F: Fn(C) -> Fut,
+        Fut: std::future::Future<Output = Result<(), E>>,
+        LapVerseError: From<E>,
+    {
+        let now = Utc::now();
+        match life.status {
+            s if s.is_terminal() => Ok(Some(Next::Done)),
+            Status::Retrying => match life.retry_at {
+                Some(at) if at > now => Ok(Some(Next::RunAt(at))),
+                _ => Ok(None),
+            },
+            Status::Running => {
+                execute(fail(INTERRUPTED.to_owned(), now)).await?;
+                // Reload by recursion would need the aggregate; the next run sees the new state.
+                Ok(Some(Next::RunAt(now)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn injected(&self, kind: WorkKind, id: &str, attempt: u32) -> Option<String> {
+        self.service
+            .faults
+            .as_ref()
+            .and_then(|f| f.before_attempt(kind, id, attempt))
+    }
+
+    async fn run_notification(&self, job: &Job) -> Result<Next, LapVerseError> {
+        let s = &self.service;
+        let Some(payload) = &job.payload else {
+            return Ok(Next::Done);
+        };
+        let notification: Notification = serde_json::from_str(payload)
+            .map_err(|e| LapVerseError::Storage(format!("bad notification job: {e}")))?;
+        let tenant = s.tenant(&notification.tenant).await?;
+        let webhooks: Vec<_> = tenant
+            .webhooks()
+            .filter(|(_, w)| w.events.contains(&notification.event))
+            .map(|(id, w)| (id.clone(), w.clone()))
+            .collect();
+        if webhooks.is_empty() {
+            return Ok(Next::Done);
+        }
+        let meta = self.meta(&notification.tenant)?;
+        s.dispatcher
+            .dispatch(&notification, &webhooks, &meta)
+            .await
+            .map_err(|e| LapVerseError::Storage(e.to_string()))?;
+        Ok(Next::Done)
+    }
+
+    /// Claims and runs due jobs of one queue, at most `concurrency` at a time, until shutdown.
+    async fn run_queue(
+        self: Arc<Self>,
+        queue: &'static str,
+        mut commits: watch::Receiver<u64>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let permits = Arc::new(Semaphore::new(self.service.settings.concurrency.max(1)));
+        let poll = self.service.settings.poll;
+        while !*shutdown.borrow() {
+            let free = permits.available_permits() as i64;
+            if free > 0 {
+                match self.due(queue, free).await {
+                    Ok(jobs) => {
+                        for job in jobs {
+                            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                                break;
+                            };
+                            match self.claim(&job).await {
+                                Ok(true) => {
+                                    let me = self.clone();
+                                    tokio::spawn(async move {
+                                        let next = match me.run_job(&job).await {
+                                            Ok(next) => next,
+                                            Err(e) => {
+                                                tracing::warn!(job = %job.job_id, error = %e, "job failed; it will run again");
+                                                Next::RunAt(
+                                                    Utc::now() + chrono::Duration::seconds(1),
+                                                )
+                                            }
+                                        };
+                                        if let Err(e) = me.release(&job, next).await {
+                                            tracing::error!(job = %job.job_id, error = %e, "could not release job");
+                                        }
+                                        drop(permit);
+                                    });
+                                }
+                                Ok(false) => {}
+                                Err(e) => tracing::warn!(error = %e, "claim failed"),
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(queue, error = %e, "queue poll failed"),
+                }
+            }
+            tokio::select! {
+                _ = commits.changed() => {}
+                _ = tokio::time::sleep(poll) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    /// Runs the three queues until `shutdown`.
+    pub async fn run(self, commits: watch::Receiver<u64>, shutdown: watch::Receiver<bool>) {
+        let me = Arc::new(self);
+        let handles: Vec<_> = QUEUES
+            .iter()
+            .map(|q| tokio::spawn(me.clone().run_queue(q, commits.clone(), shutdown.clone())))
+            .collect();
+        for h in handles {
+            let _ = h.await;
+        }
+    }
+}
+
+fn after_failure(life: Option<&Lifecycle>) -> Next {
+    match life {
+        Some(l) if l.status == Status::Retrying => Next::RunAt(l.retry_at.unwrap_or_else(Utc::now)),
+        _ => Next::Done,
+    }
+}
+
+impl LapVerse {
+    /// Promotes a round's champion (idempotent per round; a champion that is already production
+    /// is not an error here).
+    pub async fn promote(
+        &self,
+        tenant: &str,
+        competition_id: &str,
+        champion: agora_domain::forecast::Strategy,
+        win_rate_delta: rust_decimal::Decimal,
+        at: DateTime<Utc>,
+        meta: &CommandMetadata,
+    ) -> Result<(), LapVerseError> {
+        let command = TenantCommand::PromoteVariant {
+            competition_id: competition_id.to_owned(),
+            champion,
+            win_rate_delta,
+            occurred_at: at,
+        };
+        match self.tenants.execute(tenant, command, meta).await {
+            Ok(()) => Ok(()),
+            Err(crate::bus::CommandError::Rejected(
+                agora_domain::tenancy::tenant::TenantError::AlreadyProduction,
+            )) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// The notification sent when a round completes.
+pub fn competition_notification(
+    tenant: &str,
+    competition_id: &str,
+    result: &agora_domain::tenancy::work::CompetitionResult,
+    at: DateTime<Utc>,
+) -> Notification {
+    Notification {
+        id: format!("competition-completed:{competition_id}"),
+        tenant: tenant.to_owned(),
+        event: WebhookEvent::CompetitionCompleted,
+        payload: serde_json::json!({
+            "competitionId": competition_id,
+            "champion": result.champion,
+            "production": result.production,
+            "ranking": result.ranking,
+            "winRateDelta": result.win_rate_delta.to_string(),
+            "promote": result.promote,
+        }),
+        occurred_at: at,
+    }
+}
+
+/// The notification sent when a champion is promoted.
+pub fn promotion_notification(
+    tenant: &str,
+    competition_id: &str,
+    from: agora_domain::forecast::Strategy,
+    to: agora_domain::forecast::Strategy,
+    win_rate_delta: rust_decimal::Decimal,
+    at: DateTime<Utc>,
+) -> Notification {
+    Notification {
+        id: format!("champion-promoted:{competition_id}"),
+        tenant: tenant.to_owned(),
+        event: WebhookEvent::ChampionPromoted,
+        payload: serde_json::json!({
+            "competitionId": competition_id,
+            "from": from,
+            "to": to,
+            "winRateDelta": win_rate_delta.to_string(),
+        }),
+        occurred_at: at,
+    }
+}
