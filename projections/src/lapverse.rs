@@ -9,6 +9,7 @@ use agora_commands::store::StoredEvent;
 use agora_domain::money::Money;
 use agora_domain::tenancy::competition::CompetitionEvent;
 use agora_domain::tenancy::delivery::DeliveryEvent;
+use agora_domain::tenancy::lifecycle::{LifecycleEvent, Transition};
 use agora_domain::tenancy::slo::{EventCounts, WindowCounts};
 use agora_domain::tenancy::task::TaskEvent;
 use agora_domain::tenancy::tenant::TenantEvent;
@@ -128,29 +129,6 @@ fn decode<T: serde::de::DeserializeOwned>(event: &StoredEvent) -> Result<T, Proj
     serde_json::from_value(event.payload.clone()).map_err(|e| ProjectionError::decode(event, e))
 }
 
-/// The lifecycle columns every task and round event touches.
-enum Step<'a> {
-    Started {
-        attempt: u32,
-        at: DateTime<Utc>,
-    },
-    Retry {
-        attempt: u32,
-        reason: &'a str,
-        retry_at: Option<DateTime<Utc>>,
-    },
-    Failed {
-        attempts: u32,
-        reason: &'a str,
-        at: DateTime<Utc>,
-    },
-    Rejected {
-        code: &'a str,
-        reason: &'a str,
-        at: DateTime<Utc>,
-    },
-}
-
 #[async_trait]
 impl Projection for LapVerseProjection {
     fn name(&self) -> &str {
@@ -182,6 +160,17 @@ impl Projection for LapVerseProjection {
     fn with_prefix(&self, prefix: &str) -> Box<dyn Projection> {
         Box::new(Self::new(prefix))
     }
+}
+
+/// Fields of a completed task or round.
+struct Completion<'a> {
+    attempt: u32,
+    duration_ms: u64,
+    result: String,
+    champion: Option<&'a str>,
+    win_rate_delta: Option<String>,
+    promoted: Option<bool>,
+    at: DateTime<Utc>,
 }
 
 /// Fields of a newly accepted task or round.
@@ -232,18 +221,34 @@ impl LapVerseProjection {
         Ok(())
     }
 
-    async fn step(&self, tx: &mut ReadTx, id: &str, step: Step<'_>) -> Result<(), ProjectionError> {
+    /// The lifecycle columns of every task and round event but acceptance and completion.
+    async fn step(
+        &self,
+        tx: &mut ReadTx,
+        id: &str,
+        step: Option<Transition<'_>>,
+    ) -> Result<(), ProjectionError> {
         let t = &self.t.work;
         // One statement shape for every step: unchanged columns are written back as they are.
         let (status, attempts, error, retry_at, started, finished) = match step {
-            Step::Started { attempt, at } => {
-                ("running", Some(attempt), None, None, Some(us(at)), None)
-            }
-            Step::Retry {
+            None | Some(Transition::Completed { .. }) => return Ok(()),
+            Some(Transition::Started {
+                attempt,
+                occurred_at,
+            }) => (
+                "running",
+                Some(attempt),
+                None,
+                None,
+                Some(us(occurred_at)),
+                None,
+            ),
+            Some(Transition::AttemptFailed {
                 attempt,
                 reason,
                 retry_at,
-            } => {
+                ..
+            }) => {
                 let status = if retry_at.is_some() {
                     "retrying"
                 } else {
@@ -258,25 +263,29 @@ impl LapVerseProjection {
                     None,
                 )
             }
-            Step::Failed {
+            Some(Transition::Failed {
                 attempts,
                 reason,
-                at,
-            } => (
+                occurred_at,
+            }) => (
                 "failed",
                 Some(attempts),
                 Some(reason.to_owned()),
                 None,
                 None,
-                Some(us(at)),
+                Some(us(occurred_at)),
             ),
-            Step::Rejected { code, reason, at } => (
+            Some(Transition::Rejected {
+                code,
+                reason,
+                occurred_at,
+            }) => (
                 "rejected",
                 None,
                 Some(format!("{code}: {reason}")),
                 None,
                 None,
-                Some(us(at)),
+                Some(us(occurred_at)),
             ),
         };
         sqlx::query(&format!(
@@ -297,18 +306,11 @@ impl LapVerseProjection {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn complete(
         &self,
         tx: &mut ReadTx,
         id: &str,
-        attempt: u32,
-        duration_ms: u64,
-        result: String,
-        champion: Option<&str>,
-        win_rate_delta: Option<String>,
-        promoted: Option<bool>,
-        at: DateTime<Utc>,
+        done: Completion<'_>,
     ) -> Result<(), ProjectionError> {
         sqlx::query(&format!(
             "UPDATE {} SET status = 'completed', attempts = $2, duration_ms = $3, result = $4, \
@@ -317,13 +319,13 @@ impl LapVerseProjection {
             self.t.work
         ))
         .bind(id)
-        .bind(i64::from(attempt))
-        .bind(duration_ms as i64)
-        .bind(result)
-        .bind(champion)
-        .bind(win_rate_delta)
-        .bind(promoted.map(i64::from))
-        .bind(us(at))
+        .bind(i64::from(done.attempt))
+        .bind(done.duration_ms as i64)
+        .bind(done.result)
+        .bind(done.champion)
+        .bind(done.win_rate_delta)
+        .bind(done.promoted.map(i64::from))
+        .bind(us(done.at))
         .execute(&mut *tx)
         .await?;
         Ok(())
@@ -354,73 +356,24 @@ impl LapVerseProjection {
                 };
                 self.insert_work(tx, event, w).await
             }
-            TaskEvent::TaskRejected {
-                code,
-                reason,
-                occurred_at,
-            } => {
-                let step = Step::Rejected {
-                    code: &code,
-                    reason: &reason,
-                    at: occurred_at,
-                };
-                self.step(tx, id, step).await
-            }
-            TaskEvent::TaskStarted {
-                attempt,
-                occurred_at,
-            } => {
-                let step = Step::Started {
-                    attempt,
-                    at: occurred_at,
-                };
-                self.step(tx, id, step).await
-            }
-            TaskEvent::TaskAttemptFailed {
-                attempt,
-                reason,
-                retry_at,
-                ..
-            } => {
-                let step = Step::Retry {
-                    attempt,
-                    reason: &reason,
-                    retry_at,
-                };
-                self.step(tx, id, step).await
-            }
-            TaskEvent::TaskFailed {
-                attempts,
-                reason,
-                occurred_at,
-            } => {
-                let step = Step::Failed {
-                    attempts,
-                    reason: &reason,
-                    at: occurred_at,
-                };
-                self.step(tx, id, step).await
-            }
             TaskEvent::TaskCompleted {
                 attempt,
                 output,
                 duration_ms,
                 occurred_at,
             } => {
-                let result = json(event, &output)?;
-                self.complete(
-                    tx,
-                    id,
+                let done = Completion {
                     attempt,
                     duration_ms,
-                    result,
-                    None,
-                    None,
-                    None,
-                    occurred_at,
-                )
-                .await
+                    result: json(event, &output)?,
+                    champion: None,
+                    win_rate_delta: None,
+                    promoted: None,
+                    at: occurred_at,
+                };
+                self.complete(tx, id, done).await
             }
+            other => self.step(tx, id, other.transition()).await,
         }
     }
 
@@ -449,73 +402,24 @@ impl LapVerseProjection {
                 };
                 self.insert_work(tx, event, w).await
             }
-            CompetitionEvent::CompetitionRejected {
-                code,
-                reason,
-                occurred_at,
-            } => {
-                let step = Step::Rejected {
-                    code: &code,
-                    reason: &reason,
-                    at: occurred_at,
-                };
-                self.step(tx, id, step).await
-            }
-            CompetitionEvent::CompetitionStarted {
-                attempt,
-                occurred_at,
-            } => {
-                let step = Step::Started {
-                    attempt,
-                    at: occurred_at,
-                };
-                self.step(tx, id, step).await
-            }
-            CompetitionEvent::CompetitionAttemptFailed {
-                attempt,
-                reason,
-                retry_at,
-                ..
-            } => {
-                let step = Step::Retry {
-                    attempt,
-                    reason: &reason,
-                    retry_at,
-                };
-                self.step(tx, id, step).await
-            }
-            CompetitionEvent::CompetitionFailed {
-                attempts,
-                reason,
-                occurred_at,
-            } => {
-                let step = Step::Failed {
-                    attempts,
-                    reason: &reason,
-                    at: occurred_at,
-                };
-                self.step(tx, id, step).await
-            }
             CompetitionEvent::CompetitionCompleted {
                 attempt,
                 result,
                 duration_ms,
                 occurred_at,
             } => {
-                let doc = json(event, &result)?;
-                self.complete(
-                    tx,
-                    id,
+                let done = Completion {
                     attempt,
                     duration_ms,
-                    doc,
-                    Some(result.champion.name()),
-                    Some(result.win_rate_delta.to_string()),
-                    Some(result.promote),
-                    occurred_at,
-                )
-                .await
+                    result: json(event, &result)?,
+                    champion: Some(result.champion.name()),
+                    win_rate_delta: Some(result.win_rate_delta.to_string()),
+                    promoted: Some(result.promote),
+                    at: occurred_at,
+                };
+                self.complete(tx, id, done).await
             }
+            other => self.step(tx, id, other.transition()).await,
         }
     }
 

@@ -445,27 +445,29 @@ fn horizon(h: Option<i32>) -> Result<Option<usize>, ApiError> {
         .transpose()
 }
 
-#[allow(clippy::too_many_arguments)]
-fn work(
-    tenant: &str,
-    key: &str,
-    priority: Priority,
-    cost_center: Option<String>,
-    owner: Option<String>,
-    platforms: Vec<String>,
-    series: Option<&SeriesInputGql>,
-    h: Option<i32>,
-) -> Result<WorkRequest, ApiError> {
-    Ok(WorkRequest {
-        tenant: tenant.to_owned(),
-        idempotency_key: key.to_owned(),
-        priority,
-        cost_center,
-        owner,
-        platforms,
-        series: series.map(SeriesInputGql::to_domain).transpose()?,
-        horizon: horizon(h)?,
-    })
+/// The fields tasks and rounds share, read from either input.
+struct Common<'a> {
+    priority: Option<&'a str>,
+    cost_center: &'a Option<String>,
+    owner: &'a Option<String>,
+    platforms: &'a [String],
+    series: Option<&'a SeriesInputGql>,
+    horizon: Option<i32>,
+}
+
+impl Common<'_> {
+    fn request(&self, tenant: &str, key: &str) -> Result<WorkRequest, ApiError> {
+        Ok(WorkRequest {
+            tenant: tenant.to_owned(),
+            idempotency_key: key.to_owned(),
+            priority: priority(self.priority)?,
+            cost_center: self.cost_center.clone(),
+            owner: self.owner.clone(),
+            platforms: self.platforms.to_vec(),
+            series: self.series.map(SeriesInputGql::to_domain).transpose()?,
+            horizon: horizon(self.horizon)?,
+        })
+    }
 }
 
 async fn submit<F, Fut>(
@@ -861,16 +863,15 @@ impl LapVerseMutation {
                 .ok_or_else(|| bad(format!("unknown complexity {c:?}")))?,
         };
         let request = TaskRequest {
-            work: work(
-                &tenant,
-                &key,
-                priority(input.priority.as_deref())?,
-                input.cost_center.clone(),
-                input.owner.clone(),
-                input.platforms.clone(),
-                input.series.as_ref(),
-                input.horizon,
-            )?,
+            work: Common {
+                priority: input.priority.as_deref(),
+                cost_center: &input.cost_center,
+                owner: &input.owner,
+                platforms: &input.platforms,
+                series: input.series.as_ref(),
+                horizon: input.horizon,
+            }
+            .request(&tenant, &key)?,
             task_type,
             description: input.description.clone(),
             complexity,
@@ -913,16 +914,15 @@ impl LapVerseMutation {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let request = CompetitionRequest {
-            work: work(
-                &tenant,
-                &key,
-                priority(input.priority.as_deref())?,
-                input.cost_center.clone(),
-                input.owner.clone(),
-                input.platforms.clone(),
-                input.series.as_ref(),
-                input.horizon,
-            )?,
+            work: Common {
+                priority: input.priority.as_deref(),
+                cost_center: &input.cost_center,
+                owner: &input.owner,
+                platforms: &input.platforms,
+                series: input.series.as_ref(),
+                horizon: input.horizon,
+            }
+            .request(&tenant, &key)?,
             content: input.content.clone(),
             competitors,
         };

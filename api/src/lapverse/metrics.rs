@@ -85,13 +85,15 @@ fn f(d: Decimal) -> f64 {
 }
 
 impl WorkObserver for LapVerseMetrics {
-    fn task_finished(&self, tenant: &str, task_type: TaskType, _completed: bool, duration_ms: u64) {
+    fn task_finished(&self, tenant: &str, task_type: TaskType, completed: bool, duration_ms: u64) {
         self.tasks
             .with_label_values(&[task_type.as_str(), tenant])
             .inc();
-        self.duration
-            .with_label_values(&[task_type.as_str()])
-            .observe(duration_ms as f64);
+        if completed {
+            self.duration
+                .with_label_values(&[task_type.as_str()])
+                .observe(duration_ms as f64);
+        }
     }
 
     fn competition_finished(&self, tenant: &str, cost: Money, win_rate_delta: Decimal) {

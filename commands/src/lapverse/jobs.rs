@@ -14,11 +14,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use agora_domain::forecast::Strategy;
 use agora_domain::tenancy::budget::WorkKind;
-use agora_domain::tenancy::competition::CompetitionCommand;
+use agora_domain::tenancy::competition::{Competition, CompetitionCommand};
+use agora_domain::tenancy::cost::FinOpsTags;
 use agora_domain::tenancy::delivery::Notification;
 use agora_domain::tenancy::lifecycle::{Lifecycle, Status};
-use agora_domain::tenancy::task::TaskCommand;
+use agora_domain::tenancy::task::{Task, TaskCommand};
 use agora_domain::tenancy::tenant::{TenantCommand, WebhookEvent};
 use agora_domain::tenancy::work::{self, Priority};
 use chrono::{DateTime, Utc};
@@ -27,6 +29,7 @@ use tokio::sync::{watch, Semaphore};
 use uuid::Uuid;
 
 use super::{LapVerse, LapVerseError};
+use crate::bus::{CommandBus, CommandError};
 use crate::metadata::CommandMetadata;
 use crate::store::Store;
 
@@ -287,230 +290,165 @@ impl Workers {
             .map_err(|e| LapVerseError::BadInput(e.to_string()))
     }
 
-    async fn run_task(&self, id: &str) -> Result<Next, LapVerseError> {
+    /// One attempt of a task or round: handles the states before it (finished: done; waiting
+    /// for a retry: sleep; left running by a dead worker: recorded as interrupted), starts it,
+    /// runs `compute`, and records completion or the failure (`on_failed` is told when that was
+    /// the last attempt). Returns the job's next step.
+    async fn attempt<A, F, Fut>(
+        &self,
+        id: &str,
+        compute: F,
+        on_failed: impl FnOnce(&A),
+    ) -> Result<Next, LapVerseError>
+    where
+        A: WorkAggregate,
+        A::Command: Clone,
+        LapVerseError: From<CommandError<A::Error>>,
+        F: FnOnce(A, u32) -> Fut,
+        Fut: std::future::Future<Output = Result<A::Command, String>>,
+    {
         let s = &self.service;
-        let state = s.task(id).await?;
-        let (Some(spec), Some(life)) = (state.spec().cloned(), state.lifecycle().cloned()) else {
+        let bus = A::bus(s);
+        let state = bus.load(id).await?;
+        let (Some(life), Some((tenant, tags))) = (state.life().cloned(), state.owner()) else {
             return Ok(Next::Done);
         };
-        let meta = super::stamp(self.meta(&spec.tenant)?, &spec.tags);
-        if let Some(next) = self
-            .prepare_attempt(
-                &life,
-                |reason, at| TaskCommand::FailAttempt {
-                    reason,
-                    occurred_at: at,
-                },
-                |c| s.tasks.execute(id, c, &meta),
-            )
-            .await?
-        {
-            return Ok(next);
-        }
-        s.tasks
-            .execute(
-                id,
-                TaskCommand::Start {
-                    occurred_at: Utc::now(),
-                },
-                &meta,
-            )
-            .await?;
-        let attempt = life.attempts + 1;
-        let started = Instant::now();
-        let outcome = match self.injected(WorkKind::Task, id, attempt) {
-            Some(reason) => Err(reason),
-            None => {
-                let (t, input, variant) = (
-                    spec.task_type,
-                    spec.input.clone(),
-                    spec.variant
-                        .unwrap_or(agora_domain::forecast::Strategy::Balanced),
-                );
-                tokio::task::spawn_blocking(move || work::execute(t, &input, variant))
-                    .await
-                    .map_err(|e| format!("worker panicked: {e}"))
-                    .and_then(|r| r.map_err(|e| e.to_string()))
-            }
-        };
-        let duration_ms = started.elapsed().as_millis() as u64;
-        match outcome {
-            Ok(output) => {
-                s.tasks
-                    .execute(
-                        id,
-                        TaskCommand::Complete {
-                            output,
-                            duration_ms,
-                            occurred_at: Utc::now(),
-                        },
-                        &meta,
-                    )
-                    .await?;
-                if let Some(o) = &s.observer {
-                    o.task_finished(&spec.tenant, spec.task_type, true, duration_ms);
+        let meta = super::stamp(self.meta(&tenant)?, &tags);
+        let now = Utc::now();
+        match life.status {
+            status if status.is_terminal() => return Ok(Next::Done),
+            Status::Retrying => {
+                if let Some(at) = life.retry_at.filter(|at| *at > now) {
+                    return Ok(Next::RunAt(at));
                 }
+            }
+            Status::Running => {
+                bus.execute(id, A::fail(INTERRUPTED.to_owned(), now), &meta)
+                    .await?;
+                return Ok(after_failure(bus.load(id).await?.life()));
+            }
+            _ => {}
+        }
+        bus.execute(id, A::start(Utc::now()), &meta).await?;
+        let attempt = life.attempts + 1;
+        let outcome = match self.injected(A::KIND, id, attempt) {
+            Some(reason) => Err(reason),
+            None => compute(state, attempt).await,
+        };
+        match outcome {
+            Ok(complete) => {
+                bus.execute(id, complete, &meta).await?;
                 Ok(Next::Done)
             }
             Err(reason) => {
-                s.tasks
-                    .execute(
-                        id,
-                        TaskCommand::FailAttempt {
-                            reason,
-                            occurred_at: Utc::now(),
-                        },
-                        &meta,
-                    )
-                    .await?;
-                let after = s.task(id).await?;
-                let next = after_failure(after.lifecycle());
-                if next == Next::Done {
-                    if let Some(o) = &s.observer {
-                        o.task_finished(&spec.tenant, spec.task_type, false, duration_ms);
-                    }
+                bus.execute(id, A::fail(reason, Utc::now()), &meta).await?;
+                let after = bus.load(id).await?;
+                if after.life().map(|l| l.status) == Some(Status::Failed) {
+                    on_failed(&after);
                 }
-                Ok(next)
+                Ok(after_failure(after.life()))
             }
         }
+    }
+
+    async fn run_task(&self, id: &str) -> Result<Next, LapVerseError> {
+        let s = &self.service;
+        let mut finished = None;
+        let next = self
+            .attempt::<Task, _, _>(
+                id,
+                |task, _| {
+                    let spec = task.spec().cloned();
+                    async {
+                        let spec = spec.ok_or("task without a spec")?;
+                        let started = Instant::now();
+                        let variant = spec.variant.unwrap_or(Strategy::Balanced);
+                        let (t, input) = (spec.task_type, spec.input.clone());
+                        let output = blocking(move || work::execute(t, &input, variant)).await?;
+                        let duration_ms = started.elapsed().as_millis() as u64;
+                        finished = Some((spec.tenant.clone(), spec.task_type, duration_ms));
+                        Ok(TaskCommand::Complete {
+                            output,
+                            duration_ms,
+                            occurred_at: Utc::now(),
+                        })
+                    }
+                },
+                |task| {
+                    if let (Some(o), Some(spec)) = (&s.observer, task.spec()) {
+                        o.task_finished(&spec.tenant, spec.task_type, false, 0);
+                    }
+                },
+            )
+            .await?;
+        if let (Some(o), Some((tenant, task_type, ms))) = (&s.observer, finished) {
+            o.task_finished(&tenant, task_type, true, ms);
+        }
+        Ok(next)
     }
 
     async fn run_competition(&self, id: &str) -> Result<Next, LapVerseError> {
         let s = &self.service;
-        let state = s.competition(id).await?;
-        let (Some(spec), Some(life)) = (state.spec().cloned(), state.lifecycle().cloned()) else {
-            return Ok(Next::Done);
-        };
-        let meta = super::stamp(self.meta(&spec.tenant)?, &spec.tags);
-        if let Some(next) = self
-            .prepare_attempt(
-                &life,
-                |reason, at| CompetitionCommand::FailAttempt {
-                    reason,
-                    occurred_at: at,
-                },
-                |c| s.competitions.execute(id, c, &meta),
-            )
-            .await?
-        {
-            return Ok(next);
-        }
-        s.competitions
-            .execute(
+        let mut finished = None;
+        let next = self
+            .attempt::<Competition, _, _>(
                 id,
-                CompetitionCommand::Start {
-                    occurred_at: Utc::now(),
-                },
-                &meta,
-            )
-            .await?;
-        let attempt = life.attempts + 1;
-        let started = Instant::now();
-        let outcome = match self.injected(WorkKind::Competition, id, attempt) {
-            Some(reason) => Err(reason),
-            None => {
-                let burn_rate = match s.tenant(&spec.tenant).await {
-                    Ok(tenant) => s
-                        .slo_status(&tenant, &spec.tenant, Utc::now())
-                        .await
-                        .map(|st| st.burn_1h)
-                        .map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                };
-                match burn_rate {
-                    Err(e) => Err(e),
-                    Ok(burn_rate) => {
-                        let spec2 = spec.clone();
-                        tokio::task::spawn_blocking(move || {
+                |round, _| {
+                    let spec = round.spec().cloned();
+                    async {
+                        let spec = spec.ok_or("round without a spec")?;
+                        let started = Instant::now();
+                        let tenant = s.tenant(&spec.tenant).await.map_err(|e| e.to_string())?;
+                        let burn_rate = s
+                            .slo_status(&tenant, &spec.tenant, Utc::now())
+                            .await
+                            .map_err(|e| e.to_string())?
+                            .burn_1h;
+                        let input = spec.clone();
+                        let result = blocking(move || {
                             work::run_competition(
-                                &spec2.series,
-                                spec2.horizon,
-                                &spec2.competitors,
-                                spec2.production,
+                                &input.series,
+                                input.horizon,
+                                &input.competitors,
+                                input.production,
                                 burn_rate,
                             )
                         })
-                        .await
-                        .map_err(|e| format!("worker panicked: {e}"))
-                        .and_then(|r| r.map_err(|e| e.to_string()))
-                    }
-                }
-            }
-        };
-        let duration_ms = started.elapsed().as_millis() as u64;
-        match outcome {
-            Ok(result) => {
-                let (promote, champion, delta) =
-                    (result.promote, result.champion, result.win_rate_delta);
-                s.competitions
-                    .execute(
-                        id,
-                        CompetitionCommand::Complete {
+                        .await?;
+                        finished = Some((spec, result.clone()));
+                        Ok(CompetitionCommand::Complete {
                             result,
-                            duration_ms,
+                            duration_ms: started.elapsed().as_millis() as u64,
                             occurred_at: Utc::now(),
-                        },
-                        &meta,
-                    )
-                    .await?;
-                if let Some(o) = &s.observer {
-                    o.competition_finished(&spec.tenant, spec.cost, delta);
-                }
-                if promote {
-                    // The process manager repeats this (idempotently) if we stop here.
-                    let _ = s
-                        .promote(&spec.tenant, id, champion, delta, Utc::now(), &meta)
-                        .await
-                        .map_err(
-                            |e| tracing::warn!(error = %e, "promotion left to the process manager"),
-                        );
-                }
-                Ok(Next::Done)
+                        })
+                    }
+                },
+                |_| {},
+            )
+            .await?;
+        if let Some((spec, result)) = finished {
+            if let Some(o) = &s.observer {
+                o.competition_finished(&spec.tenant, spec.cost, result.win_rate_delta);
             }
-            Err(reason) => {
-                s.competitions
-                    .execute(
+            if result.promote {
+                // The process manager repeats this (idempotently) if we stop here.
+                let meta = super::stamp(self.meta(&spec.tenant)?, &spec.tags);
+                let promoted = s
+                    .promote(
+                        &spec.tenant,
                         id,
-                        CompetitionCommand::FailAttempt {
-                            reason,
-                            occurred_at: Utc::now(),
-                        },
+                        result.champion,
+                        result.win_rate_delta,
+                        Utc::now(),
                         &meta,
                     )
-                    .await?;
-                let after = s.competition(id).await?;
-                Ok(after_failure(after.lifecycle()))
+                    .await;
+                if let Err(e) = promoted {
+                    tracing::warn!(error = %e, "promotion left to the process manager");
+                }
             }
         }
-    }
-
-    /// Handles the states before a new attempt: finished (done), waiting for a retry (sleep),
-    /// or an attempt left running by a dead worker (recorded as interrupted). `None` = start.
-    async fn prepare_attempt<C, F, Fut, E>(
-        &self,
-        life: &Lifecycle,
-        fail: impl Fn(String, DateTime<Utc>) -> C,
-        execute: F,
-    ) -> Result<Option<Next>, LapVerseError>
-    where
-        F: Fn(C) -> Fut,
-        Fut: std::future::Future<Output = Result<(), E>>,
-        LapVerseError: From<E>,
-    {
-        let now = Utc::now();
-        match life.status {
-            s if s.is_terminal() => Ok(Some(Next::Done)),
-            Status::Retrying => match life.retry_at {
-                Some(at) if at > now => Ok(Some(Next::RunAt(at))),
-                _ => Ok(None),
-            },
-            Status::Running => {
-                execute(fail(INTERRUPTED.to_owned(), now)).await?;
-                // Reload by recursion would need the aggregate; the next run sees the new state.
-                Ok(Some(Next::RunAt(now)))
-            }
-            _ => Ok(None),
-        }
+        Ok(next)
     }
 
     fn injected(&self, kind: WorkKind, id: &str, attempt: u32) -> Option<String> {
@@ -606,6 +544,84 @@ impl Workers {
             .collect();
         for h in handles {
             let _ = h.await;
+        }
+    }
+}
+
+/// Runs CPU-bound work off the async threads; a panic becomes the attempt's failure reason.
+async fn blocking<T: Send + 'static, E: std::fmt::Display + Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| format!("worker panicked: {e}"))?
+        .map_err(|e| e.to_string())
+}
+
+/// What the workers need of the `Task` and `Competition` aggregates.
+trait WorkAggregate: cqrs_es::Aggregate<Services = ()> + Send + Sync + 'static
+where
+    Self::Command: Clone,
+{
+    const KIND: WorkKind;
+    fn bus(service: &LapVerse) -> &CommandBus<Self>;
+    fn life(&self) -> Option<&Lifecycle>;
+    /// The tenant and the FinOps tags, once accepted.
+    fn owner(&self) -> Option<(String, FinOpsTags)>;
+    fn start(at: DateTime<Utc>) -> Self::Command;
+    fn fail(reason: String, at: DateTime<Utc>) -> Self::Command;
+}
+
+impl WorkAggregate for Task {
+    const KIND: WorkKind = WorkKind::Task;
+
+    fn bus(service: &LapVerse) -> &CommandBus<Self> {
+        &service.tasks
+    }
+
+    fn life(&self) -> Option<&Lifecycle> {
+        self.lifecycle()
+    }
+
+    fn owner(&self) -> Option<(String, FinOpsTags)> {
+        self.spec().map(|s| (s.tenant.clone(), s.tags.clone()))
+    }
+
+    fn start(at: DateTime<Utc>) -> TaskCommand {
+        TaskCommand::Start { occurred_at: at }
+    }
+
+    fn fail(reason: String, at: DateTime<Utc>) -> TaskCommand {
+        TaskCommand::FailAttempt {
+            reason,
+            occurred_at: at,
+        }
+    }
+}
+
+impl WorkAggregate for Competition {
+    const KIND: WorkKind = WorkKind::Competition;
+
+    fn bus(service: &LapVerse) -> &CommandBus<Self> {
+        &service.competitions
+    }
+
+    fn life(&self) -> Option<&Lifecycle> {
+        self.lifecycle()
+    }
+
+    fn owner(&self) -> Option<(String, FinOpsTags)> {
+        self.spec().map(|s| (s.tenant.clone(), s.tags.clone()))
+    }
+
+    fn start(at: DateTime<Utc>) -> CompetitionCommand {
+        CompetitionCommand::Start { occurred_at: at }
+    }
+
+    fn fail(reason: String, at: DateTime<Utc>) -> CompetitionCommand {
+        CompetitionCommand::FailAttempt {
+            reason,
+            occurred_at: at,
         }
     }
 }

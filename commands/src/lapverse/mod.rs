@@ -122,44 +122,55 @@ fn command_error<E: std::error::Error>(
     }
 }
 
-impl From<CommandError<TenantError>> for LapVerseError {
-    fn from(e: CommandError<TenantError>) -> Self {
-        command_error(e, |e| match e {
-            TenantError::TenantNotFound => LapVerseError::TenantNotFound("requested".into()),
-            TenantError::TenantAlreadyRegistered => LapVerseError::Conflict(e.to_string()),
-            other => LapVerseError::BadInput(other.to_string()),
-        })
+/// How an aggregate's refusal reads as a Lap-Verse error.
+pub trait Refusal: std::error::Error + Sized {
+    fn refusal(self) -> LapVerseError;
+}
+
+impl<E: Refusal> From<CommandError<E>> for LapVerseError {
+    fn from(e: CommandError<E>) -> Self {
+        command_error(e, Refusal::refusal)
     }
 }
 
-impl From<CommandError<TaskError>> for LapVerseError {
-    fn from(e: CommandError<TaskError>) -> Self {
-        command_error(e, |e| match e {
+impl Refusal for TenantError {
+    fn refusal(self) -> LapVerseError {
+        match self {
+            TenantError::TenantNotFound => LapVerseError::TenantNotFound("requested".into()),
+            TenantError::TenantAlreadyRegistered => LapVerseError::Conflict(self.to_string()),
+            other => LapVerseError::BadInput(other.to_string()),
+        }
+    }
+}
+
+impl Refusal for TaskError {
+    fn refusal(self) -> LapVerseError {
+        match self {
             TaskError::IdempotencyConflict => LapVerseError::IdempotencyConflict,
             TaskError::InvalidSpec(m) => LapVerseError::BadInput(m),
             other => LapVerseError::Conflict(other.to_string()),
-        })
+        }
     }
 }
 
-impl From<CommandError<CompetitionError>> for LapVerseError {
-    fn from(e: CommandError<CompetitionError>) -> Self {
-        command_error(e, |e| match e {
+impl Refusal for CompetitionError {
+    fn refusal(self) -> LapVerseError {
+        match self {
             CompetitionError::IdempotencyConflict => LapVerseError::IdempotencyConflict,
             CompetitionError::InvalidSpec(m) => LapVerseError::BadInput(m),
             other => LapVerseError::Conflict(other.to_string()),
-        })
+        }
     }
 }
 
-impl From<CommandError<BudgetError>> for LapVerseError {
-    fn from(e: CommandError<BudgetError>) -> Self {
-        command_error(e, |e| match e {
+impl Refusal for BudgetError {
+    fn refusal(self) -> LapVerseError {
+        match self {
             BudgetError::MarginGuardrailExceeded { projected, limit } => {
                 LapVerseError::MarginGuardrailExceeded { projected, limit }
             }
             other => LapVerseError::Conflict(other.to_string()),
-        })
+        }
     }
 }
 

@@ -15,11 +15,14 @@
 
 use std::sync::Arc;
 
+use agora_domain::money::Money;
 use agora_domain::tenancy::budget::{budget_id, BudgetCommand, BudgetEvent, WorkKind};
 use agora_domain::tenancy::competition::CompetitionEvent;
+use agora_domain::tenancy::cost::FinOpsTags;
 use agora_domain::tenancy::lifecycle::Status;
 use agora_domain::tenancy::task::TaskEvent;
 use agora_domain::tenancy::tenant::TenantEvent;
+use agora_domain::tenancy::work::{CompetitionResult, Priority};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -84,77 +87,42 @@ impl Reactor for LapVerse {
         match event.aggregate_type.as_str() {
             "task" => match decode::<TaskEvent>(event) {
                 Some(TaskEvent::TaskAccepted { spec, occurred_at }) => {
-                    self.resettle(
-                        WorkKind::Task,
-                        id,
-                        &spec.tenant,
-                        spec.cost,
-                        &spec.tags,
-                        spec.priority,
-                        occurred_at,
-                        event,
-                    )
-                    .await
+                    let accepted = Accepted {
+                        kind: WorkKind::Task,
+                        tenant: &spec.tenant,
+                        cost: spec.cost,
+                        tags: &spec.tags,
+                        priority: spec.priority,
+                        at: occurred_at,
+                    };
+                    self.resettle(id, accepted, event).await
                 }
                 Some(TaskEvent::TaskFailed { occurred_at, .. }) => {
-                    let spec = self.task(id).await?.spec().cloned();
-                    match spec {
-                        Some(spec) => {
-                            self.refund(id, &spec.tenant, &spec.tags, occurred_at, event)
-                                .await
-                        }
-                        None => Ok(()),
-                    }
+                    self.refund(WorkKind::Task, id, occurred_at, event).await
                 }
                 _ => Ok(()),
             },
             "competition" => match decode::<CompetitionEvent>(event) {
                 Some(CompetitionEvent::CompetitionAccepted { spec, occurred_at }) => {
-                    self.resettle(
-                        WorkKind::Competition,
-                        id,
-                        &spec.tenant,
-                        spec.cost,
-                        &spec.tags,
-                        spec.priority,
-                        occurred_at,
-                        event,
-                    )
-                    .await
+                    let accepted = Accepted {
+                        kind: WorkKind::Competition,
+                        tenant: &spec.tenant,
+                        cost: spec.cost,
+                        tags: &spec.tags,
+                        priority: spec.priority,
+                        at: occurred_at,
+                    };
+                    self.resettle(id, accepted, event).await
                 }
                 Some(CompetitionEvent::CompetitionFailed { occurred_at, .. }) => {
-                    let spec = self.competition(id).await?.spec().cloned();
-                    match spec {
-                        Some(spec) => {
-                            self.refund(id, &spec.tenant, &spec.tags, occurred_at, event)
-                                .await
-                        }
-                        None => Ok(()),
-                    }
+                    self.refund(WorkKind::Competition, id, occurred_at, event)
+                        .await
                 }
                 Some(CompetitionEvent::CompetitionCompleted {
                     result,
                     occurred_at,
                     ..
-                }) => {
-                    let Some(spec) = self.competition(id).await?.spec().cloned() else {
-                        return Ok(());
-                    };
-                    if result.promote {
-                        let meta = stamp(meta_for(event, occurred_at)?, &spec.tags);
-                        self.promote(
-                            &spec.tenant,
-                            id,
-                            result.champion,
-                            result.win_rate_delta,
-                            occurred_at,
-                            &meta,
-                        )
-                        .await?;
-                    }
-                    let n = competition_notification(&spec.tenant, id, &result, occurred_at);
-                    jobs::enqueue_notification(&self.store, &n).await
-                }
+                }) => self.round_completed(id, &result, occurred_at, event).await,
                 _ => Ok(()),
             },
             "tenant" => match decode::<TenantEvent>(event) {
@@ -223,73 +191,110 @@ impl Reactor for LapVerse {
     }
 }
 
+/// The facts of an acceptance the process manager settles.
+struct Accepted<'a> {
+    kind: WorkKind,
+    tenant: &'a str,
+    cost: Money,
+    tags: &'a FinOpsTags,
+    priority: Priority,
+    at: DateTime<Utc>,
+}
+
 impl LapVerse {
     /// After a crash between acceptance and charge: charge (or reject), book, queue.
-    #[allow(clippy::too_many_arguments)]
     async fn resettle(
         &self,
-        kind: WorkKind,
         id: &str,
-        tenant_id: &str,
-        cost: agora_domain::money::Money,
-        tags: &agora_domain::tenancy::cost::FinOpsTags,
-        priority: agora_domain::tenancy::work::Priority,
-        accepted_at: DateTime<Utc>,
+        a: Accepted<'_>,
         event: &StoredEvent,
     ) -> Result<(), LapVerseError> {
-        if self.status(kind, id).await? == Some(Status::Rejected) {
+        if self.status(a.kind, id).await? == Some(Status::Rejected) {
             return Ok(());
         }
-        let tenant = self.tenant(tenant_id).await?;
-        let meta = stamp(meta_for(event, accepted_at)?, tags);
-        match self
+        let tenant = self.tenant(a.tenant).await?;
+        let meta = stamp(meta_for(event, a.at)?, a.tags);
+        let settled = self
             .settle_acceptance(
-                kind,
+                a.kind,
                 id,
-                tenant_id,
+                a.tenant,
                 &tenant,
-                cost,
-                &tags.cost_center,
-                tags,
-                priority,
-                accepted_at,
+                a.cost,
+                &a.tags.cost_center,
+                a.tags,
+                a.priority,
+                a.at,
                 &meta,
             )
-            .await
-        {
+            .await;
+        match settled {
             Ok(()) | Err(LapVerseError::MarginGuardrailExceeded { .. }) => Ok(()),
             Err(e) => Err(e),
         }
     }
 
-    async fn refund(
+    /// Promotes the round's champion when it says so, and queues its notification.
+    async fn round_completed(
         &self,
         id: &str,
-        tenant: &str,
-        tags: &agora_domain::tenancy::cost::FinOpsTags,
+        result: &CompetitionResult,
+        at: DateTime<Utc>,
+        event: &StoredEvent,
+    ) -> Result<(), LapVerseError> {
+        let Some(spec) = self.competition(id).await?.spec().cloned() else {
+            return Ok(());
+        };
+        if result.promote {
+            let meta = stamp(meta_for(event, at)?, &spec.tags);
+            self.promote(
+                &spec.tenant,
+                id,
+                result.champion,
+                result.win_rate_delta,
+                at,
+                &meta,
+            )
+            .await?;
+        }
+        let n = competition_notification(&spec.tenant, id, result, at);
+        jobs::enqueue_notification(&self.store, &n).await
+    }
+
+    /// Refunds failed work's charge, in the month it was charged in.
+    async fn refund(
+        &self,
+        kind: WorkKind,
+        id: &str,
         failed_at: DateTime<Utc>,
         event: &StoredEvent,
     ) -> Result<(), LapVerseError> {
-        // The charge lives in the month the work was accepted in: find it from the budget.
-        let accepted_at = match self.task(id).await {
-            Ok(t) => t.lifecycle().map(|l| l.accepted_at),
-            Err(_) => self
-                .competition(id)
-                .await?
-                .lifecycle()
-                .map(|l| l.accepted_at),
+        let owner = match kind {
+            WorkKind::Task => {
+                let t = self.task(id).await?;
+                t.spec()
+                    .map(|s| s.tags.clone())
+                    .zip(t.lifecycle().map(|l| l.accepted_at))
+            }
+            WorkKind::Competition => {
+                let c = self.competition(id).await?;
+                c.spec()
+                    .map(|s| s.tags.clone())
+                    .zip(c.lifecycle().map(|l| l.accepted_at))
+            }
         };
-        let Some(accepted_at) = accepted_at else {
+        let Some((tags, accepted_at)) = owner else {
             return Ok(());
         };
+        let tenant = tags.tenant_id.as_str();
         let budget = self.budget(tenant, accepted_at).await?;
         if budget.charged(id).is_none() || budget.is_refunded(id) {
             return Ok(());
         }
-        let meta = stamp(meta_for(event, failed_at)?, tags);
+        let meta = stamp(meta_for(event, failed_at)?, &tags);
         let refund = BudgetCommand::Refund {
             work_id: id.to_owned(),
-            reason: super::process::REFUND_REASON.to_owned(),
+            reason: REFUND_REASON.to_owned(),
             occurred_at: failed_at,
         };
         self.budgets

@@ -343,32 +343,16 @@ impl Aggregate for TenantBudget {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tenancy::cost::RawFinOpsTags;
+    use crate::tenancy::fixtures::{money, tags};
     use crate::tenancy::guardrail::MarginThreshold;
     use chrono::TimeZone;
     use cqrs_es::test::TestFramework;
 
     type Tf = TestFramework<TenantBudget>;
 
-    fn money(s: &str) -> Money {
-        Money::parse(s).unwrap()
-    }
-
     /// June 2025, `day` at midnight UTC.
     fn june(day: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2025, 6, day, 0, 0, 0).unwrap()
-    }
-
-    fn tags() -> FinOpsTags {
-        FinOpsTags::parse(RawFinOpsTags {
-            application: "lapverse-monitoring",
-            environment: "dev",
-            tenant_id: "acme",
-            cost_center: "campaign-9000",
-            owner: "data-team",
-            version: "2.0.0",
-        })
-        .unwrap()
     }
 
     fn cost_center() -> TagValue {
@@ -389,7 +373,7 @@ mod tests {
             kind: WorkKind::Task,
             amount: money(amount),
             cost_center: cost_center(),
-            tags: tags(),
+            tags: tags("acme"),
             guardrail: guardrail(),
             occurred_at: at,
         }
@@ -407,7 +391,7 @@ mod tests {
             kind: WorkKind::Task,
             amount: money(amount),
             cost_center: cost_center(),
-            tags: tags(),
+            tags: tags("acme"),
             month_to_date: money(month_to_date),
             projected: money(projected),
             limit: money("70"),

@@ -276,31 +276,15 @@ impl Aggregate for Competition {
 mod tests {
     use super::*;
     use crate::forecast::{compete, Series};
-    use crate::tenancy::cost::RawFinOpsTags;
+    use crate::tenancy::fixtures::{
+        at, attempt_failed, failed, money, refusal, rejected, started, tags, FAILURE_REASON,
+        REJECTION,
+    };
     use cqrs_es::test::TestFramework;
     use cqrs_es::DomainEvent;
     use rust_decimal::Decimal;
 
     type Tf = TestFramework<Competition>;
-
-    fn at(seconds: i64) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-01-15T12:00:00Z")
-            .unwrap()
-            .to_utc()
-            + chrono::Duration::seconds(seconds)
-    }
-
-    fn tags(tenant: &str) -> FinOpsTags {
-        FinOpsTags::parse(RawFinOpsTags {
-            application: "lapverse-monitoring",
-            environment: "dev",
-            tenant_id: tenant,
-            cost_center: "campaign-9000",
-            owner: "data-team",
-            version: "2.0.0",
-        })
-        .unwrap()
-    }
 
     fn values() -> Vec<f64> {
         (0..24).map(|i| 10.0 + f64::from(i) * 0.5).collect()
@@ -318,7 +302,7 @@ mod tests {
             },
             horizon: 3,
             production: Strategy::Balanced,
-            cost: Money::parse("0.04").unwrap(),
+            cost: money("0.04"),
             tags: tags("acme"),
             platforms: vec!["web".to_owned()],
         }
@@ -344,22 +328,6 @@ mod tests {
         }
     }
 
-    fn started(attempt: u32, seconds: i64) -> CompetitionEvent {
-        CompetitionEvent::CompetitionStarted {
-            attempt,
-            occurred_at: at(seconds),
-        }
-    }
-
-    fn attempt_failed(attempt: u32, seconds: i64, retry_in: Option<i64>) -> CompetitionEvent {
-        CompetitionEvent::CompetitionAttemptFailed {
-            attempt,
-            reason: "timeout".to_owned(),
-            retry_at: retry_in.map(|r| at(seconds + r)),
-            occurred_at: at(seconds),
-        }
-    }
-
     fn launch(spec: CompetitionSpec) -> CompetitionCommand {
         CompetitionCommand::Launch {
             spec,
@@ -377,15 +345,16 @@ mod tests {
 
     fn fail(seconds: i64) -> CompetitionCommand {
         CompetitionCommand::FailAttempt {
-            reason: "timeout".to_owned(),
+            reason: FAILURE_REASON.to_owned(),
             occurred_at: at(seconds),
         }
     }
 
     fn reject() -> CompetitionCommand {
+        let (code, reason) = REJECTION;
         CompetitionCommand::Reject {
-            code: "FEATURE_DISABLED".to_owned(),
-            reason: "self-compete is off".to_owned(),
+            code: code.to_owned(),
+            reason: reason.to_owned(),
             occurred_at: at(1),
         }
     }
@@ -395,13 +364,10 @@ mod tests {
     }
 
     fn invalid(spec: CompetitionSpec) {
-        let outcome = Tf::with(())
-            .given_no_previous_events()
-            .when(launch(spec))
-            .inspect_result();
+        let error = refusal::<Competition>(vec![], launch(spec));
         assert!(
-            matches!(outcome, Err(CompetitionError::InvalidSpec(_))),
-            "{outcome:?}"
+            matches!(error, CompetitionError::InvalidSpec(_)),
+            "{error:?}"
         );
     }
 
@@ -451,27 +417,15 @@ mod tests {
                 started(3, 12),
             ])
             .when(fail(15))
-            .then_expect_events(vec![
-                attempt_failed(3, 15, None),
-                CompetitionEvent::CompetitionFailed {
-                    attempts: 3,
-                    reason: "timeout".to_owned(),
-                    occurred_at: at(15),
-                },
-            ]);
+            .then_expect_events(vec![attempt_failed(3, 15, None), failed(3, 15)]);
     }
 
     #[test]
     fn reject_only_before_any_start() {
-        let rejected = CompetitionEvent::CompetitionRejected {
-            code: "FEATURE_DISABLED".to_owned(),
-            reason: "self-compete is off".to_owned(),
-            occurred_at: at(1),
-        };
         Tf::with(())
             .given(vec![accepted()])
             .when(reject())
-            .then_expect_events(vec![rejected.clone()]);
+            .then_expect_events(vec![rejected(1)]);
         Tf::with(())
             .given(vec![accepted(), started(1, 1)])
             .when(reject())
@@ -479,7 +433,7 @@ mod tests {
                 status: Status::Running,
             }));
         Tf::with(())
-            .given(vec![accepted(), rejected])
+            .given(vec![accepted(), rejected(1)])
             .when(CompetitionCommand::Start { occurred_at: at(2) })
             .then_expect_error(lifecycle_error(LifecycleError::AlreadyFinished {
                 status: Status::Rejected,
@@ -492,13 +446,13 @@ mod tests {
 
     #[test]
     fn the_champion_must_have_competed() {
-        let outcome = Tf::with(())
-            .given(vec![accepted(), started(1, 1)])
-            .when(complete(Strategy::Experimental))
-            .inspect_result();
+        let error = refusal::<Competition>(
+            vec![accepted(), started(1, 1)],
+            complete(Strategy::Experimental),
+        );
         assert!(
-            matches!(outcome, Err(CompetitionError::InvalidSpec(_))),
-            "{outcome:?}"
+            matches!(error, CompetitionError::InvalidSpec(_)),
+            "{error:?}"
         );
         Tf::with(())
             .given(vec![accepted()])
@@ -551,7 +505,7 @@ mod tests {
             ..spec()
         });
         invalid(CompetitionSpec {
-            cost: Money::parse("-1").unwrap(),
+            cost: money("-1"),
             ..spec()
         });
         invalid(CompetitionSpec {

@@ -572,10 +572,7 @@ pub fn check_billing(tenant: &str, cost: Money, tags: &FinOpsTags) -> Result<(),
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn at(seconds: i64) -> DateTime<Utc> {
-        DateTime::from_timestamp(1_750_000_000 + seconds, 0).expect("valid instant")
-    }
+    use crate::tenancy::fixtures::at;
 
     /// A minimal work item's events, made by the macro the aggregates use.
     #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -22,6 +22,8 @@ pub mod budget;
 pub mod competition;
 pub mod cost;
 pub mod delivery;
+#[cfg(test)]
+mod fixtures;
 pub mod flags;
 pub mod guardrail;
 pub mod lifecycle;

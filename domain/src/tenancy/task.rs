@@ -269,32 +269,16 @@ impl Aggregate for Task {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tenancy::cost::RawFinOpsTags;
+    use crate::tenancy::fixtures::{
+        at, attempt_failed, failed, money, refusal, rejected, started, tags, FAILURE_REASON,
+        REJECTION,
+    };
     use crate::tenancy::lifecycle::MAX_TEXT_CHARS;
     use crate::tenancy::work::{LogFinding, LogFindings, SeriesInput};
     use cqrs_es::test::TestFramework;
     use cqrs_es::DomainEvent;
 
     type Tf = TestFramework<Task>;
-
-    fn at(seconds: i64) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-01-15T12:00:00Z")
-            .unwrap()
-            .to_utc()
-            + chrono::Duration::seconds(seconds)
-    }
-
-    fn tags(tenant: &str) -> FinOpsTags {
-        FinOpsTags::parse(RawFinOpsTags {
-            application: "lapverse-monitoring",
-            environment: "dev",
-            tenant_id: tenant,
-            cost_center: "campaign-9000",
-            owner: "data-team",
-            version: "2.0.0",
-        })
-        .unwrap()
-    }
 
     fn log_spec() -> TaskSpec {
         TaskSpec {
@@ -350,36 +334,12 @@ mod tests {
         }
     }
 
-    fn started(attempt: u32, seconds: i64) -> TaskEvent {
-        TaskEvent::TaskStarted {
-            attempt,
-            occurred_at: at(seconds),
-        }
-    }
-
-    fn attempt_failed(attempt: u32, seconds: i64, retry_in: Option<i64>) -> TaskEvent {
-        TaskEvent::TaskAttemptFailed {
-            attempt,
-            reason: "worker crashed".to_owned(),
-            retry_at: retry_in.map(|r| at(seconds + r)),
-            occurred_at: at(seconds),
-        }
-    }
-
     fn completed(attempt: u32) -> TaskEvent {
         TaskEvent::TaskCompleted {
             attempt,
             output: output(),
             duration_ms: 1_250,
             occurred_at: at(20),
-        }
-    }
-
-    fn rejected() -> TaskEvent {
-        TaskEvent::TaskRejected {
-            code: "MARGIN_GUARDRAIL_EXCEEDED".to_owned(),
-            reason: "over budget".to_owned(),
-            occurred_at: at(1),
         }
     }
 
@@ -391,9 +351,10 @@ mod tests {
     }
 
     fn reject() -> TaskCommand {
+        let (code, reason) = REJECTION;
         TaskCommand::Reject {
-            code: "MARGIN_GUARDRAIL_EXCEEDED".to_owned(),
-            reason: "over budget".to_owned(),
+            code: code.to_owned(),
+            reason: reason.to_owned(),
             occurred_at: at(1),
         }
     }
@@ -414,7 +375,7 @@ mod tests {
 
     fn fail(seconds: i64) -> TaskCommand {
         TaskCommand::FailAttempt {
-            reason: "worker crashed".to_owned(),
+            reason: FAILURE_REASON.to_owned(),
             occurred_at: at(seconds),
         }
     }
@@ -428,14 +389,8 @@ mod tests {
     }
 
     fn invalid(spec: TaskSpec) {
-        let result = Tf::with(())
-            .given_no_previous_events()
-            .when(accept(spec))
-            .inspect_result();
-        assert!(
-            matches!(result, Err(TaskError::InvalidSpec(_))),
-            "{result:?}"
-        );
+        let error = refusal::<Task>(vec![], accept(spec));
+        assert!(matches!(error, TaskError::InvalidSpec(_)), "{error:?}");
     }
 
     #[test]
@@ -498,29 +453,16 @@ mod tests {
             attempt_failed(2, 10, Some(2)),
             started(3, 12),
         ];
+        let last = vec![attempt_failed(3, 15, None), failed(3, 15)];
         Tf::with(())
             .given(history.clone())
             .when(fail(15))
-            .then_expect_events(vec![
-                attempt_failed(3, 15, None),
-                TaskEvent::TaskFailed {
-                    attempts: 3,
-                    reason: "worker crashed".to_owned(),
-                    occurred_at: at(15),
-                },
-            ]);
-        let mut failed = history;
-        failed.extend([
-            attempt_failed(3, 15, None),
-            TaskEvent::TaskFailed {
-                attempts: 3,
-                reason: "worker crashed".to_owned(),
-                occurred_at: at(15),
-            },
-        ]);
+            .then_expect_events(last.clone());
+        let mut over = history;
+        over.extend(last);
         for command in [start(16), complete(), fail(16), reject()] {
             Tf::with(())
-                .given(failed.clone())
+                .given(over.clone())
                 .when(command)
                 .then_expect_error(finished(Status::Failed));
         }
@@ -544,7 +486,7 @@ mod tests {
         Tf::with(())
             .given(vec![accepted()])
             .when(reject())
-            .then_expect_events(vec![rejected()]);
+            .then_expect_events(vec![rejected(1)]);
         Tf::with(())
             .given(vec![accepted(), started(1, 1)])
             .when(reject())
@@ -563,7 +505,7 @@ mod tests {
             }));
         for command in [start(2), complete(), fail(2), reject()] {
             Tf::with(())
-                .given(vec![accepted(), rejected()])
+                .given(vec![accepted(), rejected(1)])
                 .when(command)
                 .then_expect_error(finished(Status::Rejected));
         }
@@ -608,7 +550,7 @@ mod tests {
         for history in [
             vec![accepted()],
             vec![accepted(), started(1, 1), completed(1)],
-            vec![accepted(), rejected()],
+            vec![accepted(), rejected(1)],
         ] {
             Tf::with(())
                 .given(history.clone())
@@ -659,7 +601,7 @@ mod tests {
             });
         }
         invalid(TaskSpec {
-            cost: Money::parse("-0.01").unwrap(),
+            cost: money("-0.01"),
             ..log_spec()
         });
         invalid(TaskSpec {
@@ -692,20 +634,12 @@ mod tests {
 
     #[test]
     fn a_result_of_another_type_is_refused() {
-        let result = Tf::with(())
-            .given(vec![
-                TaskEvent::TaskAccepted {
-                    spec: forecast_spec(),
-                    occurred_at: at(0),
-                },
-                started(1, 1),
-            ])
-            .when(complete())
-            .inspect_result();
-        assert!(
-            matches!(result, Err(TaskError::InvalidSpec(_))),
-            "{result:?}"
-        );
+        let forecast = TaskEvent::TaskAccepted {
+            spec: forecast_spec(),
+            occurred_at: at(0),
+        };
+        let error = refusal::<Task>(vec![forecast, started(1, 1)], complete());
+        assert!(matches!(error, TaskError::InvalidSpec(_)), "{error:?}");
     }
 
     #[test]
@@ -720,7 +654,7 @@ mod tests {
         assert_eq!(life.status, Status::Retrying);
         assert_eq!(life.attempts, 1);
         assert_eq!(life.retry_at, Some(at(6)));
-        assert_eq!(life.last_error.as_deref(), Some("worker crashed"));
+        assert_eq!(life.last_error.as_deref(), Some(FAILURE_REASON));
         assert_eq!(life.accepted_at, at(0));
         assert_eq!(life.started_at, Some(at(1)));
         task.apply(started(2, 6));
@@ -734,12 +668,9 @@ mod tests {
 
         let mut refused = Task::default();
         refused.apply(accepted());
-        refused.apply(rejected());
+        refused.apply(rejected(1));
         assert_eq!(refused.status(), Some(Status::Rejected));
-        assert_eq!(
-            refused.rejection(),
-            Some(("MARGIN_GUARDRAIL_EXCEEDED", "over budget"))
-        );
+        assert_eq!(refused.rejection(), Some(REJECTION));
     }
 
     #[test]
