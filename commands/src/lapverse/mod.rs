@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use agora_domain::forecast::Strategy;
 use agora_domain::ledger::{AccountId, JournalEntry, LedgerCommand, Posting};
+use agora_domain::logmarket::redact::redact;
 use agora_domain::money::{Currency, Money};
 use agora_domain::tenancy::budget::{
     budget_id, BudgetCommand, BudgetError, TenantBudget, WorkKind,
@@ -626,7 +627,7 @@ impl LapVerse {
                     LapVerseError::BadInput("a LOG_ANALYSIS task needs `log`".into())
                 })?;
                 TaskInput::Log {
-                    redacted_text: agora_domain::logmarket::redact::redact(log).into_owned(),
+                    redacted_text: redact(log).into_owned(),
                 }
             }
         };
@@ -637,7 +638,8 @@ impl LapVerse {
             tenant: request.work.tenant.clone(),
             task_type: request.task_type,
             priority: request.work.priority,
-            description: request.description,
+            // Free text is stored redacted, like logs (secrets, e-mail, IPs).
+            description: redact(&request.description).into_owned(),
             complexity: request.complexity,
             cost,
             tags: tags.clone(),
@@ -726,7 +728,7 @@ impl LapVerse {
         let cost = count.competition_cost();
         let spec = CompetitionSpec {
             tenant: request.work.tenant.clone(),
-            content: request.content,
+            content: redact(&request.content).into_owned(),
             priority: request.work.priority,
             competitors,
             series,
