@@ -957,7 +957,8 @@ async fn log_analysis_task(t: TestStore) {
     let log = "   Compiling app v0.1.0 (/work/app)\n\
 error[E0425]: cannot find value `x` in this scope\n --> src/main.rs:2:5\n\
 deploy: using AWS key AKIA2E0A8F3B244C9986 for ops@example.com\n";
-    let body = json!({"type": "LOG_ANALYSIS", "description": "CI build for ops@example.com", "log": log});
+    let body =
+        json!({"type": "LOG_ANALYSIS", "description": "CI build for ops@example.com", "log": log});
     let (code, _, a) = call(
         &s,
         "POST",
@@ -1006,3 +1007,54 @@ both_backends!(
     log_analysis_tasks_run_the_analysers_on_redacted_text,
     log_analysis_task
 );
+
+/// Counts attempts running at once (each holds its slot for a while).
+struct Gauge {
+    now: AtomicU32,
+    max: AtomicU32,
+}
+
+impl FaultInjector for Gauge {
+    fn before_attempt(&self, _kind: WorkKind, _id: &str, _attempt: u32) -> Option<String> {
+        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max.fetch_max(n, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(150));
+        self.now.fetch_sub(1, Ordering::SeqCst);
+        None
+    }
+}
+
+/// A queue runs at most `concurrency` jobs at once.
+async fn queue_concurrency(t: TestStore) {
+    let gauge = Arc::new(Gauge {
+        now: AtomicU32::new(0),
+        max: AtomicU32::new(0),
+    });
+    let mut o = options(Some(gauge.clone()), true);
+    o.lapverse.concurrency = 2;
+    let s = TestServer::start_with(t, o).await;
+    register(&s, "busy", "1000.00").await;
+    let mut paths = Vec::new();
+    for i in 0..6 {
+        let (code, _, a) = call(
+            &s,
+            "POST",
+            "/api/v2/tasks",
+            Some("busy"),
+            Some(&format!("q-{i}")),
+            Some(&seed_task_for("busy")),
+        )
+        .await;
+        assert_eq!(code, 202, "{a}");
+        paths.push(format!("/api/v2/tasks/{}", a["taskId"].as_str().unwrap()));
+    }
+    for p in &paths {
+        wait_for(&s, p, &["completed"]).await;
+    }
+    assert_eq!(
+        gauge.max.load(Ordering::SeqCst),
+        2,
+        "at most 2 at once, and the 6 did overlap"
+    );
+}
+both_backends!(a_queue_runs_at_most_its_concurrency, queue_concurrency);
