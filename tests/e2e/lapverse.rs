@@ -1058,3 +1058,36 @@ async fn queue_concurrency(t: TestStore) {
     );
 }
 both_backends!(a_queue_runs_at_most_its_concurrency, queue_concurrency);
+
+/// The REST adapters count against the key's general request limit: 429 with `Retry-After`.
+async fn rest_is_rate_limited(t: TestStore) {
+    let mut o = options(None, true);
+    o.rate_limit_per_minute = 3;
+    let s = TestServer::start_with(t, o).await;
+    ensure_demo_tenant(&s.state.lapverse.service).await.unwrap();
+    for i in 0..3 {
+        let (code, _, _) = call(
+            &s,
+            "POST",
+            "/api/v2/tasks",
+            Some("acme"),
+            Some(&format!("t-{i}")),
+            Some(&seed_task()),
+        )
+        .await;
+        assert_eq!(code, 202);
+    }
+    let (code, head, e) = call(
+        &s,
+        "POST",
+        "/api/v2/tasks",
+        Some("acme"),
+        Some("t-3"),
+        Some(&seed_task()),
+    )
+    .await;
+    assert_eq!(code, 429, "{e}");
+    assert_eq!(e["error"]["code"], "THROTTLED");
+    assert!(head.contains("retry-after"), "{head}");
+}
+both_backends!(rest_adapters_are_rate_limited, rest_is_rate_limited);

@@ -805,7 +805,7 @@ mod tests {
         ] {
             assert!(paths.contains_key(path), "{path}");
         }
-        // The server reads `Authorization: Bearer <key>` only (`logmarket::rest::caller`).
+        // The server reads `Authorization: Bearer <key>` only (`lapverse::rest::caller`).
         let schemes = doc["components"]["securitySchemes"]
             .as_object()
             .expect("securitySchemes");

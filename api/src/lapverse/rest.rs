@@ -26,8 +26,9 @@ use serde_json::{json, Value};
 use super::openapi::{self, Operation, Problem};
 use super::{api_error, export, may_act_for, may_read, views};
 use crate::app::AppState;
+use crate::graphql::auth::Principal;
 use crate::graphql::error::ApiError;
-use crate::logmarket::rest::{caller, error_response, mutation_with_status, Reply};
+use crate::logmarket::rest::{error_response, mutation_with_status, Reply};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -38,6 +39,25 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v2/self-compete/{id}", get(get_competition))
         .route("/api/status", get(status))
         .route("/openapi.json", get(openapi_document))
+}
+
+/// Authenticates and counts the request against the key's general limit
+/// (`AGORA_RATE_LIMIT_PER_MINUTE`, shared with GraphQL).
+async fn caller(s: &AppState, headers: &HeaderMap) -> Result<Principal, Response> {
+    let p = s
+        .keys
+        .authenticate(header_value(headers, header::AUTHORIZATION.as_str()))
+        .await
+        .map_err(error_response)?;
+    s.rate_limiter
+        .check(&p.key_id, std::time::Instant::now())
+        .map_err(|retry| {
+            error_response(ApiError::Limited {
+                message: "too many requests for this key".into(),
+                retry_after_secs: retry.as_secs().max(1),
+            })
+        })?;
+    Ok(p)
 }
 
 fn invalid(problems: Vec<Problem>) -> Response {

@@ -104,7 +104,7 @@ fn ok(v: Value) -> Reply {
 }
 
 /// Authenticates and counts the request against the marketplace limit.
-pub(crate) async fn caller(s: &AppState, headers: &HeaderMap) -> Result<Principal, Response> {
+async fn caller(s: &AppState, headers: &HeaderMap) -> Result<Principal, Response> {
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -121,12 +121,12 @@ pub(crate) async fn caller(s: &AppState, headers: &HeaderMap) -> Result<Principa
     Ok(p)
 }
 
-pub(crate) fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
+fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
     serde_json::from_slice(body)
         .map_err(|e| error_response(ApiError::BadUserInput(format!("invalid JSON body: {e}"))))
 }
 
-pub(crate) fn idempotency_key(headers: &HeaderMap) -> Option<String> {
+fn idempotency_key(headers: &HeaderMap) -> Option<String> {
     headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
