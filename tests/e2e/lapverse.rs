@@ -294,6 +294,38 @@ async fn idempotent_replays(t: TestStore) {
     )
     .await;
     assert_eq!((c4, &again["taskId"]), (202, &a["taskId"]));
+    // Another key of the same tenant: the same request under the key is the same task; a
+    // different request under it is refused.
+    let r = gql(
+        &s,
+        "mutation { createApiKey(input: {principal: \"replay-app\", role: \"client\", tenant: \"replay\"}, idempotencyKey: \"key-1\") { token } }",
+        json!({}),
+    )
+    .await;
+    let token = r["data"]["createApiKey"]["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"))
+        .to_string();
+    let post = |tenant: &str, key: &str, b: &Value| {
+        let headers = vec![
+            ("content-type", "application/json".to_string()),
+            ("authorization", format!("Bearer {token}")),
+            ("x-tenant-id", tenant.to_string()),
+            ("idempotency-key", key.to_string()),
+        ];
+        let text = b.to_string();
+        let addr = s.addr;
+        async move { http_request_full(addr, "POST", "/api/v2/tasks", &headers, &text).await }
+    };
+    let (c5, _, same) = post("replay", "k-1", &body).await;
+    assert_eq!(c5, 202, "{same}");
+    assert!(same.contains(a["taskId"].as_str().unwrap()), "{same}");
+    let (c6, _, e) = post("replay", "k-1", &other).await;
+    assert_eq!(c6, 409, "{e}");
+    assert!(e.contains("IDEMPOTENCY_CONFLICT"), "{e}");
+    // A tenant key cannot act for another tenant.
+    let (c7, _, e) = post("acme", "k-9", &seed_task()).await;
+    assert_eq!(c7, 403, "{e}");
 }
 both_backends!(idempotent_replays_return_the_same_work, idempotent_replays);
 

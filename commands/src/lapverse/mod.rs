@@ -598,7 +598,7 @@ impl LapVerse {
             &request.work.tenant,
             &request.work.idempotency_key,
         );
-        if let Some(receipt) = self.task_replay(&id).await? {
+        if let Some(receipt) = self.task_replay(&id, &request).await? {
             return Ok(receipt);
         }
         let now = meta.occurred_at;
@@ -678,17 +678,37 @@ impl LapVerse {
         })
     }
 
-    async fn task_replay(&self, id: &str) -> Result<Option<Receipt>, LapVerseError> {
+    /// The receipt of a task already accepted under this key, if the request is the same one;
+    /// `IdempotencyConflict` when the key names a different request.
+    async fn task_replay(
+        &self,
+        id: &str,
+        request: &TaskRequest,
+    ) -> Result<Option<Receipt>, LapVerseError> {
         let existing = self.tasks.load(id).await.map_err(LapVerseError::from)?;
+        if let Some(spec) = existing.spec() {
+            if !same_task(spec, request) {
+                return Err(LapVerseError::IdempotencyConflict);
+            }
+        }
         replay_of(id, existing.status(), existing.rejection())
     }
 
-    async fn competition_replay(&self, id: &str) -> Result<Option<Receipt>, LapVerseError> {
+    async fn competition_replay(
+        &self,
+        id: &str,
+        request: &CompetitionRequest,
+    ) -> Result<Option<Receipt>, LapVerseError> {
         let existing = self
             .competitions
             .load(id)
             .await
             .map_err(LapVerseError::from)?;
+        if let Some(spec) = existing.spec() {
+            if !same_competition(spec, request) {
+                return Err(LapVerseError::IdempotencyConflict);
+            }
+        }
         replay_of(id, existing.status(), existing.rejection())
     }
 
@@ -704,7 +724,7 @@ impl LapVerse {
             &request.work.tenant,
             &request.work.idempotency_key,
         );
-        if let Some(receipt) = self.competition_replay(&id).await? {
+        if let Some(receipt) = self.competition_replay(&id, &request).await? {
             return Ok(receipt);
         }
         let now = meta.occurred_at;
@@ -966,6 +986,75 @@ impl LapVerse {
             .await
             .map_err(|e| command_error(e, |e| LapVerseError::Conflict(e.to_string())))
     }
+}
+
+/// Whether the shared fields the client chose match what was accepted (fields it left to
+/// defaults match whatever the defaults were).
+fn same_work(
+    w: &WorkRequest,
+    priority: Priority,
+    tags: &FinOpsTags,
+    platforms: &[String],
+    series: Option<&SeriesInput>,
+    horizon: usize,
+) -> bool {
+    let given =
+        |asked: &Option<String>, got: &TagValue| asked.as_ref().is_none_or(|a| a == got.as_str());
+    w.priority == priority
+        && given(&w.cost_center, &tags.cost_center)
+        && w.platforms == platforms
+        && w.series.as_ref().is_none_or(|s| Some(s) == series)
+        && w.horizon.is_none_or(|h| h == horizon)
+}
+
+fn same_task(spec: &TaskSpec, r: &TaskRequest) -> bool {
+    let (series, horizon, level) = match &spec.input {
+        TaskInput::Series {
+            series,
+            horizon,
+            level_percent,
+        } => (Some(series), *horizon, Some(*level_percent)),
+        TaskInput::Log { .. } => (None, DEFAULT_HORIZON, None),
+    };
+    let log_matches = match (&spec.input, &r.log) {
+        (TaskInput::Log { redacted_text }, Some(log)) => redact(log) == redacted_text.as_str(),
+        (TaskInput::Log { .. }, None) => false,
+        (_, log) => log.is_none(),
+    };
+    spec.task_type == r.task_type
+        && spec.description == redact(&r.description)
+        && spec.complexity == r.complexity
+        && r.targeting_key
+            .as_ref()
+            .is_none_or(|k| *k == spec.targeting_key)
+        && r.level_percent.is_none_or(|l| Some(l) == level)
+        && log_matches
+        && same_work(
+            &r.work,
+            spec.priority,
+            &spec.tags,
+            &spec.platforms,
+            series,
+            horizon,
+        )
+}
+
+fn same_competition(spec: &CompetitionSpec, r: &CompetitionRequest) -> bool {
+    let competitors = if r.competitors.is_empty() {
+        Strategy::ALL.to_vec()
+    } else {
+        r.competitors.clone()
+    };
+    spec.content == redact(&r.content)
+        && spec.competitors == competitors
+        && same_work(
+            &r.work,
+            spec.priority,
+            &spec.tags,
+            &spec.platforms,
+            Some(&spec.series),
+            spec.horizon,
+        )
 }
 
 fn replay_of(
