@@ -68,6 +68,32 @@ async fn call(
     (status, head, json)
 }
 
+/// `POST /api/v2/tasks` as the admin for `tenant` under `key`.
+async fn post_task(s: &TestServer, tenant: &str, key: &str, body: &Value) -> (u16, String, Value) {
+    call(
+        s,
+        "POST",
+        "/api/v2/tasks",
+        Some(tenant),
+        Some(key),
+        Some(body),
+    )
+    .await
+}
+
+/// `POST /api/v2/self-compete` as the admin for `tenant` under `key`.
+async fn post_round(s: &TestServer, tenant: &str, key: &str, body: &Value) -> (u16, String, Value) {
+    call(
+        s,
+        "POST",
+        "/api/v2/self-compete",
+        Some(tenant),
+        Some(key),
+        Some(body),
+    )
+    .await
+}
+
 async fn gql(s: &TestServer, query: &str, vars: Value) -> Value {
     s.graphql(Some(&s.admin_token), query, vars).await
 }
@@ -152,28 +178,12 @@ async fn seed_smoke_test(t: TestStore) {
     let s = server(t).await;
     ensure_demo_tenant(&s.state.lapverse.service).await.unwrap();
 
-    let (code, _, task) = call(
-        &s,
-        "POST",
-        "/api/v2/tasks",
-        Some("acme"),
-        Some("smoke-task-1"),
-        Some(&seed_task()),
-    )
-    .await;
+    let (code, _, task) = post_task(&s, "acme", "smoke-task-1", &seed_task()).await;
     assert_eq!(code, 202, "{task}");
     assert_eq!(task["status"], "accepted");
     let task_id = task["taskId"].as_str().unwrap().to_string();
 
-    let (code, _, round) = call(
-        &s,
-        "POST",
-        "/api/v2/self-compete",
-        Some("acme"),
-        Some("smoke-round-1"),
-        Some(&seed_competition()),
-    )
-    .await;
+    let (code, _, round) = post_round(&s, "acme", "smoke-round-1", &seed_competition()).await;
     assert_eq!(code, 202, "{round}");
     let round_id = round["competitionId"].as_str().unwrap().to_string();
 
@@ -236,37 +246,13 @@ async fn idempotent_replays(t: TestStore) {
     let s = server(t).await;
     register(&s, "replay", "1000.00").await;
     let body = json!({"type": "FORECAST", "description": "next quarter", "horizon": 6});
-    let (c1, _, a) = call(
-        &s,
-        "POST",
-        "/api/v2/tasks",
-        Some("replay"),
-        Some("k-1"),
-        Some(&body),
-    )
-    .await;
-    let (c2, _, b) = call(
-        &s,
-        "POST",
-        "/api/v2/tasks",
-        Some("replay"),
-        Some("k-1"),
-        Some(&body),
-    )
-    .await;
+    let (c1, _, a) = post_task(&s, "replay", "k-1", &body).await;
+    let (c2, _, b) = post_task(&s, "replay", "k-1", &body).await;
     assert_eq!((c1, c2), (202, 202), "{a} {b}");
     assert_eq!(a["taskId"], b["taskId"]);
     // The same key with another body is refused; nothing new is recorded.
     let other = json!({"type": "FORECAST", "description": "something else"});
-    let (c3, _, e) = call(
-        &s,
-        "POST",
-        "/api/v2/tasks",
-        Some("replay"),
-        Some("k-1"),
-        Some(&other),
-    )
-    .await;
+    let (c3, _, e) = post_task(&s, "replay", "k-1", &other).await;
     assert_eq!(c3, 409, "{e}");
     let id = a["taskId"].as_str().unwrap();
     let done = wait_for(&s, &format!("/api/v2/tasks/{id}"), &["completed"]).await;
@@ -284,15 +270,7 @@ async fn idempotent_replays(t: TestStore) {
         Money::parse("0.01").unwrap()
     );
     // A replay after completion answers with the same id.
-    let (c4, _, again) = call(
-        &s,
-        "POST",
-        "/api/v2/tasks",
-        Some("replay"),
-        Some("k-1"),
-        Some(&body),
-    )
-    .await;
+    let (c4, _, again) = post_task(&s, "replay", "k-1", &body).await;
     assert_eq!((c4, &again["taskId"]), (202, &a["taskId"]));
     // Another key of the same tenant: the same request under the key is the same task; a
     // different request under it is refused.
@@ -336,37 +314,13 @@ async fn refusals(t: TestStore) {
     register(&s, "poor", "0.10").await;
     let body =
         json!({"type": "ANALYSIS", "description": "x", "requirements": {"complexity": "expert"}});
-    let (code, _, e) = call(
-        &s,
-        "POST",
-        "/api/v2/tasks",
-        Some("poor"),
-        Some("p-1"),
-        Some(&body),
-    )
-    .await;
+    let (code, _, e) = post_task(&s, "poor", "p-1", &body).await;
     assert_eq!(code, 402, "{e}");
     assert_eq!(e["error"]["code"], "MARGIN_GUARDRAIL_EXCEEDED");
     // Replaying the refused request refuses it again.
-    let (code, _, _) = call(
-        &s,
-        "POST",
-        "/api/v2/tasks",
-        Some("poor"),
-        Some("p-1"),
-        Some(&body),
-    )
-    .await;
+    let (code, _, _) = post_task(&s, "poor", "p-1", &body).await;
     assert_eq!(code, 402);
-    let (code, _, e) = call(
-        &s,
-        "POST",
-        "/api/v2/self-compete",
-        Some("poor"),
-        Some("p-2"),
-        Some(&seed_competition()),
-    )
-    .await;
+    let (code, _, e) = post_round(&s, "poor", "p-2", &seed_competition()).await;
     assert_eq!(code, 402, "{e}");
     assert_eq!(charged_in_events(&s, "poor").await, Money::ZERO);
     let events = read_all(&s.store.store).await;
@@ -395,39 +349,15 @@ async fn refusals(t: TestStore) {
         "{r}"
     );
     let forecast = json!({"type": "FORECAST", "description": "x"});
-    let (code, _, e) = call(
-        &s,
-        "POST",
-        "/api/v2/tasks",
-        Some("flagged"),
-        Some("f-2"),
-        Some(&forecast),
-    )
-    .await;
+    let (code, _, e) = post_task(&s, "flagged", "f-2", &forecast).await;
     assert_eq!(code, 404, "{e}");
     assert_eq!(e["error"]["code"], "FEATURE_NOT_AVAILABLE");
     // Other types stay available.
-    let (code, _, _) = call(
-        &s,
-        "POST",
-        "/api/v2/tasks",
-        Some("flagged"),
-        Some("f-3"),
-        Some(&seed_task_for("flagged")),
-    )
-    .await;
+    let (code, _, _) = post_task(&s, "flagged", "f-3", &seed_task_for("flagged")).await;
     assert_eq!(code, 202);
 
     // Unknown tenant, missing headers, bad bodies.
-    let (code, _, e) = call(
-        &s,
-        "POST",
-        "/api/v2/tasks",
-        Some("nobody"),
-        Some("n-1"),
-        Some(&seed_task_for("nobody")),
-    )
-    .await;
+    let (code, _, e) = post_task(&s, "nobody", "n-1", &seed_task_for("nobody")).await;
     assert_eq!(
         (code, e["error"]["code"].as_str()),
         (404, Some("TENANT_NOT_FOUND")),
@@ -449,39 +379,21 @@ async fn refusals(t: TestStore) {
             .contains("Idempotency-Key"),
         "{e}"
     );
-    let (code, _, e) = call(
-        &s,
-        "POST",
-        "/api/v2/tasks",
-        Some("flagged"),
-        Some("b-1"),
-        Some(&json!({"type": "ANALYSIS"})),
-    )
-    .await;
+    let (code, _, e) = post_task(&s, "flagged", "b-1", &json!({"type": "ANALYSIS"})).await;
     assert_eq!(code, 400, "{e}");
     assert!(
         e["error"]["problems"].to_string().contains("description"),
         "{e}"
     );
-    let (code, _, e) = call(
+    let (code, _, e) = post_task(
         &s,
-        "POST",
-        "/api/v2/tasks",
-        Some("flagged"),
-        Some("b-2"),
-        Some(&json!({"type": "TELEPORT", "description": "x"})),
+        "flagged",
+        "b-2",
+        &json!({"type": "TELEPORT", "description": "x"}),
     )
     .await;
     assert_eq!(code, 400, "{e}");
-    let (code, _, e) = call(
-        &s,
-        "POST",
-        "/api/v2/tasks",
-        Some("other"),
-        Some("b-3"),
-        Some(&seed_task_for("flagged")),
-    )
-    .await;
+    let (code, _, e) = post_task(&s, "other", "b-3", &seed_task_for("flagged")).await;
     assert_eq!(code, 400, "{e}");
 }
 both_backends!(
@@ -500,15 +412,7 @@ fn seed_task_for(tenant: &str) -> Value {
 async fn failures_spend_the_error_budget(t: TestStore) {
     let s = TestServer::start_with(t, options(Some(Arc::new(FailFirst(u32::MAX))), true)).await;
     register(&s, "flaky", "1000.00").await;
-    let (code, _, a) = call(
-        &s,
-        "POST",
-        "/api/v2/tasks",
-        Some("flaky"),
-        Some("x-1"),
-        Some(&seed_task_for("flaky")),
-    )
-    .await;
+    let (code, _, a) = post_task(&s, "flaky", "x-1", &seed_task_for("flaky")).await;
     assert_eq!(code, 202, "{a}");
     let id = a["taskId"].as_str().unwrap();
     let failed = wait_for(&s, &format!("/api/v2/tasks/{id}"), &["failed"]).await;
@@ -533,21 +437,16 @@ async fn failures_spend_the_error_budget(t: TestStore) {
     wait_until(|| async { charged_in_events(&s, "flaky").await == Money::ZERO }).await;
 
     // One failure of one finished item: 100 % errors against a 1 % budget.
-    let (code, head, e) = call(
-        &s,
-        "POST",
-        "/api/v2/tasks",
-        Some("flaky"),
-        Some("x-2"),
-        Some(&seed_task_for("flaky")),
-    )
-    .await;
+    let (code, head, e) = post_task(&s, "flaky", "x-2", &seed_task_for("flaky")).await;
     assert_eq!(code, 503, "{e}");
     assert_eq!(e["error"]["code"], "ERROR_BUDGET_EXHAUSTED");
     assert!(head.contains("retry-after"), "{head}");
     let (code, _, status) = call(&s, "GET", "/api/status", Some("flaky"), None, None).await;
     assert_eq!(code, 200);
     assert_eq!(status["errorBudget"]["exhausted"], true, "{status}");
+    // The refunded charge is not month-to-date spend.
+    assert_eq!(status["cost"], json!({}), "{status}");
+    assert_eq!(status["monthToDate"], "0.00", "{status}");
     let remaining: rust_decimal::Decimal = status["errorBudget"]["remaining"]
         .as_str()
         .unwrap()
@@ -577,13 +476,11 @@ where
 async fn retried_to_success(t: TestStore) {
     let s = TestServer::start_with(t, options(Some(Arc::new(FailFirst(2))), true)).await;
     register(&s, "retry", "1000.00").await;
-    let (_, _, a) = call(
+    let (_, _, a) = post_round(
         &s,
-        "POST",
-        "/api/v2/self-compete",
-        Some("retry"),
-        Some("r-1"),
-        Some(&json!({"content": "x", "competitors": ["balanced", "experimental"]})),
+        "retry",
+        "r-1",
+        &json!({"content": "x", "competitors": ["balanced", "experimental"]}),
     )
     .await;
     let id = a["competitionId"].as_str().unwrap();
@@ -715,19 +612,11 @@ async fn chargeback_equals_journal(t: TestStore) {
     .enumerate()
     {
         let body = json!({"type": "ANALYSIS", "description": "x", "costCenter": cc, "requirements": {"complexity": complexity}});
-        let (code, _, a) = call(
-            &s,
-            "POST",
-            "/api/v2/tasks",
-            Some("fin"),
-            Some(&format!("c-{i}")),
-            Some(&body),
-        )
-        .await;
+        let (code, _, a) = post_task(&s, "fin", &format!("c-{i}"), &body).await;
         assert_eq!(code, 202, "{a}");
         ids.push(format!("/api/v2/tasks/{}", a["taskId"].as_str().unwrap()));
     }
-    let (_, _, a) = call(&s, "POST", "/api/v2/self-compete", Some("fin"), Some("c-r"), Some(&json!({"content": "x", "costCenter": "beta", "competitors": ["aggressive", "balanced", "conservative"]}))).await;
+    let (_, _, a) = post_round(&s, "fin", "c-r", &json!({"content": "x", "costCenter": "beta", "competitors": ["aggressive", "balanced", "conservative"]})).await;
     ids.push(format!(
         "/api/v2/self-compete/{}",
         a["competitionId"].as_str().unwrap()
@@ -826,15 +715,7 @@ async fn webhook_delivery(t: TestStore) {
         r["data"]["registerWebhook"]["webhooks"][0]["id"], "w1",
         "{r}"
     );
-    let (_, _, a) = call(
-        &s,
-        "POST",
-        "/api/v2/self-compete",
-        Some("hooked"),
-        Some("h-1"),
-        Some(&json!({"content": "x"})),
-    )
-    .await;
+    let (_, _, a) = post_round(&s, "hooked", "h-1", &json!({"content": "x"})).await;
     let id = a["competitionId"].as_str().unwrap();
     wait_for(&s, &format!("/api/v2/self-compete/{id}"), &["completed"]).await;
     wait_until(|| async { hits.load(Ordering::SeqCst) == 1 }).await;
@@ -855,15 +736,7 @@ both_backends!(webhooks_are_delivered_and_recorded, webhook_delivery);
 async fn export(t: TestStore) {
     let s = server(t).await;
     ensure_demo_tenant(&s.state.lapverse.service).await.unwrap();
-    let (_, _, a) = call(
-        &s,
-        "POST",
-        "/api/v2/self-compete",
-        Some("acme"),
-        Some("e-1"),
-        Some(&seed_competition()),
-    )
-    .await;
+    let (_, _, a) = post_round(&s, "acme", "e-1", &seed_competition()).await;
     wait_for(
         &s,
         &format!(
@@ -991,15 +864,7 @@ error[E0425]: cannot find value `x` in this scope\n --> src/main.rs:2:5\n\
 deploy: using AWS key AKIA2E0A8F3B244C9986 for ops@example.com\n";
     let body =
         json!({"type": "LOG_ANALYSIS", "description": "CI build for ops@example.com", "log": log});
-    let (code, _, a) = call(
-        &s,
-        "POST",
-        "/api/v2/tasks",
-        Some("logs"),
-        Some("l-1"),
-        Some(&body),
-    )
-    .await;
+    let (code, _, a) = post_task(&s, "logs", "l-1", &body).await;
     assert_eq!(code, 202, "{a}");
     let id = a["taskId"].as_str().unwrap();
     let done = wait_for(&s, &format!("/api/v2/tasks/{id}"), &["completed"]).await;
@@ -1024,13 +889,11 @@ deploy: using AWS key AKIA2E0A8F3B244C9986 for ops@example.com\n";
         );
     }
     // A LOG_ANALYSIS task without a log is refused before anything is recorded.
-    let (code, _, e) = call(
+    let (code, _, e) = post_task(
         &s,
-        "POST",
-        "/api/v2/tasks",
-        Some("logs"),
-        Some("l-2"),
-        Some(&json!({"type": "LOG_ANALYSIS", "description": "x"})),
+        "logs",
+        "l-2",
+        &json!({"type": "LOG_ANALYSIS", "description": "x"}),
     )
     .await;
     assert_eq!(code, 400, "{e}");
@@ -1068,15 +931,7 @@ async fn queue_concurrency(t: TestStore) {
     register(&s, "busy", "1000.00").await;
     let mut paths = Vec::new();
     for i in 0..6 {
-        let (code, _, a) = call(
-            &s,
-            "POST",
-            "/api/v2/tasks",
-            Some("busy"),
-            Some(&format!("q-{i}")),
-            Some(&seed_task_for("busy")),
-        )
-        .await;
+        let (code, _, a) = post_task(&s, "busy", &format!("q-{i}"), &seed_task_for("busy")).await;
         assert_eq!(code, 202, "{a}");
         paths.push(format!("/api/v2/tasks/{}", a["taskId"].as_str().unwrap()));
     }
@@ -1098,26 +953,10 @@ async fn rest_is_rate_limited(t: TestStore) {
     let s = TestServer::start_with(t, o).await;
     ensure_demo_tenant(&s.state.lapverse.service).await.unwrap();
     for i in 0..3 {
-        let (code, _, _) = call(
-            &s,
-            "POST",
-            "/api/v2/tasks",
-            Some("acme"),
-            Some(&format!("t-{i}")),
-            Some(&seed_task()),
-        )
-        .await;
+        let (code, _, _) = post_task(&s, "acme", &format!("t-{i}"), &seed_task()).await;
         assert_eq!(code, 202);
     }
-    let (code, head, e) = call(
-        &s,
-        "POST",
-        "/api/v2/tasks",
-        Some("acme"),
-        Some("t-3"),
-        Some(&seed_task()),
-    )
-    .await;
+    let (code, head, e) = post_task(&s, "acme", "t-3", &seed_task()).await;
     assert_eq!(code, 429, "{e}");
     assert_eq!(e["error"]["code"], "THROTTLED");
     assert!(head.contains("retry-after"), "{head}");

@@ -11,6 +11,7 @@
 
 use agora_commands::lapverse::{CompetitionRequest, Receipt, TaskRequest, WorkRequest};
 use agora_domain::forecast::Strategy;
+use agora_domain::money::Money;
 use agora_domain::tenancy::cost::Complexity;
 use agora_domain::tenancy::work::{Priority, SeriesInput, TaskType};
 use axum::body::Bytes;
@@ -419,16 +420,20 @@ async fn status(State(s): State<AppState>, headers: HeaderMap) -> Reply {
         .budget(&tenant, now)
         .await
         .map_err(|e| error_response(api_error(e)))?;
-    let month = agora_projections::lapverse::month_of(now);
-    let cost: serde_json::Map<String, Value> = s
-        .lapverse
-        .queries
-        .chargeback(Some(&tenant))
-        .await
-        .map_err(|e| error_response(ApiError::internal("chargeback", e)))?
+    // Month-to-date per cost center from the month's budget: the same charges and refunds the
+    // journal holds, without scanning its history on every call.
+    let mut cost: std::collections::BTreeMap<String, Money> = std::collections::BTreeMap::new();
+    for (_, charge) in budget.charges().filter(|(_, c)| !c.refunded) {
+        let sum = cost
+            .entry(charge.cost_center.as_str().to_owned())
+            .or_insert(Money::ZERO);
+        *sum = sum
+            .checked_add(charge.amount)
+            .map_err(|e| error_response(ApiError::internal("status cost", e)))?;
+    }
+    let cost: serde_json::Map<String, Value> = cost
         .into_iter()
-        .filter(|l| l.month == month)
-        .map(|l| (l.cost_center, Value::String(l.amount.to_string())))
+        .map(|(cc, m)| (cc, Value::String(m.to_string())))
         .collect();
     let limit = state
         .margin_guardrail()

@@ -39,7 +39,7 @@ use agora_domain::tenancy::work::{
     self, Priority, SeriesInput, TaskInput, TaskType, DEFAULT_HORIZON, DEFAULT_LEVEL_PERCENT,
 };
 use async_trait::async_trait;
-use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
@@ -292,8 +292,6 @@ pub struct CompetitionRequest {
 pub struct Receipt {
     pub id: String,
     pub status: Status,
-    /// The id existed already (an idempotent replay).
-    pub replay: bool,
 }
 
 /// The work id of a client key: the same tenant and key always name the same task or round.
@@ -382,18 +380,6 @@ impl LapVerse {
     pub fn with_faults(mut self, faults: Arc<dyn FaultInjector>) -> Self {
         self.faults = Some(faults);
         self
-    }
-
-    pub fn settings(&self) -> &LapVerseSettings {
-        &self.settings
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
-    pub fn dispatcher(&self) -> &WebhookDispatcher {
-        &self.dispatcher
     }
 
     /// Runs an admin command on a tenant.
@@ -674,7 +660,6 @@ impl LapVerse {
         Ok(Receipt {
             id,
             status: Status::Accepted,
-            replay: false,
         })
     }
 
@@ -784,7 +769,6 @@ impl LapVerse {
         Ok(Receipt {
             id,
             status: Status::Accepted,
-            replay: false,
         })
     }
 
@@ -1075,7 +1059,6 @@ fn replay_of(
     Ok(Some(Receipt {
         id: id.to_owned(),
         status,
-        replay: true,
     }))
 }
 
@@ -1107,9 +1090,4 @@ pub fn stamp(meta: CommandMetadata, tags: &FinOpsTags) -> CommandMetadata {
         .with_tag("costCenter", tags.cost_center.as_str())
         .with_tag("owner", tags.owner.as_str())
         .with_tag("version", tags.version.as_str())
-}
-
-/// `now − minutes`.
-pub fn minutes_before(now: DateTime<Utc>, minutes: i64) -> DateTime<Utc> {
-    now - ChronoDuration::minutes(minutes)
 }
