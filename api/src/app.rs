@@ -6,6 +6,7 @@ use agora_commands::logmarket::{self as market_process, LogMarket};
 use agora_commands::{CommandBus, CommitSignal, PoolSizes, Store, StoreLocation};
 use agora_domain::access::ApiKey;
 use agora_domain::ledger::JournalEntry;
+use agora_projections::access::ApiKeyQueries;
 use agora_projections::ledger::LedgerQueries;
 use agora_projections::{all_projections, ProjectionHost};
 use anyhow::Context;
@@ -20,7 +21,7 @@ use axum::{Json, Router};
 use ed25519_dalek::SigningKey;
 use serde_json::json;
 
-use crate::graphql::auth::Keys;
+use crate::graphql::auth::{Keys, TokenSecret};
 use crate::graphql::idempotency::Idempotency;
 use crate::graphql::{build_schema, graphiql, graphql_handler, ws_handler, AgoraSchema};
 use crate::lapverse::metrics::LapVerseMetrics;
@@ -42,6 +43,7 @@ pub struct AppState {
     pub ledger_queries: LedgerQueries,
     pub projections: Arc<ProjectionHost>,
     pub keys: Keys,
+    pub api_key_queries: ApiKeyQueries,
     pub idempotency: Idempotency,
     pub public_key_hex: String,
     pub schema: AgoraSchema,
@@ -62,6 +64,8 @@ pub struct AppOptions {
     pub workers: bool,
     /// Fails chosen attempts (tests and drills only).
     pub faults: Option<FaultHook>,
+    /// The secret API tokens are derived from (independent of the ledger key).
+    pub token_secret: TokenSecret,
 }
 
 impl Default for AppOptions {
@@ -72,6 +76,7 @@ impl Default for AppOptions {
             lapverse: LapVerseSettings::default(),
             workers: true,
             faults: None,
+            token_secret: TokenSecret::random(),
         }
     }
 }
@@ -121,7 +126,6 @@ impl App {
         store.migrate().await.context("running migrations")?;
         let signal = CommitSignal::new();
         let public_key_hex = hex::encode(ledger_key.verifying_key().to_bytes());
-        let token_secret = ledger_key.to_bytes();
         let host = ProjectionHost::start(&store, &signal, all_projections(Arc::new(ledger_key)))
             .await
             .context("starting projections")?;
@@ -129,7 +133,7 @@ impl App {
         let ledger_queries = LedgerQueries::new(store.read_models().clone());
         let keys = Keys::new(
             Arc::new(CommandBus::<ApiKey>::new(&store, signal.clone(), ())),
-            token_secret,
+            options.token_secret.clone(),
         );
         if let Some(token) = keys
             .ensure_bootstrap(bootstrap_admin_key)
@@ -139,7 +143,9 @@ impl App {
             // Printed once, on the first start only; not logged.
             println!("agora: first start: admin API key (shown once, keep it): {token}");
         }
-        let idempotency = Idempotency::new(store.read_models().clone());
+        // Outcomes a client relies on are committed durably, not on the read-model pool.
+        let idempotency = Idempotency::new(store.durable().clone());
+        let api_key_queries = ApiKeyQueries::new(store.read_models().clone());
         let projections = Arc::new(host);
         let market = Arc::new(LogMarket::new(
             &store,
@@ -202,6 +208,7 @@ impl App {
                 ledger_queries,
                 projections,
                 keys,
+                api_key_queries,
                 idempotency,
                 public_key_hex,
                 schema: build_schema(),

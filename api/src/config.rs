@@ -55,6 +55,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// The ledger's signing key seed, if configured (else kept in `data_dir`).
     pub signing_key: Option<Secret>,
+    /// `AGORA_API_TOKEN_SECRET`: the secret API tokens are derived from (else kept in
+    /// `data_dir`); independent of the signing key. Give every process of a deployment the same.
+    pub api_token_secret: Option<Secret>,
     /// `AGORA_BOOTSTRAP_ADMIN_KEY`: the first admin key, made on first start.
     pub bootstrap_admin_key: Option<Secret>,
     /// `AGORA_RATE_LIMIT_PER_MINUTE`: GraphQL requests per API key per minute.
@@ -220,6 +223,9 @@ impl Config {
         let signing_key = get(SIGNING_KEY_ENV)
             .filter(|k| !k.is_empty())
             .map(Secret::new);
+        let api_token_secret = get(crate::graphql::auth::TOKEN_SECRET_ENV)
+            .filter(|k| !k.is_empty())
+            .map(Secret::new);
         let bootstrap_admin_key = match get("AGORA_BOOTSTRAP_ADMIN_KEY").filter(|k| !k.is_empty()) {
             Some(k) if k.len() < MIN_BOOTSTRAP_KEY_LEN || k.len() > 512 => {
                 return Err(ConfigError::WeakBootstrapKey)
@@ -246,6 +252,7 @@ impl Config {
             listen,
             log_format,
             signing_key,
+            api_token_secret,
             bootstrap_admin_key,
             rate_limit_per_minute,
             market,

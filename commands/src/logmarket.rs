@@ -125,10 +125,28 @@ pub struct PaymentReceipt {
     pub quality: rust_decimal::Decimal,
 }
 
+/// The receipt of a payment already recorded on `state`.
+fn receipt(state: &LogAnalysis, analysis_id: &str, seller: &SellerId, txn: &str) -> PaymentReceipt {
+    PaymentReceipt {
+        transaction_id: txn.to_owned(),
+        analysis_id: analysis_id.to_owned(),
+        seller: seller.clone(),
+        amount: state.price().unwrap_or(Money::ZERO),
+        journal_entry_id: payment_entry_id(analysis_id),
+        paid_at: state.paid_at().unwrap_or_default(),
+        stage: state.stage().unwrap_or(Stage::Runtime),
+        value_score: state.value_score().unwrap_or(0),
+        quality: state_quality(state),
+    }
+}
+
 /// The journal entry id of an analysis's payment.
 pub fn payment_entry_id(analysis_id: &str) -> String {
     format!("logpay-{analysis_id}")
 }
+
+/// Namespace of analysis ids derived from a client key (UUIDv5).
+const ANALYSIS_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6d1f_5b0a_4c2e_4f7e_9a31_7c55_e2b8_04d1);
 
 /// The marketplace's command side.
 pub struct LogMarket {
@@ -171,16 +189,35 @@ impl LogMarket {
         self.known.read().unwrap_or_else(|e| e.into_inner()).len()
     }
 
-    /// Analyses, prices and records one log; returns the new analysis id and the analysis.
+    /// Analyses, prices and records one log; returns the analysis id and the analysis.
+    ///
+    /// Under a client key the id is derived from the caller, the key and the log's `ordinal` in
+    /// its request, so a request retried after a crash (its first run recorded, its answer lost)
+    /// finds its analysis and returns it instead of recording a second one.
     #[tracing::instrument(skip_all, fields(seller = %seller, stage = %stage, bytes = content.len()))]
     pub async fn analyse(
         &self,
         seller: &SellerId,
         stage: Stage,
         content: &str,
+        ordinal: u32,
         meta: &CommandMetadata,
     ) -> Result<(String, Analysis), LogMarketError> {
-        let analysis_id = format!("analysis-{}", Uuid::now_v7().simple());
+        let analysis_id = match &meta.idempotency_key {
+            Some(key) => {
+                let name = format!("{}\n{}\n{key}\n{ordinal}", meta.tenant, meta.actor);
+                let id = Uuid::new_v5(&ANALYSIS_ID_NAMESPACE, name.as_bytes());
+                let existing = self
+                    .analyses
+                    .load(&format!("analysis-{}", id.simple()))
+                    .await?;
+                if let Some(done) = existing.analysis() {
+                    return Ok((format!("analysis-{}", id.simple()), done.clone()));
+                }
+                format!("analysis-{}", id.simple())
+            }
+            None => format!("analysis-{}", Uuid::now_v7().simple()),
+        };
         let _guard = self.novelty.lock().await;
         let analysis = {
             let known = self.known.read().unwrap_or_else(|e| e.into_inner());
@@ -238,7 +275,20 @@ impl LogMarket {
     ) -> Result<PaymentReceipt, LogMarketError> {
         let state = self.analysis(analysis_id).await?;
         let price = state.price().ok_or(LogMarketError::NotFound)?;
+        // Under a client key the transaction id is derived from the caller, the key and the
+        // analysis: a pay retried after a crash finds its own payment and gets its receipt.
+        let transaction_id = match &meta.idempotency_key {
+            Some(key) => {
+                let name = format!("pay\n{}\n{}\n{key}\n{analysis_id}", meta.tenant, meta.actor);
+                let id = Uuid::new_v5(&ANALYSIS_ID_NAMESPACE, name.as_bytes());
+                format!("txn-{}", id.simple())
+            }
+            None => format!("txn-{}", Uuid::now_v7().simple()),
+        };
         if let Some(txn) = state.paid_in() {
+            if txn == transaction_id {
+                return Ok(receipt(&state, analysis_id, seller, txn));
+            }
             return Err(LogMarketError::AlreadyPaid {
                 transaction_id: txn.to_owned(),
             });
@@ -279,7 +329,6 @@ impl LogMarket {
                 ))
             }
         };
-        let transaction_id = format!("txn-{}", Uuid::now_v7().simple());
         let journal_entry_id = payment_entry_id(analysis_id);
         let command = LogAnalysisCommand::Pay {
             transaction_id: transaction_id.clone(),

@@ -37,6 +37,12 @@ const PG_READ_POOL_SETTINGS: &str = "SET synchronous_commit = off";
 /// `synchronous = NORMAL`: see [`Store::begin_read_model_write`].
 const SQLITE_READ_POOL_PRAGMAS: &str =
     "PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
+/// Settings of the durable `Any` connections (idempotency records, leases): every commit waits
+/// for the disk, as the event log's do.
+const SQLITE_DURABLE_POOL_PRAGMAS: &str =
+    "PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;";
+/// Connections of the durable `Any` pool.
+pub const DURABLE_POOL_SIZE: u32 = 4;
 /// File name of the embedded database inside the data directory.
 pub const SQLITE_FILE_NAME: &str = "agora.db";
 
@@ -160,6 +166,7 @@ enum NativePool {
 pub struct Store {
     native: NativePool,
     read_models: AnyPool,
+    durable: AnyPool,
     location: StoreLocation,
 }
 
@@ -212,9 +219,25 @@ impl Store {
             .connect(&any_url)
             .await
             .with_context(|| format!("opening read-model pool on {}", location.redacted()))?;
+        let durable = AnyPoolOptions::new()
+            .max_connections(DURABLE_POOL_SIZE)
+            .acquire_timeout(acquire)
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    use sqlx::Executor;
+                    if is_sqlite {
+                        conn.execute(SQLITE_DURABLE_POOL_PRAGMAS).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&any_url)
+            .await
+            .with_context(|| format!("opening durable pool on {}", location.redacted()))?;
         Ok(Self {
             native,
             read_models,
+            durable,
             location: location.clone(),
         })
     }
@@ -258,6 +281,12 @@ impl Store {
     /// The pool read models and checkpoints are written through.
     pub fn read_models(&self) -> &AnyPool {
         &self.read_models
+    }
+
+    /// A pool whose commits are durable (PostgreSQL's default `synchronous_commit`, SQLite
+    /// `synchronous = FULL`): for records a client relies on, such as idempotent outcomes.
+    pub fn durable(&self) -> &AnyPool {
+        &self.durable
     }
 
     /// Begins a read-model write transaction. On SQLite it takes the write lock at once
@@ -319,6 +348,7 @@ impl Store {
 
     pub async fn close(&self) {
         self.read_models.close().await;
+        self.durable.close().await;
         match &self.native {
             NativePool::Postgres(pool) => pool.close().await,
             NativePool::Sqlite(pool) => pool.close().await,

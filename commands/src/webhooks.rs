@@ -279,7 +279,10 @@ impl WebhookDispatcher {
                     Some(_) => None,
                     None => Some("no records".to_string()),
                 },
-                Ok(Err(e)) => Some(e.to_string()),
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, host = name, "webhook host lookup failed");
+                    Some("lookup failed".to_string())
+                }
                 Err(_) => Some(format!(
                     "lookup timed out after {} ms",
                     self.config.timeout.as_millis()
@@ -369,14 +372,18 @@ impl WebhookDispatcher {
         }
     }
 
+    /// The recorded reason of a failed request: a category only. The error chain (addresses,
+    /// OS error numbers, resolver details) goes to the log, never into an event a tenant reads.
     fn describe(&self, error: reqwest::Error) -> String {
         let error = error.without_url();
+        let chain = error_chain(&error);
+        tracing::debug!(error = %chain, "webhook request failed");
         if error.is_timeout() {
             format!("no answer within {} ms", self.config.timeout.as_millis())
         } else if error.is_connect() {
-            format!("connection failed: {}", error_chain(&error))
+            format!("connection failed: {}", failure_category(&chain))
         } else {
-            format!("request failed: {}", error_chain(&error))
+            format!("request failed: {}", failure_category(&chain))
         }
     }
 
@@ -490,6 +497,26 @@ fn log_outcome(destination: &str, attempt: u32, outcome: &AttemptOutcome) {
 }
 
 /// `error: cause: cause…`.
+/// A transport failure as a category that names no address, port or OS detail.
+fn failure_category(chain: &str) -> &'static str {
+    let c = chain.to_ascii_lowercase();
+    if c.contains("refused") {
+        "connection refused"
+    } else if c.contains("reset") || c.contains("closed") {
+        "connection closed by the destination"
+    } else if c.contains("certificate") || c.contains("tls") || c.contains("handshake") {
+        "TLS handshake failed"
+    } else if c.contains("dns") || c.contains("lookup") || c.contains("resolve") {
+        "name resolution failed"
+    } else if c.contains("unreachable") {
+        "destination unreachable"
+    } else if c.contains("timed out") || c.contains("timeout") {
+        "timed out"
+    } else {
+        "transport error"
+    }
+}
+
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
@@ -983,6 +1010,21 @@ mod tests {
             fx.events(&n).await.as_slice(),
             [DeliveryEvent::DeliverySkipped { .. }]
         ));
+    }
+
+    #[test]
+    fn failure_reasons_name_no_address() {
+        let chain = "client error (Connect): tcp connect error: 10.1.2.3:8443: Connection refused \
+                     (os error 111)";
+        assert_eq!(failure_category(chain), "connection refused");
+        assert_eq!(
+            failure_category("invalid peer certificate: UnknownIssuer"),
+            "TLS handshake failed"
+        );
+        assert_eq!(
+            failure_category("something odd at 192.168.0.1"),
+            "transport error"
+        );
     }
 
     #[tokio::test]

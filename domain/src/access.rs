@@ -65,6 +65,10 @@ pub enum AccessError {
     KeyAlreadyExists,
     #[error("no API key with this id")]
     KeyNotFound,
+    #[error("a key's expiry must be after the moment it is issued")]
+    ExpiryNotInFuture,
+    #[error("token secret id must be 1..=64 characters of [a-z0-9]")]
+    InvalidTokenSecretId,
 }
 
 impl AccessError {
@@ -88,6 +92,11 @@ pub enum AccessCommand {
         role: Role,
         tenant: String,
         secret_sha256: String,
+        /// After this instant the key no longer authenticates; `None` = until revoked.
+        expires_at: Option<DateTime<Utc>>,
+        /// Which API-token secret derived the token (so a retry after a rotation can tell it
+        /// cannot show the token again); `None` for a token chosen by the operator.
+        token_secret_id: Option<String>,
         occurred_at: DateTime<Utc>,
     },
     Revoke {
@@ -97,11 +106,17 @@ pub enum AccessCommand {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AccessEvent {
+    /// `expires_at` and `token_secret_id` were added later: events stored before read as
+    /// `None` (a key without expiry, a token whose secret is not recorded).
     ApiKeyIssued {
         principal: String,
         role: Role,
         tenant: String,
         secret_sha256: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_at: Option<DateTime<Utc>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token_secret_id: Option<String>,
         occurred_at: DateTime<Utc>,
     },
     ApiKeyRevoked {
@@ -136,16 +151,44 @@ pub struct IssuedKey {
     pub role: Role,
     pub tenant: String,
     pub secret_sha256: String,
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub token_secret_id: Option<String>,
+}
+
+/// Whether a key authenticates at an instant, and if not, why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyStatus<'a> {
+    Active(&'a IssuedKey),
+    Unknown,
+    Revoked,
+    Expired,
 }
 
 impl ApiKey {
-    /// The key's grant, if issued and not revoked.
+    /// The key's grant, if issued and not revoked (expiry is checked by [`ApiKey::status`]).
     pub fn active(&self) -> Option<&IssuedKey> {
         self.issued.as_ref().filter(|_| !self.revoked)
     }
 
+    /// The key's standing at `now`.
+    pub fn status(&self, now: DateTime<Utc>) -> KeyStatus<'_> {
+        match &self.issued {
+            None => KeyStatus::Unknown,
+            Some(_) if self.revoked => KeyStatus::Revoked,
+            Some(k) if k.expires_at.is_some_and(|e| e <= now) => KeyStatus::Expired,
+            Some(k) => KeyStatus::Active(k),
+        }
+    }
+
     pub fn exists(&self) -> bool {
         self.issued.is_some()
+    }
+
+    /// The key as issued, whatever its standing now.
+    pub fn issued(&self) -> Option<&IssuedKey> {
+        self.issued.as_ref()
     }
 
     pub fn decide(&self, command: AccessCommand) -> Result<Vec<AccessEvent>, AccessError> {
@@ -155,6 +198,8 @@ impl ApiKey {
                 role,
                 tenant,
                 secret_sha256,
+                expires_at,
+                token_secret_id,
                 occurred_at,
             } => {
                 check_name(&principal)?;
@@ -166,6 +211,18 @@ impl ApiKey {
                 if !hex_ok {
                     return Err(AccessError::InvalidSecretHash);
                 }
+                if expires_at.is_some_and(|e| e <= occurred_at) {
+                    return Err(AccessError::ExpiryNotInFuture);
+                }
+                let id_ok = |id: &String| {
+                    (1..=64).contains(&id.len())
+                        && id
+                            .chars()
+                            .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase())
+                };
+                if token_secret_id.as_ref().is_some_and(|id| !id_ok(id)) {
+                    return Err(AccessError::InvalidTokenSecretId);
+                }
                 if self.issued.is_some() {
                     return Err(AccessError::KeyAlreadyExists);
                 }
@@ -174,6 +231,8 @@ impl ApiKey {
                     role,
                     tenant,
                     secret_sha256,
+                    expires_at,
+                    token_secret_id,
                     occurred_at,
                 }])
             }
@@ -212,6 +271,8 @@ impl Aggregate for ApiKey {
                 role,
                 tenant,
                 secret_sha256,
+                expires_at,
+                token_secret_id,
                 ..
             } => {
                 self.issued = Some(IssuedKey {
@@ -219,6 +280,8 @@ impl Aggregate for ApiKey {
                     role,
                     tenant,
                     secret_sha256,
+                    expires_at,
+                    token_secret_id,
                 })
             }
             AccessEvent::ApiKeyRevoked { .. } => self.revoked = true,
@@ -245,6 +308,8 @@ mod tests {
             role,
             tenant: "acme".into(),
             secret_sha256: HASH.into(),
+            expires_at: None,
+            token_secret_id: Some("abc123".into()),
             occurred_at: at(),
         }
     }
@@ -255,6 +320,8 @@ mod tests {
             role,
             tenant: "acme".into(),
             secret_sha256: HASH.into(),
+            expires_at: None,
+            token_secret_id: Some("abc123".into()),
             occurred_at: at(),
         }
     }
@@ -304,6 +371,61 @@ mod tests {
             .given_no_previous_events()
             .when(bad)
             .then_expect_error(AccessError::InvalidSecretHash);
+    }
+
+    #[test]
+    fn an_expiring_key_is_active_until_its_expiry() {
+        let expiry = at() + chrono::Duration::hours(1);
+        let mut command = issue(Role::Client);
+        let mut event = issued(Role::Client);
+        if let (
+            AccessCommand::Issue { expires_at, .. },
+            AccessEvent::ApiKeyIssued { expires_at: e, .. },
+        ) = (&mut command, &mut event)
+        {
+            *expires_at = Some(expiry);
+            *e = Some(expiry);
+        }
+        TestFramework::<ApiKey>::with(())
+            .given_no_previous_events()
+            .when(command)
+            .then_expect_events(vec![event.clone()]);
+        let mut key = ApiKey::default();
+        assert_eq!(key.status(at()), KeyStatus::Unknown);
+        key.apply(event);
+        assert!(matches!(key.status(at()), KeyStatus::Active(_)));
+        assert_eq!(key.status(expiry), KeyStatus::Expired);
+        key.apply(AccessEvent::ApiKeyRevoked { occurred_at: at() });
+        assert_eq!(key.status(at()), KeyStatus::Revoked);
+    }
+
+    #[test]
+    fn an_expiry_in_the_past_is_refused() {
+        let mut command = issue(Role::Client);
+        if let AccessCommand::Issue { expires_at, .. } = &mut command {
+            *expires_at = Some(at());
+        }
+        TestFramework::<ApiKey>::with(())
+            .given_no_previous_events()
+            .when(command)
+            .then_expect_error(AccessError::ExpiryNotInFuture);
+    }
+
+    #[test]
+    fn an_event_stored_before_expiry_existed_still_loads() {
+        let stored = serde_json::json!({"ApiKeyIssued": {
+            "principal": "p", "role": "admin", "tenant": "platform",
+            "secret_sha256": HASH, "occurred_at": "2026-01-01T00:00:00Z"}});
+        let event: AccessEvent = serde_json::from_value(stored).unwrap();
+        let AccessEvent::ApiKeyIssued {
+            expires_at,
+            token_secret_id,
+            ..
+        } = event
+        else {
+            panic!("decoded as {event:?}");
+        };
+        assert_eq!((expires_at, token_secret_id), (None, None));
     }
 
     #[test]

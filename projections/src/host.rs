@@ -8,6 +8,7 @@ use tokio::task::JoinHandle;
 
 use ed25519_dalek::SigningKey;
 
+use crate::access::ApiKeyProjection;
 use crate::audit::AuditSealProjection;
 use crate::engine::{Projection, ProjectionError, ProjectionRunner, ProjectionStatus};
 use crate::lapverse::LapVerseProjection;
@@ -22,6 +23,7 @@ pub fn all_projections(ledger_key: Arc<SigningKey>) -> Vec<Arc<dyn Projection>> 
         Arc::new(LogMarketProjection::default()),
         Arc::new(LapVerseProjection::default()),
         Arc::new(AuditSealProjection::new(ledger_key)),
+        Arc::new(ApiKeyProjection::default()),
     ]
 }
 

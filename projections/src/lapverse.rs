@@ -834,16 +834,19 @@ impl LapVerseQueries {
         &self,
         tenant: Option<&str>,
     ) -> Result<Vec<ChargebackLine>, ProjectionError> {
+        // An exact prefix comparison, not `LIKE`: a tenant id may hold `_`, which `LIKE` reads
+        // as a wildcard and so would match other tenants' accounts (and not a range either,
+        // whose order would depend on the database's collation).
         let prefix = match tenant {
-            Some(t) => format!("tenant:{t}:cc:%"),
-            None => "tenant:%:cc:%".to_owned(),
+            Some(t) => format!("tenant:{t}:cc:"),
+            None => "tenant:".to_owned(),
         };
         let rows = sqlx::query(&format!(
-            "SELECT account, amount, occurred_at_us FROM {} WHERE account LIKE $1 \
-             ORDER BY account, seq",
+            "SELECT account, amount, occurred_at_us FROM {} \
+              WHERE substr(account, 1, length($1)) = $1 ORDER BY account, seq",
             self.ledger_history
         ))
-        .bind(prefix)
+        .bind(&prefix)
         .fetch_all(&self.pool)
         .await?;
         let mut lines: BTreeMap<(String, String, String), ChargebackLine> = BTreeMap::new();
@@ -852,7 +855,7 @@ impl LapVerseQueries {
             let amount: String = r.try_get(1)?;
             let at = time(r.try_get(2)?);
             let parts: Vec<&str> = account.split(':').collect();
-            let [_, tenant, _, cost_center] = parts.as_slice() else {
+            let ["tenant", tenant, "cc", cost_center] = parts.as_slice() else {
                 continue;
             };
             let amount = parse_money(&amount)?;

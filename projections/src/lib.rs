@@ -1,6 +1,7 @@
 //! Agora's read side: the projection engine (checkpointed catch-up readers of the global log),
 //! the read models it maintains, their queries, and rebuild-and-compare.
 
+pub mod access;
 pub mod audit;
 pub mod engine;
 pub mod host;

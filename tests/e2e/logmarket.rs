@@ -62,12 +62,37 @@ async fn analyze(s: &TestServer, token: &str, source: &str, log: &str) -> Value 
     body
 }
 
+/// `analyze` under an explicit `Idempotency-Key` (a new client intent for the same content).
+async fn analyze_keyed(s: &TestServer, token: &str, source: &str, log: &str, key: &str) -> Value {
+    let (status, _, body) = s
+        .rest(
+            "POST",
+            "/npe/log-marketplace/analyze",
+            Some(token),
+            Some(key),
+            Some(&json!({"source": source, "logContent": log, "subPKPId": SELLER})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
 async fn pay(s: &TestServer, token: &str, id: &str, body: Value) -> (u16, String, Value) {
+    pay_keyed(s, token, id, body, None).await
+}
+
+async fn pay_keyed(
+    s: &TestServer,
+    token: &str,
+    id: &str,
+    body: Value,
+    key: Option<&str>,
+) -> (u16, String, Value) {
     s.rest(
         "POST",
         &format!("/npe/log-marketplace/pay/{id}"),
         Some(token),
-        None,
+        key,
         Some(&body),
     )
     .await
@@ -163,8 +188,12 @@ async fn seed_flow_rest(t: TestStore) {
     assert_eq!(receipt["analysisId"], id);
     assert_eq!(receipt["metadata"]["authorisation"], "operator");
 
-    // A second pay is a conflict, never a second payment.
+    // The same call again (no Idempotency-Key: the key is derived from the request) gets the
+    // same receipt; a pay under a new key is a conflict. Never a second payment.
     let (status, _, again) = pay(&s, &admin, id, json!({"subPKPId": SELLER})).await;
+    assert_eq!((status, &again["id"]), (200, &receipt["id"]), "{again}");
+    let (status, _, again) =
+        pay_keyed(&s, &admin, id, json!({"subPKPId": SELLER}), Some("pay-2")).await;
     assert_eq!(status, 409, "{again}");
     assert_eq!(again["error"]["code"], "CONFLICT");
 
@@ -337,17 +366,27 @@ async fn pay_once(t: TestStore) {
     let admin = s.admin_token.clone();
     let a = analyze(&s, &admin, "runtime", CRASH_LOG).await;
     let id = a["id"].as_str().unwrap().to_string();
-    let calls = (0..16).map(|_| pay(&s, &admin, &id, json!({"subPKPId": SELLER})));
+    // 16 different client intents (keys): one payment, 15 conflicts.
+    let keys: Vec<String> = (0..16).map(|i| format!("pay-{i}")).collect();
+    let calls = keys
+        .iter()
+        .map(|k| pay_keyed(&s, &admin, &id, json!({"subPKPId": SELLER}), Some(k)));
     let results = join_all(calls).await;
-    let ok = results
+    let count = |code: u16| {
+        results
+            .iter()
+            .filter(|(status, _, _)| *status == code)
+            .count()
+    };
+    assert_eq!((count(200), count(409)), (1, 15), "{results:?}");
+    // 16 copies of one call without a key (one intent, retried): one payment, one receipt.
+    let calls = (0..16).map(|_| pay(&s, &admin, &id, json!({"subPKPId": SELLER})));
+    let retried = join_all(calls).await;
+    let receipts: std::collections::BTreeSet<String> = retried
         .iter()
-        .filter(|(status, _, _)| *status == 200)
-        .count();
-    let conflicts = results
-        .iter()
-        .filter(|(status, _, _)| *status == 409)
-        .count();
-    assert_eq!((ok, conflicts), (1, 15), "{results:?}");
+        .map(|(status, _, r)| format!("{status} {} {}", r["id"], r["error"]["code"]))
+        .collect();
+    assert_eq!(receipts.len(), 1, "{receipts:?}");
     quiesce(&s).await;
     let events = read_all(&s.store.store).await;
     let paid = events
@@ -534,7 +573,7 @@ async fn limits(t: TestStore) {
             "POST",
             "/npe/log-marketplace/analyze",
             Some(&admin),
-            None,
+            Some("a-fourth-submission"),
             Some(&json!({"source": "build", "logContent": CLEAN_LOG, "subPKPId": SELLER})),
         )
         .await;
@@ -605,7 +644,7 @@ async fn uniqueness(t: TestStore) {
     let s = TestServer::start(t).await;
     let admin = s.admin_token.clone();
     let first = analyze(&s, &admin, "test", ATTACK_LOG).await;
-    let again = analyze(&s, &admin, "test", ATTACK_LOG).await;
+    let again = analyze_keyed(&s, &admin, "test", ATTACK_LOG, "second-submission").await;
     let u1 = first["quality"]["uniqueness"].as_u64().unwrap();
     let u2 = again["quality"]["uniqueness"].as_u64().unwrap();
     assert!(u1 >= 70 && u2 <= 10, "first {u1}, repeat {u2}");
@@ -635,6 +674,7 @@ async fn uniqueness(t: TestStore) {
             &seller,
             agora_domain::logmarket::analysis::Stage::Test,
             ATTACK_LOG,
+            0,
             &meta,
         )
         .await
@@ -687,7 +727,7 @@ async fn feedback(t: TestStore) {
             "POST",
             &path,
             Some(&reviewer),
-            None,
+            Some("second-verdict"),
             Some(&json!({"insightIndex": i0, "verdict": "confirmed"})),
         )
         .await;

@@ -1,8 +1,10 @@
 //! End-to-end and storage tests: one binary, each test on its own fresh database.
 
+mod access;
 mod api;
 mod audit_seal;
 mod common;
+mod idempotency;
 mod lapverse;
 mod ledger_projection;
 mod logmarket;

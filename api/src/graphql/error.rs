@@ -10,11 +10,17 @@ use async_graphql::ErrorExtensions;
 /// code, so an `ApiError` can only become a GraphQL error through [`ErrorExtensions`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ApiError {
-    Unauthenticated,
+    /// No usable key: the message says whether it is missing, malformed, unknown, revoked or
+    /// expired.
+    Unauthenticated(String),
     Forbidden(String),
     BadUserInput(String),
     NotFound(String),
+    /// A rule refuses the request as it stands: sending it again will not help.
     Conflict(String),
+    /// 409 `CONFLICT` with `retryable: true`: the target kept changing, or the first request
+    /// with this idempotency key is still running. Never stored as an idempotent outcome.
+    Busy(String),
     IdempotencyConflict,
     Throttled,
     /// A quota other than the request rate (e.g. log submissions per hour), with when to retry.
@@ -40,11 +46,11 @@ impl ApiError {
     /// The message returned to the client.
     pub fn message(&self) -> String {
         match self {
-            Self::Unauthenticated => {
-                "authentication required: send `Authorization: Bearer <api key>`".into()
-            }
+            Self::Unauthenticated(m) => m.clone(),
             Self::Forbidden(m) => format!("forbidden: {m}"),
-            Self::BadUserInput(m) | Self::NotFound(m) | Self::Conflict(m) => m.clone(),
+            Self::BadUserInput(m) | Self::NotFound(m) | Self::Conflict(m) | Self::Busy(m) => {
+                m.clone()
+            }
             Self::IdempotencyConflict => {
                 "this idempotency key was already used with a different request".into()
             }
@@ -61,11 +67,11 @@ impl ApiError {
 
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Unauthenticated(_) => "UNAUTHENTICATED",
             Self::Forbidden(_) => "FORBIDDEN",
             Self::BadUserInput(_) => "BAD_USER_INPUT",
             Self::NotFound(_) => "NOT_FOUND",
-            Self::Conflict(_) => "CONFLICT",
+            Self::Conflict(_) | Self::Busy(_) => "CONFLICT",
             Self::IdempotencyConflict => "IDEMPOTENCY_CONFLICT",
             Self::Throttled | Self::Limited { .. } => "THROTTLED",
             Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
@@ -92,8 +98,23 @@ impl ApiError {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
             Self::Throttled | Self::ErrorBudgetExhausted(_) => Some(60),
+            Self::Busy(_) => Some(1),
             _ => None,
         }
+    }
+
+    /// Whether the same request may succeed later (contention, throttling, an exhausted error
+    /// budget, an internal failure). A retryable outcome is never stored under an idempotency
+    /// key: the retry runs again.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Self::Busy(_)
+                | Self::Throttled
+                | Self::Limited { .. }
+                | Self::ErrorBudgetExhausted(_)
+                | Self::Internal(_)
+        )
     }
 
     /// An internal failure: logged in full here, returned as `INTERNAL` only.
@@ -105,7 +126,7 @@ impl ApiError {
     /// Rebuilds an error from its stored code and message (idempotent replays).
     pub fn from_stored(code: &str, message: String) -> Self {
         match code {
-            "UNAUTHENTICATED" => Self::Unauthenticated,
+            "UNAUTHENTICATED" => Self::Unauthenticated(message),
             "FORBIDDEN" => Self::Forbidden(message.trim_start_matches("forbidden: ").to_string()),
             "BAD_USER_INPUT" => Self::BadUserInput(message),
             "NOT_FOUND" => Self::NotFound(message),
@@ -124,7 +145,12 @@ impl ApiError {
 
 impl ErrorExtensions for ApiError {
     fn extend(&self) -> async_graphql::Error {
-        async_graphql::Error::new(self.message()).extend_with(|_, e| e.set("code", self.code()))
+        async_graphql::Error::new(self.message()).extend_with(|_, e| {
+            e.set("code", self.code());
+            if self.is_retryable() {
+                e.set("retryable", true);
+            }
+        })
     }
 }
 
@@ -162,7 +188,7 @@ impl<E: std::error::Error + Into<ApiError>> From<CommandError<E>> for ApiError {
         match e {
             CommandError::Rejected(inner) => inner.into(),
             CommandError::Conflict => {
-                Self::Conflict("the target kept changing; retry the request".into())
+                Self::Busy("the target kept changing; retry the request".into())
             }
             CommandError::Storage(detail) => Self::internal("event store", detail),
         }

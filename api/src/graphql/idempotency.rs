@@ -1,7 +1,13 @@
 //! Idempotent mutations (as Stripe does it): the first outcome under a (principal, key) is
 //! stored durably in the same database and every retry gets it back; the same key with a
 //! different request is `IDEMPOTENCY_CONFLICT`; concurrent requests with one key run once (the
-//! others wait for the first outcome). Internal failures are not stored: a retry runs again.
+//! others wait for the first outcome). Retryable outcomes (contention, throttling, an exhausted
+//! error budget, internal failures) are not stored: a retry runs again.
+//!
+//! A running request owns its `pending` record (a random owner id) and renews it every
+//! [`HEARTBEAT_MS`]; a retry may take the record over only once the heartbeat has stopped for
+//! [`PENDING_TAKEOVER_MS`] (its request died), so a slow request is never run twice. Records are
+//! written on the store's durable pool, never one with `synchronous_commit = off`.
 
 use std::future::Future;
 use std::time::Duration;
@@ -15,10 +21,26 @@ use sqlx::{AnyPool, Row};
 use super::auth::{sha256_hex, Principal};
 use super::error::ApiError;
 
-/// Longest accepted client key.
+/// Longest accepted client key (as the OpenAPI document says).
 pub const MAX_KEY_LEN: usize = 200;
-/// A `pending` record older than this belongs to a request that died: it may be taken over.
-pub const PENDING_TAKEOVER_MS: i64 = 60_000;
+/// Longest stored key: a client key under an adapter's prefix (`rest:<scope>:`), or a derived one.
+pub const MAX_STORED_KEY_LEN: usize = MAX_KEY_LEN + 120;
+
+/// A client's idempotency key: 1..=[`MAX_KEY_LEN`] printable ASCII characters.
+pub fn check_client_key(key: &str) -> Result<(), ApiError> {
+    let printable = key.bytes().all(|b| (0x20..=0x7e).contains(&b));
+    if key.is_empty() || key.len() > MAX_KEY_LEN || !printable {
+        return Err(ApiError::BadUserInput(format!(
+            "idempotency key must be 1..={MAX_KEY_LEN} printable ASCII characters"
+        )));
+    }
+    Ok(())
+}
+/// A `pending` record not renewed for this long belongs to a request that died: it may be
+/// taken over.
+pub const PENDING_TAKEOVER_MS: i64 = 15_000;
+/// How often a running request renews its `pending` record.
+pub const HEARTBEAT_MS: u64 = 2_000;
 /// How long a concurrent request waits for the first one's outcome.
 pub const WAIT_FOR_FIRST_MS: u64 = 30_000;
 const POLL_MS: u64 = 20;
@@ -26,10 +48,13 @@ const POLL_MS: u64 = 20;
 #[derive(Clone)]
 pub struct Idempotency {
     pool: AnyPool,
+    takeover_ms: i64,
+    heartbeat_ms: u64,
 }
 
 enum Claim {
-    Execute,
+    /// Run the request; the record is held under this owner id.
+    Execute(String),
     Replay(Value),
 }
 
@@ -40,7 +65,18 @@ pub const PURGE_EVERY_MS: u64 = 10 * 60 * 1000;
 
 impl Idempotency {
     pub fn new(pool: AnyPool) -> Self {
-        Self { pool }
+        Self::with_timing(pool, PENDING_TAKEOVER_MS, HEARTBEAT_MS)
+    }
+
+    /// With other takeover and heartbeat periods (tests and drills); the heartbeat must be well
+    /// under the takeover period.
+    pub fn with_timing(pool: AnyPool, takeover_ms: i64, heartbeat_ms: u64) -> Self {
+        assert!(heartbeat_ms as i64 * 3 <= takeover_ms, "heartbeat too slow");
+        Self {
+            pool,
+            takeover_ms,
+            heartbeat_ms,
+        }
     }
 
     /// Deletes finished records last touched before `older_than_us` (and `pending` ones left by
@@ -82,7 +118,7 @@ impl Idempotency {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, ApiError>>,
     {
-        if key.is_empty() || key.len() > MAX_KEY_LEN {
+        if key.is_empty() || key.len() > MAX_STORED_KEY_LEN {
             return Err(ApiError::BadUserInput(format!(
                 "idempotency key must be 1..={MAX_KEY_LEN} characters"
             )));
@@ -91,9 +127,15 @@ impl Idempotency {
         let hash = sha256_hex(&request.to_string());
         match self.claim(&scope, key, &hash).await? {
             Claim::Replay(outcome) => decode(outcome),
-            Claim::Execute => {
+            Claim::Execute(owner) => {
+                let heartbeat = tokio::spawn(self.clone().heartbeat(
+                    scope.clone(),
+                    key.to_owned(),
+                    owner.clone(),
+                ));
                 let result = run().await;
-                self.finish(&scope, key, &result).await?;
+                heartbeat.abort();
+                self.finish(&scope, key, &owner, &result).await?;
                 result
             }
         }
@@ -103,20 +145,22 @@ impl Idempotency {
         let deadline = tokio::time::Instant::now() + Duration::from_millis(WAIT_FOR_FIRST_MS);
         loop {
             let now = Utc::now().timestamp_micros();
+            let owner = uuid::Uuid::now_v7().to_string();
             let inserted = sqlx::query(
-                "INSERT INTO idempotency_records (principal, key, request_hash, state, created_at_us, updated_at_us) \
-                 VALUES ($1, $2, $3, 'pending', $4, $4) ON CONFLICT (principal, key) DO NOTHING",
+                "INSERT INTO idempotency_records (principal, key, request_hash, state, created_at_us, updated_at_us, owner) \
+                 VALUES ($1, $2, $3, 'pending', $4, $4, $5) ON CONFLICT (principal, key) DO NOTHING",
             )
             .bind(scope)
             .bind(key)
             .bind(hash)
             .bind(now)
+            .bind(&owner)
             .execute(&self.pool)
             .await
             .map_err(|e| ApiError::internal("idempotency claim", e))?
             .rows_affected();
             if inserted == 1 {
-                return Ok(Claim::Execute);
+                return Ok(Claim::Execute(owner));
             }
             let row = sqlx::query(
                 "SELECT request_hash, state, outcome, updated_at_us FROM idempotency_records \
@@ -148,17 +192,40 @@ impl Idempotency {
             let updated: i64 = row
                 .try_get(3)
                 .map_err(|e| ApiError::internal("idempotency row", e))?;
-            if now - updated > PENDING_TAKEOVER_MS * 1000
-                && self.take_over(scope, key, updated, now).await?
+            if now - updated > self.takeover_ms * 1000
+                && self.take_over(scope, key, updated, now, &owner).await?
             {
-                return Ok(Claim::Execute);
+                tracing::warn!("took over an idempotency record whose request stopped renewing it");
+                return Ok(Claim::Execute(owner));
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(ApiError::Conflict(
+                return Err(ApiError::Busy(
                     "a request with this idempotency key is still in progress".into(),
                 ));
             }
             tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
+        }
+    }
+
+    /// Renews the record every heartbeat period while its request runs (aborted when it ends).
+    async fn heartbeat(self, scope: String, key: String, owner: String) {
+        loop {
+            tokio::time::sleep(Duration::from_millis(self.heartbeat_ms)).await;
+            let renewed = sqlx::query(
+                "UPDATE idempotency_records SET updated_at_us = $1 \
+                  WHERE principal = $2 AND key = $3 AND state = 'pending' AND owner = $4",
+            )
+            .bind(Utc::now().timestamp_micros())
+            .bind(&scope)
+            .bind(&key)
+            .bind(&owner)
+            .execute(&self.pool)
+            .await;
+            match renewed {
+                Ok(r) if r.rows_affected() == 1 => {}
+                Ok(_) => return,
+                Err(e) => tracing::warn!(error = %e, "idempotency heartbeat failed; will retry"),
+            }
         }
     }
 
@@ -168,15 +235,17 @@ impl Idempotency {
         key: &str,
         seen: i64,
         now: i64,
+        owner: &str,
     ) -> Result<bool, ApiError> {
         let n = sqlx::query(
-            "UPDATE idempotency_records SET updated_at_us = $1 \
+            "UPDATE idempotency_records SET updated_at_us = $1, owner = $5 \
               WHERE principal = $2 AND key = $3 AND state = 'pending' AND updated_at_us = $4",
         )
         .bind(now)
         .bind(scope)
         .bind(key)
         .bind(seen)
+        .bind(owner)
         .execute(&self.pool)
         .await
         .map_err(|e| ApiError::internal("idempotency takeover", e))?
@@ -188,32 +257,41 @@ impl Idempotency {
         &self,
         scope: &str,
         key: &str,
+        owner: &str,
         result: &Result<T, ApiError>,
     ) -> Result<(), ApiError> {
         let outcome = match result {
             Ok(value) => json!({ "ok": value }),
-            Err(ApiError::Internal(_)) => {
-                sqlx::query("DELETE FROM idempotency_records WHERE principal = $1 AND key = $2")
-                    .bind(scope)
-                    .bind(key)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(|e| ApiError::internal("idempotency release", e))?;
+            Err(e) if e.is_retryable() => {
+                sqlx::query(
+                    "DELETE FROM idempotency_records WHERE principal = $1 AND key = $2 \
+                      AND owner = $3 AND state = 'pending'",
+                )
+                .bind(scope)
+                .bind(key)
+                .bind(owner)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| ApiError::internal("idempotency release", e))?;
                 return Ok(());
             }
             Err(e) => json!({ "error": { "code": e.code(), "message": e.message() } }),
         };
-        sqlx::query(
+        let stored = sqlx::query(
             "UPDATE idempotency_records SET state = 'done', outcome = $1, updated_at_us = $2 \
-              WHERE principal = $3 AND key = $4",
+              WHERE principal = $3 AND key = $4 AND owner = $5 AND state = 'pending'",
         )
         .bind(outcome.to_string())
         .bind(Utc::now().timestamp_micros())
         .bind(scope)
         .bind(key)
+        .bind(owner)
         .execute(&self.pool)
         .await
         .map_err(|e| ApiError::internal("idempotency store", e))?;
+        if stored.rows_affected() == 0 {
+            tracing::warn!("an idempotency record was taken over before its outcome was stored");
+        }
         Ok(())
     }
 }

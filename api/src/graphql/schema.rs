@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::auth::Principal;
+use super::auth::{NewKey, Principal};
 use super::error::ApiError;
 use super::money::MoneyScalar;
 use super::RequestContext;
@@ -20,8 +20,7 @@ use crate::app::AppState;
 
 /// Largest page of any connection.
 pub const MAX_PAGE: i32 = 100;
-/// Tenant of platform-wide staff keys (may read across tenants in their role).
-pub const PLATFORM_TENANT: &str = "platform";
+pub use super::auth::PLATFORM_TENANT;
 
 type Res<T> = Result<T, async_graphql::Error>;
 
@@ -39,10 +38,11 @@ pub(crate) fn caller<'a>(ctx: &'a Context<'_>, roles: &[Role]) -> Result<&'a Pri
 }
 
 /// Ledger access: finance, auditor (read) and admin keys of the platform tenant. Accounts are not
-/// tenant-scoped yet, so tenant keys get no ledger access at all rather than a leaky one.
+/// tenant-scoped yet, so tenant keys (a tenant's admin included) get no ledger access at all
+/// rather than a leaky one.
 fn ledger_caller<'a>(ctx: &'a Context<'_>, roles: &[Role]) -> Result<&'a Principal, ApiError> {
     let p = caller(ctx, roles)?;
-    if p.is_admin() || p.tenant == PLATFORM_TENANT {
+    if p.is_platform() {
         Ok(p)
     } else {
         Err(ApiError::Forbidden(
@@ -228,6 +228,20 @@ pub struct HistoryLineView {
     pub balance_after: MoneyScalar,
     pub occurred_at: DateTime<Utc>,
     pub global_position: i64,
+}
+
+/// An API key as listed to an administrator (cursor: `id`).
+#[derive(SimpleObject)]
+pub struct ApiKeyView {
+    pub id: String,
+    pub principal: String,
+    pub role: String,
+    pub tenant: String,
+    /// active, expired or revoked.
+    pub status: String,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
 }
 
 #[derive(SimpleObject)]
@@ -429,6 +443,53 @@ impl QueryRoot {
         Ok(MoneyScalar(m))
     }
 
+    /// API keys ordered by id (admin): a platform admin sees every tenant's (or `tenant`'s), a
+    /// tenant's admin its own tenant's. Never a token or its hash.
+    async fn api_keys(
+        &self,
+        ctx: &Context<'_>,
+        tenant: Option<String>,
+        first: i32,
+        after: Option<String>,
+    ) -> Res<Vec<ApiKeyView>> {
+        let p = caller(ctx, &[Role::Admin])?;
+        if !(1..=MAX_PAGE).contains(&first) {
+            return Err(ApiError::BadUserInput(format!("`first` must be 1..={MAX_PAGE}")).into());
+        }
+        let tenant = match tenant {
+            Some(t) => {
+                p.may_reach(&t, &[Role::Admin])?;
+                Some(t)
+            }
+            None if p.is_platform() => None,
+            None => Some(p.tenant.clone()),
+        };
+        let rows = state(ctx)
+            .api_key_queries
+            .list(tenant.as_deref(), after.as_deref(), i64::from(first))
+            .await
+            .map_err(|e| ApiError::internal("api keys", e))?;
+        let now = Utc::now();
+        Ok(rows
+            .into_iter()
+            .map(|k| ApiKeyView {
+                status: match (k.revoked_at, k.expires_at) {
+                    (Some(_), _) => "revoked",
+                    (None, Some(e)) if e <= now => "expired",
+                    _ => "active",
+                }
+                .into(),
+                id: k.key_id,
+                principal: k.principal,
+                role: k.role.as_str().into(),
+                tenant: k.tenant,
+                issued_at: k.issued_at,
+                expires_at: k.expires_at,
+                revoked_at: k.revoked_at,
+            })
+            .collect())
+    }
+
     /// Progress and lag of every projection (auditor, admin).
     async fn projections(&self, ctx: &Context<'_>) -> Res<Vec<ProjectionStatusView>> {
         caller(ctx, &[Role::Auditor, Role::Admin])?;
@@ -453,7 +514,11 @@ pub struct CreateApiKeyInput {
     pub principal: String,
     /// client, seller, author, reviewer, finance, auditor or admin.
     pub role: String,
+    /// The key's tenant; `platform` for staff keys that may reach across tenants (platform
+    /// admins only).
     pub tenant: String,
+    /// When the key stops working (optional; must be in the future).
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// A new API key. `token` is shown here only: it is not stored.
@@ -463,6 +528,11 @@ pub struct CreatedApiKey {
     pub principal: String,
     pub role: String,
     pub tenant: String,
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The API-token secret the token was derived from.
+    #[serde(default)]
+    pub token_secret_id: String,
 }
 
 #[Object]
@@ -471,9 +541,21 @@ impl CreatedApiKey {
         &self.id
     }
     /// The bearer token. Keep it: it cannot be shown again (a retry with the same idempotency
-    /// key returns the same one).
-    async fn token(&self, ctx: &Context<'_>) -> String {
-        state(ctx).keys.token_for(&self.id)
+    /// key returns the same one, unless the API-token secret was rotated in between).
+    async fn token(&self, ctx: &Context<'_>) -> Res<String> {
+        let keys = &state(ctx).keys;
+        if keys.token_secret_id() != self.token_secret_id {
+            return Err(ApiError::Conflict(format!(
+                "key {} was made under another API-token secret, so its token cannot be shown \
+                 again; revoke it and create a new key",
+                self.id
+            ))
+            .into());
+        }
+        Ok(keys.token_for(&self.id))
+    }
+    async fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.expires_at
     }
     async fn principal(&self) -> &str {
         &self.principal
@@ -517,14 +599,17 @@ pub struct MutationRoot;
 
 /// The idempotency key of a mutation: its argument, else the `Idempotency-Key` header.
 pub(crate) fn resolve_key(ctx: &Context<'_>, arg: Option<String>) -> Result<String, ApiError> {
-    arg.or_else(|| request(ctx).idempotency_key.clone())
+    let key = arg
+        .or_else(|| request(ctx).idempotency_key.clone())
         .ok_or_else(|| {
             ApiError::BadUserInput(
                 "every mutation needs an idempotency key: the `idempotencyKey` argument or the \
              `Idempotency-Key` header"
                     .into(),
             )
-        })
+        })?;
+    super::idempotency::check_client_key(&key)?;
+    Ok(key)
 }
 
 pub(crate) fn metadata(
@@ -557,6 +642,8 @@ impl MutationRoot {
         idempotency_key: Option<String>,
     ) -> Res<CreatedApiKey> {
         let p = caller(ctx, &[Role::Admin])?;
+        // A tenant's admin makes keys for its own tenant only (never a platform key).
+        p.may_reach(&input.tenant, &[Role::Admin])?;
         let key = resolve_key(ctx, idempotency_key)?;
         let req = json!({"createApiKey": input});
         let s = state(ctx);
@@ -566,14 +653,21 @@ impl MutationRoot {
                 let role = Role::parse(&input.role)?;
                 let id = new_key_id();
                 let meta = metadata(ctx, p, &key)?;
-                s.keys
-                    .issue(&id, &input.principal, role, &input.tenant, &meta)
-                    .await?;
+                let new_key = NewKey {
+                    key_id: &id,
+                    principal: &input.principal,
+                    role,
+                    tenant: &input.tenant,
+                    expires_at: input.expires_at,
+                };
+                s.keys.issue(&new_key, &meta).await?;
                 Ok(CreatedApiKey {
                     id,
                     principal: input.principal.clone(),
                     role: role.as_str().into(),
                     tenant: input.tenant.clone(),
+                    expires_at: input.expires_at,
+                    token_secret_id: s.keys.token_secret_id(),
                 })
             })
             .await?;
@@ -588,6 +682,14 @@ impl MutationRoot {
         idempotency_key: Option<String>,
     ) -> Res<bool> {
         let p = caller(ctx, &[Role::Admin])?;
+        // A tenant's admin revokes its own tenant's keys only; another tenant's key is absent.
+        let tenant = key_tenant(ctx, &id).await?;
+        if tenant
+            .as_deref()
+            .is_some_and(|t| p.may_reach(t, &[Role::Admin]).is_err())
+        {
+            return Err(ApiError::NotFound("no API key with this id".into()).into());
+        }
         let key = resolve_key(ctx, idempotency_key)?;
         let req = json!({"revokeApiKey": id});
         let s = state(ctx);
@@ -726,6 +828,11 @@ pub(crate) fn counted<T>(
     result
 }
 
+/// The tenant of key `id`, if it exists.
+async fn key_tenant(ctx: &Context<'_>, id: &str) -> Result<Option<String>, ApiError> {
+    state(ctx).keys.tenant_of(id).await
+}
+
 fn new_key_id() -> String {
     let bytes: [u8; 8] = rand::random();
     hex::encode(bytes)
@@ -807,7 +914,7 @@ async fn next_event(mut f: Follow) -> Option<(Res<EventNode>, Follow)> {
     }
 }
 
-/// The store filter for a caller: non-platform, non-admin callers see their tenant only.
+/// The store filter for a caller: tenant keys (a tenant's admin included) see their tenant only.
 fn event_filter(p: &Principal, f: EventFilterInput) -> EventFilter {
     EventFilter {
         from_position: f.from_position,
@@ -818,6 +925,6 @@ fn event_filter(p: &Principal, f: EventFilterInput) -> EventFilter {
         aggregate_id: f.aggregate_id,
         correlation_id: f.correlation_id,
         actor: f.actor,
-        tenant: (!p.is_admin() && p.tenant != PLATFORM_TENANT).then(|| p.tenant.clone()),
+        tenant: (!p.is_platform()).then(|| p.tenant.clone()),
     }
 }

@@ -61,7 +61,8 @@ pub struct LvFlag {
 #[derive(SimpleObject)]
 pub struct LvWebhook {
     pub id: String,
-    pub url: String,
+    /// The destination URL: admins only (it may carry a secret); null for every other role.
+    pub url: Option<String>,
     /// `competition_completed`, `champion_promoted`.
     pub events: Vec<String>,
 }
@@ -220,7 +221,8 @@ pub struct LvDelivery {
     pub notification_id: String,
     pub event: String,
     pub webhook_id: String,
-    pub url: String,
+    /// The destination URL: admins only (it may carry a secret); null for every other role.
+    pub url: Option<String>,
     /// pending, succeeded, skipped, abandoned.
     pub status: String,
     pub attempts: i64,
@@ -228,14 +230,14 @@ pub struct LvDelivery {
     pub updated_at: DateTime<Utc>,
 }
 
-impl From<DeliveryRow> for LvDelivery {
-    fn from(d: DeliveryRow) -> Self {
+impl LvDelivery {
+    fn view(d: DeliveryRow, show_url: bool) -> Self {
         Self {
             id: d.delivery_id,
             notification_id: d.notification_id,
             event: d.event,
             webhook_id: d.webhook_id,
-            url: d.url,
+            url: show_url.then_some(d.url),
             status: d.status,
             attempts: d.attempts,
             reason: d.reason,
@@ -261,6 +263,7 @@ impl From<Receipt> for LvReceipt {
 
 async fn tenant_view(ctx: &Context<'_>, id: &str, tenant: &Tenant) -> Result<LvTenant, ApiError> {
     let s = state(ctx);
+    let show_urls = caller(ctx, ANY_ROLE)?.is_admin();
     let now = Utc::now();
     let service = &s.lapverse.service;
     let slo = service
@@ -300,7 +303,7 @@ async fn tenant_view(ctx: &Context<'_>, id: &str, tenant: &Tenant) -> Result<LvT
             .iter()
             .map(|(id, w)| LvWebhook {
                 id: id.as_str().to_owned(),
-                url: w.url.as_str().to_owned(),
+                url: show_urls.then(|| w.url.as_str().to_owned()),
                 events: w.events.iter().map(|e| e.as_str().to_owned()).collect(),
             })
             .collect(),
@@ -318,6 +321,7 @@ async fn admin_command(
     commands: impl FnOnce(DateTime<Utc>) -> Result<Vec<TenantCommand>, ApiError>,
 ) -> Res<LvTenant> {
     let p = caller(ctx, &[Role::Admin])?;
+    may_act_for(p, tenant)?;
     let key = resolve_key(ctx, key)?;
     let s = state(ctx);
     counted(
@@ -519,7 +523,7 @@ fn list_tenant(p: &Principal, tenant: Option<String>) -> Result<Option<String>, 
             may_read(p, &t)?;
             Ok(Some(t))
         }
-        None if READ_ANY_TENANT.contains(&p.role) => Ok(None),
+        None if p.sees_all_tenants(&READ_ANY_TENANT) => Ok(None),
         None => Ok(Some(p.tenant.clone())),
     }
 }
@@ -566,16 +570,21 @@ impl LapVerseQuery {
         Ok(tenant_view(ctx, &id, &tenant).await?)
     }
 
-    /// Every tenant's id (admin, finance, auditor).
+    /// Every tenant's id (platform admin, finance, auditor); a tenant's own admin, finance or
+    /// auditor key sees its own tenant only.
     async fn lapverse_tenants(&self, ctx: &Context<'_>) -> Res<Vec<String>> {
-        caller(ctx, &READ_ANY_TENANT)?;
+        let p = caller(ctx, &READ_ANY_TENANT)?;
         let rows = state(ctx)
             .lapverse
             .queries
             .tenants()
             .await
             .map_err(|e| ApiError::internal("tenants", e))?;
-        Ok(rows.into_iter().map(|r| r.tenant).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| r.tenant)
+            .filter(|t| may_read(p, t).is_ok())
+            .collect())
     }
 
     async fn task(&self, ctx: &Context<'_>, id: String) -> Res<Option<LvWork>> {
@@ -640,7 +649,11 @@ impl LapVerseQuery {
             .deliveries(&tenant, i64::from(limit.unwrap_or(50)))
             .await
             .map_err(|e| ApiError::internal("deliveries", e))?;
-        Ok(rows.into_iter().map(LvDelivery::from).collect())
+        let show_urls = p.is_admin();
+        Ok(rows
+            .into_iter()
+            .map(|d| LvDelivery::view(d, show_urls))
+            .collect())
     }
 }
 
@@ -685,6 +698,7 @@ impl LapVerseMutation {
         idempotency_key: Option<String>,
     ) -> Res<LvTenant> {
         let request = json!({"updateTenant": {"id": &id, "input": &input}});
+        may_act_for(caller(ctx, &[Role::Admin])?, &id)?;
         let current = state(ctx)
             .lapverse
             .service

@@ -37,34 +37,23 @@ pub fn api_error(e: LapVerseError) -> ApiError {
         LapVerseError::ErrorBudgetExhausted { .. } => ApiError::ErrorBudgetExhausted(message),
         LapVerseError::IdempotencyConflict => ApiError::IdempotencyConflict,
         LapVerseError::Conflict(_) => ApiError::Conflict(message),
+        LapVerseError::Busy(_) => ApiError::Busy(message),
         LapVerseError::RefusedEarlier { code, reason } => ApiError::from_stored(&code, reason),
         LapVerseError::Storage(detail) => ApiError::internal("lap-verse store", detail),
     }
 }
 
-/// Roles that may read every tenant's work (operators and auditors).
+/// Roles whose platform keys may read every tenant's work (operators and auditors). A key bound
+/// to a tenant reads only that tenant, whatever its role.
 pub const READ_ANY_TENANT: [Role; 3] = [Role::Admin, Role::Finance, Role::Auditor];
 
-/// Whether `p` may submit work for or read `tenant`: its own tenant, or an admin (any tenant).
+/// Whether `p` may submit work for `tenant`: its own tenant, or a platform admin (any tenant).
 pub fn may_act_for(p: &Principal, tenant: &str) -> Result<(), ApiError> {
-    if p.is_admin() || p.tenant == tenant {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(format!(
-            "this key belongs to tenant {}, not {tenant}",
-            p.tenant
-        )))
-    }
+    p.may_reach(tenant, &[Role::Admin])
 }
 
-/// Whether `p` may read `tenant`'s work and reports.
+/// Whether `p` may read `tenant`'s work and reports: its own tenant, or a platform admin,
+/// finance or auditor key.
 pub fn may_read(p: &Principal, tenant: &str) -> Result<(), ApiError> {
-    if READ_ANY_TENANT.contains(&p.role) || p.tenant == tenant {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(format!(
-            "this key belongs to tenant {}, not {tenant}",
-            p.tenant
-        )))
-    }
+    p.may_reach(tenant, &READ_ANY_TENANT)
 }

@@ -29,7 +29,7 @@ use super::{api_error, export, may_act_for, may_read, views};
 use crate::app::AppState;
 use crate::graphql::auth::Principal;
 use crate::graphql::error::ApiError;
-use crate::logmarket::rest::{error_response, mutation_with_status, Reply};
+use crate::logmarket::rest::{error_response, mutation_with_status, Call, Reply};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -213,9 +213,13 @@ async fn submit_task(State(s): State<AppState>, headers: HeaderMap, body: Bytes)
     };
     let lv = s.lapverse.clone();
     let market = s.market.clone();
+    let call = Call {
+        op: "submitTask",
+        status: StatusCode::ACCEPTED,
+        scope: &format!("tenant/{}", request.work.tenant),
+    };
     mutation_with_status(
-        "submitTask",
-        StatusCode::ACCEPTED,
+        call,
         &s,
         &p,
         &headers,
@@ -258,9 +262,13 @@ async fn launch_competition(State(s): State<AppState>, headers: HeaderMap, body:
     };
     let lv = s.lapverse.clone();
     let market = s.market.clone();
+    let call = Call {
+        op: "launchCompetition",
+        status: StatusCode::ACCEPTED,
+        scope: &format!("tenant/{}", request.work.tenant),
+    };
     mutation_with_status(
-        "launchCompetition",
-        StatusCode::ACCEPTED,
+        call,
         &s,
         &p,
         &headers,
@@ -351,7 +359,7 @@ async fn export_competitions(
         .tenant
         .clone()
         .or_else(|| header_value(&headers, "x-tenant-id").map(str::to_owned))
-        .or_else(|| (!super::READ_ANY_TENANT.contains(&p.role)).then(|| p.tenant.clone()));
+        .or_else(|| (!p.sees_all_tenants(&super::READ_ANY_TENANT)).then(|| p.tenant.clone()));
     if let Some(t) = &tenant {
         may_read(&p, t).map_err(error_response)?;
     }

@@ -278,7 +278,7 @@ impl MarketApi {
         let stage = stage(source)?;
         self.check_size(content, None)?;
         self.admit_submissions(&seller, 1)?;
-        let record = self.record(&seller, stage, content, meta).await?;
+        let record = self.record(&seller, stage, content, 0, meta).await?;
         self.settle_reads().await;
         Ok(record)
     }
@@ -288,11 +288,12 @@ impl MarketApi {
         seller: &SellerId,
         stage: Stage,
         content: &str,
+        ordinal: u32,
         meta: &CommandMetadata,
     ) -> Result<AnalysisRecord, ApiError> {
         let (id, analysis) = self
             .market
-            .analyse(seller, stage, content, meta)
+            .analyse(seller, stage, content, ordinal, meta)
             .await
             .map_err(market_error)?;
         Ok(AnalysisRecord {
@@ -329,8 +330,12 @@ impl MarketApi {
         }
         self.admit_submissions(&seller, logs.len() as u32)?;
         let mut results = Vec::with_capacity(logs.len());
-        for (item, stage) in logs.iter().zip(stages) {
-            results.push(self.record(&seller, stage, &item.content, meta).await?);
+        for (i, (item, stage)) in logs.iter().zip(stages).enumerate() {
+            let ordinal = u32::try_from(i).unwrap_or(u32::MAX);
+            results.push(
+                self.record(&seller, stage, &item.content, ordinal, meta)
+                    .await?,
+            );
         }
         self.settle_reads().await;
         Ok(BatchOutcome { results })
@@ -364,8 +369,9 @@ impl MarketApi {
         let mut results = Vec::with_capacity(iterations as usize);
         for i in 0..iterations as usize {
             let log = &corpus[i % corpus.len()];
+            let ordinal = u32::try_from(i).unwrap_or(u32::MAX);
             let record = self
-                .record(&seller, stage(log.stage)?, log.content, meta)
+                .record(&seller, stage(log.stage)?, log.content, ordinal, meta)
                 .await?;
             let receipt = if auto_pay && record.analysis.value_score > 70 {
                 Some(self.pay_inner(p, meta, &record.id, &seller, None).await?)

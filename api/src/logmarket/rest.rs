@@ -25,8 +25,9 @@ use serde_json::{json, Value};
 use super::views;
 use super::{BatchItem, MarketApi};
 use crate::app::AppState;
-use crate::graphql::auth::Principal;
+use crate::graphql::auth::{sha256_hex, Principal};
 use crate::graphql::error::ApiError;
+use crate::graphql::idempotency::check_client_key;
 
 /// Largest REST body: a full batch of maximum-size logs would be 100 MiB, so batches are
 /// bounded by this instead (a clear 413).
@@ -68,7 +69,7 @@ pub fn routes() -> Router<AppState> {
 /// The HTTP status of an error code.
 pub fn status_of(e: &ApiError) -> StatusCode {
     match e {
-        ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
         ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
         ApiError::BadUserInput(_) => StatusCode::BAD_REQUEST,
         ApiError::NotFound(_) | ApiError::TenantNotFound(_) | ApiError::FeatureNotAvailable(_) => {
@@ -76,7 +77,9 @@ pub fn status_of(e: &ApiError) -> StatusCode {
         }
         ApiError::MarginGuardrailExceeded(_) => StatusCode::PAYMENT_REQUIRED,
         ApiError::ErrorBudgetExhausted(_) => StatusCode::SERVICE_UNAVAILABLE,
-        ApiError::Conflict(_) | ApiError::IdempotencyConflict => StatusCode::CONFLICT,
+        ApiError::Conflict(_) | ApiError::Busy(_) | ApiError::IdempotencyConflict => {
+            StatusCode::CONFLICT
+        }
         ApiError::Throttled | ApiError::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
         ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -85,7 +88,12 @@ pub fn status_of(e: &ApiError) -> StatusCode {
 
 /// `{"error": {"code", "message"}}` with the status (and `Retry-After` when throttled).
 pub fn error_response(e: ApiError) -> Response {
-    let body = Json(json!({"error": {"code": e.code(), "message": e.message()}}));
+    let body = if e.is_retryable() {
+        json!({"error": {"code": e.code(), "message": e.message(), "retryable": true}})
+    } else {
+        json!({"error": {"code": e.code(), "message": e.message()}})
+    };
+    let body = Json(body);
     match e.retry_after_secs() {
         Some(secs) => (
             status_of(&e),
@@ -126,11 +134,19 @@ fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
         .map_err(|e| error_response(ApiError::BadUserInput(format!("invalid JSON body: {e}"))))
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+/// The client's `Idempotency-Key`: absent, or 1..=200 printable ASCII characters (anything
+/// else is refused, never ignored: an ignored key would let a retry run twice).
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Response> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value.to_str().map_err(|_| {
+        error_response(ApiError::BadUserInput(
+            "Idempotency-Key must be printable ASCII".into(),
+        ))
+    })?;
+    check_client_key(key).map_err(error_response)?;
+    Ok(Some(key.to_owned()))
 }
 
 fn metadata(p: &Principal, key: Option<&str>) -> Result<CommandMetadata, ApiError> {
@@ -144,7 +160,20 @@ fn metadata(p: &Principal, key: Option<&str>) -> Result<CommandMetadata, ApiErro
     }
 }
 
-/// Runs a mutation once per `Idempotency-Key` (when given) and renders its outcome.
+/// How a REST mutation answers and where its idempotency keys live.
+pub(crate) struct Call<'a> {
+    /// The operation (metrics label, and part of a derived key).
+    pub op: &'a str,
+    /// The status of a success.
+    pub status: StatusCode,
+    /// Keys are unique within this scope for the caller (e.g. the target tenant), besides the
+    /// caller's own principal.
+    pub scope: &'a str,
+}
+
+/// Runs a mutation once per `Idempotency-Key` and renders its outcome. A request without the
+/// header gets a key derived from the operation and its whole body, so an identical retry
+/// (a pipeline re-running its `curl`) returns the first outcome instead of acting twice.
 async fn mutation<T, F, Fut>(
     op: &str,
     s: &AppState,
@@ -159,14 +188,17 @@ where
     F: FnOnce(CommandMetadata) -> Fut,
     Fut: Future<Output = Result<T, ApiError>>,
 {
-    mutation_with_status(op, StatusCode::OK, s, p, headers, request, run, render).await
+    let call = Call {
+        op,
+        status: StatusCode::OK,
+        scope: "market",
+    };
+    mutation_with_status(call, s, p, headers, request, run, render).await
 }
 
-/// [`mutation`] answering with `status` on success.
-#[allow(clippy::too_many_arguments)]
+/// [`mutation`] answering as `call` says.
 pub(crate) async fn mutation_with_status<T, F, Fut>(
-    op: &str,
-    status: StatusCode,
+    call: Call<'_>,
     s: &AppState,
     p: &Principal,
     headers: &HeaderMap,
@@ -179,18 +211,23 @@ where
     F: FnOnce(CommandMetadata) -> Fut,
     Fut: Future<Output = Result<T, ApiError>>,
 {
-    let key = idempotency_key(headers);
-    let meta = metadata(p, key.as_deref()).map_err(error_response)?;
-    let out = match key {
-        Some(k) => {
-            s.idempotency
-                .once(p, &format!("rest:{k}"), &request, || run(meta))
-                .await
-        }
-        None => run(meta).await,
+    let client_key = idempotency_key(headers)?;
+    let stored_key = match &client_key {
+        Some(k) => format!("rest:{}:{k}", call.scope),
+        None => format!(
+            "rest-derived:{}:{}",
+            call.scope,
+            sha256_hex(&format!("{}\n{request}", call.op))
+        ),
     };
-    let out = crate::graphql::schema::counted(s, op, out).map_err(error_response)?;
-    Ok((status, Json(render(&out))).into_response())
+    let meta =
+        metadata(p, Some(client_key.as_deref().unwrap_or(&stored_key))).map_err(error_response)?;
+    let out = s
+        .idempotency
+        .once(p, &stored_key, &request, || run(meta))
+        .await;
+    let out = crate::graphql::schema::counted(s, call.op, out).map_err(error_response)?;
+    Ok((call.status, Json(render(&out))).into_response())
 }
 
 #[derive(Deserialize, Serialize)]

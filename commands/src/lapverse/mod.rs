@@ -83,9 +83,12 @@ pub enum LapVerseError {
     /// 409 `IDEMPOTENCY_KEY_REUSED`.
     #[error("the idempotency key was already used for a different request")]
     IdempotencyConflict,
-    /// 409 `CONFLICT`.
+    /// 409 `CONFLICT`: a rule refuses the request as it stands (retrying will not help).
     #[error("{0}")]
     Conflict(String),
+    /// 409 `CONFLICT`, retryable: the target kept changing under concurrent writers.
+    #[error("{0}")]
+    Busy(String),
     /// A replay of a request that was refused and recorded (the guardrail): the same code again.
     #[error("{reason}")]
     RefusedEarlier { code: String, reason: String },
@@ -106,11 +109,22 @@ impl LapVerseError {
             Self::MarginGuardrailExceeded { .. } => "MARGIN_GUARDRAIL_EXCEEDED",
             Self::ErrorBudgetExhausted { .. } => "ERROR_BUDGET_EXHAUSTED",
             Self::IdempotencyConflict => "IDEMPOTENCY_KEY_REUSED",
-            Self::Conflict(_) => "CONFLICT",
+            Self::Conflict(_) | Self::Busy(_) => "CONFLICT",
             Self::Storage(_) => "INTERNAL",
         }
     }
+
+    /// Whether the same request could succeed if sent again (contention, storage).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Busy(_) | Self::Storage(_))
+    }
 }
+
+/// Tries to settle an accepted item's charge this many times before leaving it to the process
+/// manager (which repeats the settlement until it is done).
+pub const SETTLE_ATTEMPTS: u32 = 5;
+/// First pause between settlement attempts (doubled each time).
+pub const SETTLE_BACKOFF_MS: u64 = 10;
 
 fn command_error<E: std::error::Error>(
     e: CommandError<E>,
@@ -118,7 +132,7 @@ fn command_error<E: std::error::Error>(
 ) -> LapVerseError {
     match e {
         CommandError::Rejected(e) => rejected(e),
-        CommandError::Conflict => LapVerseError::Conflict("concurrent update; retry".into()),
+        CommandError::Conflict => LapVerseError::Busy("concurrent update; retry".into()),
         CommandError::Storage(s) => LapVerseError::Storage(s),
     }
 }
@@ -619,6 +633,14 @@ impl LapVerse {
         };
         let variant =
             (request.task_type == TaskType::Forecast).then(|| tenant.variant_for(&targeting));
+        // Refuse now (400) what the work would refuse whenever it ran: accepted work that can
+        // only fail would be charged, retried and counted against the tenant's error budget.
+        work::check_task_input(
+            request.task_type,
+            &input,
+            variant.unwrap_or(Strategy::Balanced),
+        )
+        .map_err(|e| LapVerseError::BadInput(e.to_string()))?;
         let cost = request.complexity.task_cost();
         let spec = TaskSpec {
             tenant: request.work.tenant.clone(),
@@ -644,23 +666,52 @@ impl LapVerse {
                 &meta,
             )
             .await?;
-        self.settle_acceptance(
-            WorkKind::Task,
-            &id,
-            &request.work.tenant,
-            &tenant,
-            cost,
-            &cost_center,
-            &tags,
-            request.work.priority,
-            now,
-            &meta,
-        )
+        self.settle_or_defer(&id, || {
+            self.settle_acceptance(
+                WorkKind::Task,
+                &id,
+                &request.work.tenant,
+                &tenant,
+                cost,
+                &cost_center,
+                &tags,
+                request.work.priority,
+                now,
+                &meta,
+            )
+        })
         .await?;
         Ok(Receipt {
             id,
             status: Status::Accepted,
         })
+    }
+
+    /// Settles an accepted item (charge, books, queue). Once accepted, an item is never answered
+    /// with a retryable error: contention or a storage failure that outlasts
+    /// [`SETTLE_ATTEMPTS`] leaves the settlement to the process manager, and the client gets its
+    /// 202 (a retry under a new key would otherwise be a second, charged item). A rule's refusal
+    /// (the guardrail) is still returned.
+    async fn settle_or_defer<F, Fut>(&self, id: &str, settle: F) -> Result<(), LapVerseError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<(), LapVerseError>>,
+    {
+        let mut pause = std::time::Duration::from_millis(SETTLE_BACKOFF_MS);
+        for attempt in 1..=SETTLE_ATTEMPTS {
+            match settle().await {
+                Err(e) if e.is_retryable() && attempt < SETTLE_ATTEMPTS => {
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                Err(e) if e.is_retryable() => {
+                    tracing::warn!(work = id, error = %e, "settlement left to the process manager");
+                    return Ok(());
+                }
+                other => return other,
+            }
+        }
+        Ok(())
     }
 
     /// The receipt of a task already accepted under this key, if the request is the same one;
@@ -730,6 +781,9 @@ impl LapVerse {
             .await?;
         let (cost_center, tags, meta) = self.finops(&tenant, &request.work, meta)?;
         let series = self.series_of(&tenant, &request.work)?;
+        let horizon = request.work.horizon.unwrap_or(DEFAULT_HORIZON);
+        work::check_competition_input(&series, horizon, &competitors)
+            .map_err(|e| LapVerseError::BadInput(e.to_string()))?;
         let cost = count.competition_cost();
         let spec = CompetitionSpec {
             tenant: request.work.tenant.clone(),
@@ -737,7 +791,7 @@ impl LapVerse {
             priority: request.work.priority,
             competitors,
             series,
-            horizon: request.work.horizon.unwrap_or(DEFAULT_HORIZON),
+            horizon,
             production: tenant.production_variant(),
             cost,
             tags: tags.clone(),
@@ -753,18 +807,20 @@ impl LapVerse {
                 &meta,
             )
             .await?;
-        self.settle_acceptance(
-            WorkKind::Competition,
-            &id,
-            &request.work.tenant,
-            &tenant,
-            cost,
-            &cost_center,
-            &tags,
-            request.work.priority,
-            now,
-            &meta,
-        )
+        self.settle_or_defer(&id, || {
+            self.settle_acceptance(
+                WorkKind::Competition,
+                &id,
+                &request.work.tenant,
+                &tenant,
+                cost,
+                &cost_center,
+                &tags,
+                request.work.priority,
+                now,
+                &meta,
+            )
+        })
         .await?;
         Ok(Receipt {
             id,
@@ -866,7 +922,7 @@ impl LapVerse {
         };
         // The process manager may have rejected it first (it repeats this after a crash).
         match done {
-            Err(LapVerseError::Conflict(_))
+            Err(LapVerseError::Conflict(_) | LapVerseError::Busy(_))
                 if self.status(kind, id).await? == Some(Status::Rejected) =>
             {
                 Ok(())

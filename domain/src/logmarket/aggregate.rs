@@ -146,7 +146,12 @@ struct Recorded {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LogAnalysis {
     recorded: Option<Recorded>,
+    /// The analysis as recorded (so a retried request can be answered with it).
+    #[serde(default)]
+    analysis: Option<Box<Analysis>>,
     paid_in: Option<String>,
+    #[serde(default)]
+    paid_at: Option<DateTime<Utc>>,
     feedback: Vec<(u32, String)>,
 }
 
@@ -157,6 +162,11 @@ impl LogAnalysis {
 
     pub fn seller(&self) -> Option<&SellerId> {
         self.recorded.as_ref().map(|r| &r.seller)
+    }
+
+    /// The whole analysis as recorded.
+    pub fn analysis(&self) -> Option<&Analysis> {
+        self.analysis.as_deref()
     }
 
     pub fn price(&self) -> Option<Money> {
@@ -184,6 +194,11 @@ impl LogAnalysis {
 
     pub fn paid_in(&self) -> Option<&str> {
         self.paid_in.as_deref()
+    }
+
+    /// When the payment was made.
+    pub fn paid_at(&self) -> Option<DateTime<Utc>> {
+        self.paid_at
     }
 
     /// The agents whose insights share a payment: those with at least one insight, or all
@@ -355,10 +370,16 @@ impl Aggregate for LogAnalysis {
                     quality: analysis.overall_quality,
                     value_score: analysis.value_score,
                     insight_agents: analysis.insights.iter().map(|i| i.agent()).collect(),
-                })
+                });
+                self.analysis = Some(analysis);
             }
-            LogAnalysisEvent::AnalysisPaid { transaction_id, .. } => {
-                self.paid_in = Some(transaction_id)
+            LogAnalysisEvent::AnalysisPaid {
+                transaction_id,
+                occurred_at,
+                ..
+            } => {
+                self.paid_in = Some(transaction_id);
+                self.paid_at = Some(occurred_at);
             }
             LogAnalysisEvent::InsightFeedbackRecorded {
                 insight_index,

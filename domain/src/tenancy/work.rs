@@ -255,6 +255,67 @@ pub fn validate_series(input: &SeriesInput) -> Result<(), WorkError> {
     parse_series(input).map(|_| ())
 }
 
+/// Rounds on a series shorter than this are run once at admission, to refuse before
+/// acceptance what would fail later (the tournament's methods, hold-out and backtests have
+/// minimum lengths); longer series pass every minimum, and are only checked structurally.
+pub const DRY_RUN_BELOW_OBSERVATIONS: usize = 200;
+
+/// What a task's input must pass before it is accepted: whatever [`execute`] would refuse at
+/// any moment it ran (a bad series, horizon or level; a series too short for the variant).
+pub fn check_task_input(
+    task_type: TaskType,
+    input: &TaskInput,
+    variant: Strategy,
+) -> Result<(), WorkError> {
+    match (task_type, input) {
+        (
+            TaskType::Forecast,
+            TaskInput::Series {
+                series,
+                horizon,
+                level_percent,
+            },
+        ) => {
+            let series = parse_series(series)?;
+            Horizon::parse(*horizon)?;
+            Level::parse(*level_percent)?;
+            let method = variant.method(series.season_length(), series.len());
+            let needed = method.min_observations(series.season_length())?;
+            if series.len() < needed {
+                return Err(ForecastError::TooShortForMethod {
+                    method: method.kind(),
+                    needed,
+                    actual: series.len(),
+                }
+                .into());
+            }
+            Ok(())
+        }
+        (TaskType::Analysis, TaskInput::Series { series, .. }) => parse_series(series).map(|_| ()),
+        (TaskType::LogAnalysis, TaskInput::Log { .. }) => Ok(()),
+        (t, _) => Err(WorkError::BadInput(format!(
+            "a {} task was given the other kind of input",
+            t.as_str()
+        ))),
+    }
+}
+
+/// What a round's input must pass before it is accepted: the competitors, the horizon, the
+/// tournament's minimum length, and (for short series) the tournament itself.
+pub fn check_competition_input(
+    series: &SeriesInput,
+    horizon: usize,
+    competitors: &[Strategy],
+) -> Result<(), WorkError> {
+    check_competitors(competitors)?;
+    let parsed = parse_series(series)?;
+    Horizon::parse(horizon)?;
+    if parsed.len() < DRY_RUN_BELOW_OBSERVATIONS {
+        compete(&parsed, horizon)?;
+    }
+    Ok(())
+}
+
 /// Runs a task. `variant` is used by FORECAST only. A task type given the other kind of input
 /// is [`WorkError::BadInput`].
 pub fn execute(
@@ -853,6 +914,42 @@ mod tests {
         assert!(!should_promote(Decimal::ZERO, dec("0.05")));
         assert!(!should_promote(Decimal::ZERO, dec("-0.2")));
         assert!(should_promote(Decimal::ZERO, dec("0.0501")));
+    }
+
+    #[test]
+    fn inputs_that_can_only_fail_are_refused_before_acceptance() {
+        let one = input(vec![5.0], None);
+        let err = check_competition_input(&one, 12, &Strategy::ALL).unwrap_err();
+        assert!(matches!(
+            err,
+            WorkError::Forecast(ForecastError::TooShortForTournament { .. })
+        ));
+        assert!(matches!(
+            run_competition(&one, 12, &Strategy::ALL, Strategy::Balanced, Decimal::ZERO),
+            Err(WorkError::Forecast(_))
+        ));
+        let long = input(
+            (0..60).map(|i| (i % 12) as f64 + i as f64).collect(),
+            Some(12),
+        );
+        check_competition_input(&long, 12, &Strategy::ALL).unwrap();
+        assert!(check_competition_input(&long, 0, &Strategy::ALL).is_err());
+        let forecast = |values: Vec<f64>, horizon| TaskInput::Series {
+            series: input(values, None),
+            horizon,
+            level_percent: DEFAULT_LEVEL_PERCENT,
+        };
+        let short = forecast(vec![1.0], 12);
+        let refused = check_task_input(TaskType::Forecast, &short, Strategy::Aggressive);
+        assert!(refused.is_err());
+        assert!(execute(TaskType::Forecast, &short, Strategy::Aggressive).is_err());
+        let fine = forecast((0..24).map(f64::from).collect(), 6);
+        check_task_input(TaskType::Forecast, &fine, Strategy::Aggressive).unwrap();
+        check_task_input(TaskType::Analysis, &fine, Strategy::Balanced).unwrap();
+        let log = TaskInput::Log {
+            redacted_text: "x".into(),
+        };
+        assert!(check_task_input(TaskType::Analysis, &log, Strategy::Balanced).is_err());
     }
 
     #[test]
