@@ -15,7 +15,7 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use ed25519_dalek::SigningKey;
@@ -270,6 +270,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::logmarket::rest::routes())
         .merge(crate::lapverse::rest::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), track))
+        .fallback(crate::http_errors::not_found)
+        .layer(middleware::from_fn(crate::http_errors::typed_errors))
         .with_state(state)
 }
 
@@ -282,11 +284,10 @@ async fn limit_body(request: Request, next: Next) -> Response {
             next.run(Request::from_parts(parts, Body::from(bytes)))
                 .await
         }
-        Err(_) => (
+        Err(_) => crate::http_errors::json_error(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body over {MAX_BODY_BYTES} bytes"),
-        )
-            .into_response(),
+            format!("the request body is over the limit of {MAX_BODY_BYTES} bytes"),
+        ),
     }
 }
 

@@ -7,6 +7,7 @@ pub mod config;
 pub mod eval;
 pub mod eval_agents;
 pub mod graphql;
+pub mod http_errors;
 pub mod keys;
 pub mod lapverse;
 pub mod logmarket;

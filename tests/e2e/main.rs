@@ -4,6 +4,7 @@ mod access;
 mod api;
 mod audit_seal;
 mod common;
+mod http_errors;
 mod idempotency;
 mod lapverse;
 mod ledger_projection;

@@ -2,12 +2,14 @@
 
 pub mod auth;
 pub mod error;
+pub mod guard;
 pub mod idempotency;
 pub mod money;
 pub mod schema;
 
 use async_graphql::{Data, MergedObject, MergedSubscription, Schema};
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use axum::body::Bytes;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
@@ -41,6 +43,9 @@ pub const MAX_DEPTH: usize = 12;
 /// Most complex query accepted (async-graphql's field count with connection multipliers).
 pub const MAX_COMPLEXITY: usize = 1_000;
 
+/// Most directives on one field.
+pub const MAX_DIRECTIVES: usize = 4;
+
 /// Per-request facts resolvers read.
 pub struct RequestContext {
     pub principal: Result<Principal, ApiError>,
@@ -57,6 +62,8 @@ pub fn build_schema() -> AgoraSchema {
     )
     .limit_depth(MAX_DEPTH)
     .limit_complexity(MAX_COMPLEXITY)
+    .limit_recursive_depth(MAX_DEPTH * 4)
+    .limit_directives(MAX_DIRECTIVES)
     .finish()
 }
 
@@ -81,11 +88,67 @@ fn throttled(retry_after: std::time::Duration) -> Response {
         .into_response()
 }
 
+/// A GraphQL error response with `code`, without running anything.
+fn refused(status: axum::http::StatusCode, error: ApiError) -> Response {
+    use async_graphql::ErrorExtensions;
+    use axum::response::IntoResponse;
+    let body = async_graphql::Response::from_errors(vec![error
+        .extend()
+        .into_server_error(Default::default())]);
+    (status, axum::Json(body)).into_response()
+}
+
+/// The request body as one GraphQL request, with its document checked for size and expansion
+/// (before authentication: a costly document is refused before anything else costs anything).
+fn parse_request(body: &[u8]) -> Result<async_graphql::Request, Response> {
+    use axum::http::StatusCode;
+    let request: async_graphql::Request = serde_json::from_slice(body).map_err(|e| {
+        refused(
+            StatusCode::BAD_REQUEST,
+            ApiError::BadUserInput(format!(
+                "the body must be a JSON GraphQL request {{\"query\", \"variables\"?, \
+                 \"operationName\"?}}: {}",
+                e.classify_message()
+            )),
+        )
+    })?;
+    guard::check_query(&request.query).map_err(|e| {
+        let status = match e {
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        refused(status, e)
+    })?;
+    Ok(request)
+}
+
+/// What went wrong in a JSON body, without echoing it.
+trait ClassifyMessage {
+    fn classify_message(&self) -> String;
+}
+
+impl ClassifyMessage for serde_json::Error {
+    fn classify_message(&self) -> String {
+        use serde_json::error::Category;
+        let what = match self.classify() {
+            Category::Syntax => "invalid JSON",
+            Category::Eof => "the JSON ends early",
+            Category::Data => "a field has the wrong shape",
+            Category::Io => "the body could not be read",
+        };
+        format!("{what} at line {} column {}", self.line(), self.column())
+    }
+}
+
 pub async fn graphql_handler(
     State(state): State<AppState>,
     headers: HeaderMap,
-    request: GraphQLRequest,
+    body: Bytes,
 ) -> Response {
+    let request = match parse_request(&body) {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
     let principal = state
         .keys
         .authenticate(header_str(&headers, header::AUTHORIZATION.as_str()))
@@ -107,9 +170,7 @@ pub async fn graphql_handler(
         correlation_id,
     };
     let schema = state.schema.clone();
-    let mut response = schema
-        .execute(request.into_inner().data(state).data(context))
-        .await;
+    let mut response = schema.execute(request.data(state).data(context)).await;
     for error in &mut response.errors {
         // Parse and validation errors (a malformed query, a Money given as a number, a missing
         // argument) come from async-graphql without a code: they are the client's input.

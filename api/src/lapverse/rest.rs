@@ -31,6 +31,9 @@ use crate::graphql::auth::Principal;
 use crate::graphql::error::ApiError;
 use crate::logmarket::rest::{error_response, mutation_with_status, Call, Reply};
 
+/// Largest request body of these routes (a LOG_ANALYSIS task carries its log).
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v2/tasks", post(submit_task))
@@ -40,6 +43,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v2/self-compete/{id}", get(get_competition))
         .route("/api/status", get(status))
         .route("/openapi.json", get(openapi_document))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
 /// Authenticates and counts the request against the key's general limit
