@@ -100,10 +100,12 @@ fn refused(status: axum::http::StatusCode, error: ApiError) -> Response {
 
 /// The request body as one GraphQL request, with its document checked for size and expansion
 /// (before authentication: a costly document is refused before anything else costs anything).
-fn parse_request(body: &[u8]) -> Result<async_graphql::Request, Response> {
+fn parse_request(
+    body: &[u8],
+) -> Result<async_graphql::Request, (axum::http::StatusCode, ApiError)> {
     use axum::http::StatusCode;
     let request: async_graphql::Request = serde_json::from_slice(body).map_err(|e| {
-        refused(
+        (
             StatusCode::BAD_REQUEST,
             ApiError::BadUserInput(format!(
                 "the body must be a JSON GraphQL request {{\"query\", \"variables\"?, \
@@ -117,7 +119,7 @@ fn parse_request(body: &[u8]) -> Result<async_graphql::Request, Response> {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::BAD_REQUEST,
         };
-        refused(status, e)
+        (status, e)
     })?;
     Ok(request)
 }
@@ -147,7 +149,7 @@ pub async fn graphql_handler(
 ) -> Response {
     let request = match parse_request(&body) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err((status, error)) => return refused(status, error),
     };
     let principal = state
         .keys
