@@ -145,6 +145,7 @@ impl App {
             &store,
             signal.clone(),
             options.market.config.clone(),
+            Arc::new(ledger_queries.clone()),
         ));
         let market_api =
             MarketApi::new(&store, market.clone(), projections.clone(), options.market);
@@ -173,6 +174,7 @@ impl App {
             signal.clone(),
             options.lapverse.clone(),
             Arc::new(lv_queries.clone()),
+            Arc::new(ledger_queries.clone()),
         )
         .with_observer(Arc::new(lv_metrics));
         if let Some(FaultHook(faults)) = &options.faults {

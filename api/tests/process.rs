@@ -74,6 +74,7 @@ fn command(i: usize) -> LedgerCommand {
         ],
         memo: format!("payment {i}"),
         occurred_at: Utc::now(),
+        balances: agora_domain::ledger::AccountBalances::none(),
     }
 }
 

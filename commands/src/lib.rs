@@ -2,6 +2,7 @@
 //! command bus that runs cqrs-es aggregates. Read models live in `agora-projections`.
 
 pub mod bus;
+pub mod journal;
 pub mod lapverse;
 pub mod logmarket;
 pub mod metadata;

@@ -4,6 +4,7 @@ mod api;
 mod audit_seal;
 mod common;
 mod lapverse;
+mod ledger_guards;
 mod ledger_projection;
 mod logmarket;
 mod projection_engine;
