@@ -7,6 +7,7 @@ use agora_commands::{CommandBus, CommitSignal, PoolSizes, Store, StoreLocation};
 use agora_domain::access::ApiKey;
 use agora_domain::ledger::JournalEntry;
 use agora_projections::ledger::LedgerQueries;
+use agora_projections::signing_key;
 use agora_projections::{all_projections, ProjectionHost};
 use anyhow::Context;
 use axum::body::Body;
@@ -119,6 +120,13 @@ impl App {
     ) -> anyhow::Result<Self> {
         let store = Store::connect(location, &PoolSizes::default()).await?;
         store.migrate().await.context("running migrations")?;
+        let public = ledger_key.verifying_key();
+        if signing_key::record_or_check(&store, &public).await? {
+            tracing::info!(
+                fingerprint = %signing_key::fingerprint(&public),
+                "recorded the deployment's ledger public key"
+            );
+        }
         let signal = CommitSignal::new();
         let public_key_hex = hex::encode(ledger_key.verifying_key().to_bytes());
         let token_secret = ledger_key.to_bytes();

@@ -1,12 +1,15 @@
 //! Guards on the journal over the real server: entry ids in the system namespaces are refused
 //! from clients; an entry that would push a balance past ±10^15 is refused with a typed code and
-//! the ledger projection keeps running.
+//! the ledger projection keeps running; every process of a deployment holds the same ledger
+//! signing key.
 
 use std::time::{Duration, Instant};
 
 use agora_domain::ledger::{AccountId, SYSTEM_ENTRY_PREFIXES};
 use agora_domain::money::{Currency, Money};
-use agora_tests::{both_backends, error_code, read_all, TestServer, TestStore};
+use agora_projections::signing_key::fingerprint;
+use agora_tests::{both_backends, error_code, read_all, TestServer, TestStore, TEST_ADMIN_TOKEN};
+use ed25519_dalek::SigningKey;
 use serde_json::{json, Value};
 
 const CREATE_KEY: &str = "mutation($p: String!, $r: String!, $t: String!, $k: String!) {
@@ -133,3 +136,44 @@ async fn balance_bounds(t: TestStore) {
 }
 
 both_backends!(an_entry_past_the_balance_bound_is_refused, balance_bounds);
+
+async fn one_signing_key(t: TestStore) {
+    let s = TestServer::start(t).await;
+    let first = SigningKey::from_bytes(&[1u8; 32]).verifying_key();
+    let other = SigningKey::from_bytes(&[2u8; 32]);
+    let error = agora_api::app::App::start_with(
+        &s.store.location,
+        other.clone(),
+        Some(TEST_ADMIN_TOKEN),
+        Default::default(),
+    )
+    .await
+    .err()
+    .expect("a process with another key must not start");
+    let message = format!("{error:#}");
+    assert!(message.contains(&fingerprint(&first)), "{message}");
+    assert!(
+        message.contains(&fingerprint(&other.verifying_key())),
+        "{message}"
+    );
+    // The same key starts (a second replica, a restart).
+    let again = agora_api::app::App::start_with(
+        &s.store.location,
+        SigningKey::from_bytes(&[1u8; 32]),
+        Some(TEST_ADMIN_TOKEN),
+        Default::default(),
+    )
+    .await
+    .expect("the deployment's key starts");
+    again.shutdown().await;
+    let recorded = agora_projections::signing_key::recorded(&s.store.store)
+        .await
+        .unwrap()
+        .map(|(k, _)| k);
+    assert_eq!(recorded, Some(first));
+}
+
+both_backends!(
+    every_process_holds_the_deployments_signing_key,
+    one_signing_key
+);
