@@ -14,5 +14,5 @@ pub mod webhooks;
 pub use bus::{CommandBus, CommandError, CommitSignal};
 pub use metadata::CommandMetadata;
 pub use store::{
-    Backend, EventFilter, LogPosition, Page, PoolSizes, Store, StoreLocation, StoredEvent,
+    Access, Backend, EventFilter, LogPosition, Page, PoolSizes, Store, StoreLocation, StoredEvent,
 };
