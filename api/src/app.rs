@@ -8,6 +8,7 @@ use agora_domain::access::ApiKey;
 use agora_domain::ledger::JournalEntry;
 use agora_projections::access::ApiKeyQueries;
 use agora_projections::ledger::LedgerQueries;
+use agora_projections::signing_key;
 use agora_projections::{all_projections, ProjectionHost};
 use anyhow::Context;
 use axum::body::Body;
@@ -124,6 +125,13 @@ impl App {
     ) -> anyhow::Result<Self> {
         let store = Store::connect(location, &PoolSizes::default()).await?;
         store.migrate().await.context("running migrations")?;
+        let public = ledger_key.verifying_key();
+        if signing_key::record_or_check(&store, &public).await? {
+            tracing::info!(
+                fingerprint = %signing_key::fingerprint(&public),
+                "recorded the deployment's ledger public key"
+            );
+        }
         let signal = CommitSignal::new();
         let public_key_hex = hex::encode(ledger_key.verifying_key().to_bytes());
         let host = ProjectionHost::start(&store, &signal, all_projections(Arc::new(ledger_key)))
@@ -151,6 +159,7 @@ impl App {
             &store,
             signal.clone(),
             options.market.config.clone(),
+            Arc::new(ledger_queries.clone()),
         ));
         let market_api =
             MarketApi::new(&store, market.clone(), projections.clone(), options.market);
@@ -179,6 +188,7 @@ impl App {
             signal.clone(),
             options.lapverse.clone(),
             Arc::new(lv_queries.clone()),
+            Arc::new(ledger_queries.clone()),
         )
         .with_observer(Arc::new(lv_metrics));
         if let Some(FaultHook(faults)) = &options.faults {

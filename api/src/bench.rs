@@ -185,6 +185,9 @@ fn sample_command(i: usize) -> anyhow::Result<LedgerCommand> {
         ],
         memo: "bench".into(),
         occurred_at: Utc::now(),
+        // At most 99 per entry over a bench run: far from the ±10^15 bound, so the bench does
+        // not pay for a balance lookup per command.
+        balances: agora_domain::ledger::AccountBalances::none(),
     })
 }
 
@@ -219,6 +222,7 @@ fn sample_event(i: usize) -> anyhow::Result<agora_domain::ledger::LedgerEvent> {
             postings,
             memo,
             occurred_at,
+            ..
         } => Ok(agora_domain::ledger::LedgerEvent::EntryRecorded {
             currency,
             postings,

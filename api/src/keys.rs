@@ -31,24 +31,40 @@ impl std::fmt::Debug for Secret {
 }
 
 /// The configured key, else the one in `data_dir`, else a new one written there (mode 0600).
+/// Only `agora serve` may create the key; the auditor's commands use [`load_existing`].
 pub fn load_or_create(configured: Option<&Secret>, data_dir: &Path) -> anyhow::Result<SigningKey> {
-    if let Some(secret) = configured {
-        return parse_seed(secret.expose())
-            .with_context(|| format!("{SIGNING_KEY_ENV} must be 64 hex characters"));
+    if let Some(key) = load_existing(configured, data_dir)? {
+        return Ok(key);
     }
     let path = data_dir.join(SIGNING_KEY_FILE);
-    if path.exists() {
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        return parse_seed(text.trim())
-            .with_context(|| format!("{} is not a valid key", path.display()));
-    }
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let seed: [u8; 32] = rand::random();
     write_private(&path, &hex::encode(seed))?;
     tracing::info!(path = %path.display(), "generated the ledger signing key");
     Ok(SigningKey::from_bytes(&seed))
+}
+
+/// The configured key, else the one in `data_dir`, else `None`. Never creates or writes
+/// anything.
+pub fn load_existing(
+    configured: Option<&Secret>,
+    data_dir: &Path,
+) -> anyhow::Result<Option<SigningKey>> {
+    if let Some(secret) = configured {
+        return parse_seed(secret.expose())
+            .map(Some)
+            .with_context(|| format!("{SIGNING_KEY_ENV} must be 64 hex characters"));
+    }
+    let path = data_dir.join(SIGNING_KEY_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    parse_seed(text.trim())
+        .map(Some)
+        .with_context(|| format!("{} is not a valid key", path.display()))
 }
 
 fn parse_seed(text: &str) -> anyhow::Result<SigningKey> {
@@ -78,6 +94,17 @@ pub(crate) fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn load_existing_never_creates_a_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        assert!(load_existing(None, &data).unwrap().is_none());
+        assert!(!data.exists(), "no directory or key file was created");
+        let made = load_or_create(None, &data).unwrap();
+        let found = load_existing(None, &data).unwrap().unwrap();
+        assert_eq!(made.to_bytes(), found.to_bytes());
+    }
 
     #[test]
     fn generated_key_is_kept_and_reloaded() {

@@ -18,8 +18,10 @@ enum Command {
     Migrate,
     /// Measure command throughput and projection lag (see docs/BENCHMARKS.md).
     Bench(bench::BenchArgs),
-    /// Recompute the audit seal chain and its signatures; exit 1 naming the first difference.
-    Verify,
+    /// Recompute the audit seal chain and its signatures (from the database, read-only, or an
+    /// export file) with the ledger's public key; exit 1 naming the first difference, or when
+    /// there is nothing to verify.
+    Verify(audit_cli::VerifyArgs),
     /// Rebuild a projection from position zero and compare it with the live one; exit 1 if
     /// they differ.
     Replay(audit_cli::ReplayArgs),
@@ -44,7 +46,7 @@ async fn main() -> std::process::ExitCode {
         Command::Serve => serve::serve(&config).await.map(|()| true),
         Command::Migrate => migrate(&config).await.map(|()| true),
         Command::Bench(args) => bench::run(args).await.map(|()| true),
-        Command::Verify => audit_cli::verify(&config).await,
+        Command::Verify(args) => audit_cli::verify(&config, &args).await,
         Command::Replay(args) => audit_cli::replay(&config, &args).await,
         Command::Export(args) => audit_cli::export(&config, &args).await.map(|()| true),
         Command::EvalAnalysers(args) => eval::run(&args),

@@ -74,6 +74,7 @@ fn command(i: usize) -> LedgerCommand {
         ],
         memo: format!("payment {i}"),
         occurred_at: Utc::now(),
+        balances: agora_domain::ledger::AccountBalances::none(),
     }
 }
 
@@ -247,7 +248,8 @@ async fn verify_replay_and_export_for_auditors() {
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&file)
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l["kind"] == "event")
         .collect();
     assert_eq!(lines.len(), COMMANDS - 99);
     assert_eq!(lines[0]["global_position"], 100);
@@ -270,4 +272,198 @@ async fn verify_replay_and_export_for_auditors() {
         "{out}"
     );
     store.close().await;
+}
+
+/// Runs `agora` with `data_dir` and no signing key in the environment; stdout and stderr.
+fn auditor(data_dir: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_agora"))
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("AGORA_LEDGER_SIGNING_KEY")
+        .env("AGORA_DATA_DIR", data_dir)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run agora");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// What is in a directory (names), to show a command created nothing.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// An auditor with only a backup of the database (or an export) and the ledger's public key:
+/// a SQLite copy made with `VACUUM INTO` while the server runs verifies with `--public-key`
+/// alone, and so does an export of it; a wrong key, a tampered export, an empty, missing or
+/// foreign database are refused with a non-zero exit, and nothing (database, table, key file)
+/// is ever created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auditor_verifies_a_restored_backup_with_the_public_key_only() {
+    let live = tempfile::tempdir().unwrap();
+    let addr = free_port();
+    let mut server = start(live.path(), addr);
+    wait_for(addr, "/readyz", 200);
+    let location = StoreLocation::Sqlite {
+        path: live.path().join("agora.db"),
+    };
+    let store = Store::connect(&location, &PoolSizes::default())
+        .await
+        .unwrap();
+    let bus = CommandBus::<JournalEntry>::new(&store, CommitSignal::new(), ());
+    let meta = CommandMetadata::new("test", "t", Utc::now()).unwrap();
+    for i in 0..COMMANDS {
+        bus.execute(&format!("b-{i}"), command(i), &meta)
+            .await
+            .unwrap();
+    }
+    // Wait until the server has sealed everything, then back up while it keeps serving.
+    let head = store.head().await.unwrap().unwrap().global_position;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let sealed: Option<i64> = sqlx::query_scalar(
+            "SELECT global_position FROM projection_checkpoints WHERE name = 'audit_seal'",
+        )
+        .fetch_optional(store.read_models())
+        .await
+        .unwrap();
+        if sealed == Some(head) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never sealed up to {head}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let restored = tempfile::tempdir().unwrap();
+    let backup = restored.path().join("agora.db");
+    sqlx::query(&format!("VACUUM INTO '{}'", backup.display()))
+        .execute(store.read_models())
+        .await
+        .unwrap();
+    let seed = std::fs::read_to_string(live.path().join("ledger-ed25519.seed")).unwrap();
+    let seed: [u8; 32] = hex::decode(seed.trim()).unwrap().try_into().unwrap();
+    let public = hex::encode(
+        ed25519_dalek::SigningKey::from_bytes(&seed)
+            .verifying_key()
+            .to_bytes(),
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+    store.close().await;
+
+    // The restored copy, with the public key only (no key in the environment or the directory).
+    let before = listing(restored.path());
+    let (ok, out) = auditor(restored.path(), &["verify", "--public-key", &public]);
+    assert!(ok, "{out}");
+    assert!(out.contains("given on the command line"), "{out}");
+    assert!(out.contains(&format!("verified {}", head)), "{out}");
+    assert!(
+        out.contains("signed checkpoints") && out.contains("OK"),
+        "{out}"
+    );
+    // Without --public-key, the key recorded in the database is used, and said so.
+    let (ok, out) = auditor(restored.path(), &["verify"]);
+    assert!(ok && out.contains("recorded in the database"), "{out}");
+    let other = hex::encode(
+        ed25519_dalek::SigningKey::from_bytes(&[3u8; 32])
+            .verifying_key()
+            .to_bytes(),
+    );
+    let (ok, out) = auditor(restored.path(), &["verify", "--public-key", &other]);
+    assert!(!ok && out.contains("FAILED"), "{out}");
+    let key_file = restored.path().join("public.key");
+    std::fs::write(&key_file, &public).unwrap();
+
+    // The export verifies with the public key only, anywhere; a changed line is named.
+    let export = restored.path().join("log.jsonl");
+    let (ok, out) = auditor(
+        restored.path(),
+        &["export", "--output", export.to_str().unwrap()],
+    );
+    assert!(ok, "{out}");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let args = [
+        "verify",
+        "--export",
+        export.to_str().unwrap(),
+        "--public-key-file",
+        key_file.to_str().unwrap(),
+    ];
+    let (ok, out) = auditor(elsewhere.path(), &args);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!("verified {head} events and 1 signed")),
+        "{out}"
+    );
+    let text = std::fs::read_to_string(&export).unwrap();
+    std::fs::write(&export, text.replacen("payment 150", "payment 999", 1)).unwrap();
+    let (ok, out) = auditor(elsewhere.path(), &args);
+    assert!(!ok && out.contains("FAILED"), "{out}");
+    assert!(listing(elsewhere.path()).is_empty(), "nothing created");
+    let mut after = before.clone();
+    after.extend(["log.jsonl".to_string(), "public.key".to_string()]);
+    after.sort();
+    let mut now = listing(restored.path());
+    now.retain(|n| !n.ends_with("-wal") && !n.ends_with("-shm"));
+    assert_eq!(now, after, "no key file or database was created");
+
+    // Nothing to verify: a missing database, an empty (migrated) one, a foreign one.
+    let empty = tempfile::tempdir().unwrap();
+    for cmd in [&["verify", "--public-key", &public][..], &["export"][..]] {
+        let (ok, out) = auditor(empty.path(), cmd);
+        assert!(!ok && out.contains("no database"), "{out}");
+    }
+    assert!(
+        listing(empty.path()).is_empty(),
+        "{:?}",
+        listing(empty.path())
+    );
+    let (ok, out) = auditor(empty.path(), &["migrate"]);
+    assert!(ok, "{out}");
+    let (ok, out) = auditor(empty.path(), &["verify", "--public-key", &public]);
+    assert!(!ok && out.contains("empty"), "{out}");
+    let foreign = tempfile::tempdir().unwrap();
+    let path = foreign.path().join("agora.db");
+    let other_db = Store::connect(
+        &StoreLocation::Sqlite { path: path.clone() },
+        &PoolSizes::default(),
+    )
+    .await
+    .unwrap();
+    sqlx::query("CREATE TABLE notes (x TEXT)")
+        .execute(other_db.read_models())
+        .await
+        .unwrap();
+    other_db.close().await;
+    for cmd in [
+        &["verify", "--public-key", &public][..],
+        &["export"][..],
+        &["replay", "--projection", "ledger"][..],
+    ] {
+        let (ok, out) = auditor(foreign.path(), cmd);
+        assert!(!ok && out.contains("not an Agora database"), "{out}");
+    }
+    let tables = Store::connect(&StoreLocation::Sqlite { path }, &PoolSizes::default())
+        .await
+        .unwrap();
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .fetch_all(tables.read_models())
+            .await
+            .unwrap();
+    assert_eq!(names, ["notes"], "no table was created");
+    tables.close().await;
 }

@@ -2,6 +2,7 @@
 //! command bus that runs cqrs-es aggregates. Read models live in `agora-projections`.
 
 pub mod bus;
+pub mod journal;
 pub mod lapverse;
 pub mod logmarket;
 pub mod metadata;
@@ -13,5 +14,5 @@ pub mod webhooks;
 pub use bus::{CommandBus, CommandError, CommitSignal};
 pub use metadata::CommandMetadata;
 pub use store::{
-    Backend, EventFilter, LogPosition, Page, PoolSizes, Store, StoreLocation, StoredEvent,
+    Access, Backend, EventFilter, LogPosition, Page, PoolSizes, Store, StoreLocation, StoredEvent,
 };

@@ -11,7 +11,9 @@
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 
-use agora_domain::ledger::{AccountId, JournalEntry, LedgerCommand, Posting};
+use agora_domain::ledger::{
+    AccountId, JournalEntry, LedgerCommand, Posting, LOG_PAYMENT_ENTRY_PREFIX,
+};
 use agora_domain::logmarket::aggregate::{
     split_payment, LogAnalysis, LogAnalysisCommand, LogAnalysisError, LogAnalysisEvent,
     PayAuthorisation, Verdict,
@@ -29,6 +31,7 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::bus::{CommandBus, CommandError, CommitSignal};
+use crate::journal::{balances_for, BalanceLookup};
 use crate::metadata::CommandMetadata;
 use crate::process::{ProcessRunner, Reactor};
 use crate::store::{Store, StoredEvent};
@@ -142,7 +145,7 @@ fn receipt(state: &LogAnalysis, analysis_id: &str, seller: &SellerId, txn: &str)
 
 /// The journal entry id of an analysis's payment.
 pub fn payment_entry_id(analysis_id: &str) -> String {
-    format!("logpay-{analysis_id}")
+    format!("{LOG_PAYMENT_ENTRY_PREFIX}{analysis_id}")
 }
 
 /// Namespace of analysis ids derived from a client key (UUIDv5).
@@ -160,13 +163,21 @@ pub struct LogMarket {
     /// Serialises "judge novelty, then record": two concurrent first-time patterns cannot both
     /// count as first.
     novelty: Mutex<()>,
+    /// The journal entry's facts: the touched accounts' balances.
+    balances: Arc<dyn BalanceLookup>,
 }
 
 impl LogMarket {
-    pub fn new(store: &Store, signal: CommitSignal, config: MarketConfig) -> Self {
+    pub fn new(
+        store: &Store,
+        signal: CommitSignal,
+        config: MarketConfig,
+        balances: Arc<dyn BalanceLookup>,
+    ) -> Self {
         Self {
             store: store.clone(),
             config,
+            balances,
             analyses: CommandBus::new(store, signal.clone(), ()),
             sellers: CommandBus::new(store, signal.clone(), ()),
             journal: CommandBus::new(store, signal, ()),
@@ -387,14 +398,19 @@ impl LogMarket {
         let credit = amount
             .checked_neg()
             .map_err(|e| LogMarketError::BadInput(e.to_string()))?;
+        let postings = vec![
+            Posting::new(AccountId::marketplace_funding(), amount),
+            Posting::new(payable, credit),
+        ];
+        let balances = balances_for(self.balances.as_ref(), Currency::usd(), &postings)
+            .await
+            .map_err(LogMarketError::Storage)?;
         let record = LedgerCommand::Record {
             currency: Currency::usd(),
-            postings: vec![
-                Posting::new(AccountId::marketplace_funding(), amount),
-                Posting::new(payable, credit),
-            ],
+            postings,
             memo: format!("log analysis {analysis_id} paid in {transaction_id}"),
             occurred_at: meta.occurred_at,
+            balances,
         };
         self.journal
             .execute(journal_entry_id, record, meta)

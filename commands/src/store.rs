@@ -34,6 +34,10 @@ pub const MAX_READ_BATCH: i64 = 10_000;
 /// Settings of the SQLite read-model connections (the `Any` driver takes no options but the URL).
 /// Settings of the PostgreSQL read-model connections: see [`Store::begin_read_model_write`].
 const PG_READ_POOL_SETTINGS: &str = "SET synchronous_commit = off";
+/// Sessions of the read-only auditor commands: any write fails.
+const PG_READ_ONLY_SETTINGS: &str = "SET default_transaction_read_only = on";
+/// Connections per pool of the auditor's commands (they read sequentially).
+pub const AUDIT_POOL_SIZE: u32 = 2;
 /// `synchronous = NORMAL`: see [`Store::begin_read_model_write`].
 const SQLITE_READ_POOL_PRAGMAS: &str =
     "PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
@@ -153,6 +157,13 @@ impl Default for PoolSizes {
     }
 }
 
+/// Whether a connection may write ([`Store::connect_existing`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    ReadOnly,
+    ReadWrite,
+}
+
 #[derive(Clone, Debug)]
 enum NativePool {
     Postgres(PgPool),
@@ -240,6 +251,111 @@ impl Store {
             durable,
             location: location.clone(),
         })
+    }
+
+    /// Connects to an existing, fully migrated database for the auditor's commands (`verify`,
+    /// `export`, `replay`). Never creates a database file, never migrates: a missing file, a
+    /// database without Agora's migration history or one migrated by an older binary is an
+    /// error naming what is wrong. With [`Access::ReadOnly`] nothing can be written at all
+    /// (SQLite opened `mode=ro`; PostgreSQL sessions `default_transaction_read_only`).
+    pub async fn connect_existing(
+        location: &StoreLocation,
+        sizes: &PoolSizes,
+        access: Access,
+    ) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        sqlx::any::install_default_drivers();
+        let read_only = access == Access::ReadOnly;
+        let acquire = Duration::from_millis(ACQUIRE_TIMEOUT_MS);
+        let store = match location {
+            StoreLocation::Postgres { url } => {
+                let setting = if read_only {
+                    PG_READ_ONLY_SETTINGS
+                } else {
+                    PG_READ_POOL_SETTINGS
+                };
+                let native = PgPoolOptions::new()
+                    .max_connections(sizes.write.min(AUDIT_POOL_SIZE))
+                    .acquire_timeout(acquire)
+                    .after_connect(move |conn, _meta| {
+                        Box::pin(async move {
+                            use sqlx::Executor;
+                            if read_only {
+                                conn.execute(PG_READ_ONLY_SETTINGS).await?;
+                            }
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await
+                    .with_context(|| format!("connecting to {}", location.redacted()))?;
+                let read_models = AnyPoolOptions::new()
+                    .max_connections(AUDIT_POOL_SIZE)
+                    .acquire_timeout(acquire)
+                    .after_connect(move |conn, _meta| {
+                        Box::pin(async move {
+                            use sqlx::Executor;
+                            conn.execute(setting).await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await
+                    .with_context(|| format!("connecting to {}", location.redacted()))?;
+                Self {
+                    native: NativePool::Postgres(native),
+                    // Auditor tools write no idempotency records: no separate durable pool.
+                    durable: read_models.clone(),
+                    read_models,
+                    location: location.clone(),
+                }
+            }
+            StoreLocation::Sqlite { path } => {
+                anyhow::ensure!(
+                    path.is_file(),
+                    "no database at {}: nothing to read (point DATABASE_URL at the ledger's database)",
+                    path.display()
+                );
+                let options =
+                    SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+                        .create_if_missing(false)
+                        .read_only(read_only)
+                        .busy_timeout(Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS));
+                let native = SqlitePoolOptions::new()
+                    .max_connections(AUDIT_POOL_SIZE)
+                    .acquire_timeout(acquire)
+                    .connect_with(options)
+                    .await
+                    .with_context(|| format!("opening {}", location.redacted()))?;
+                let mode = if read_only { "ro" } else { "rw" };
+                let read_models = AnyPoolOptions::new()
+                    .max_connections(AUDIT_POOL_SIZE)
+                    .acquire_timeout(acquire)
+                    .connect(&format!("sqlite://{}?mode={mode}", path.display()))
+                    .await
+                    .with_context(|| format!("opening {}", location.redacted()))?;
+                Self {
+                    native: NativePool::Sqlite(native),
+                    // Auditor tools write no idempotency records: no separate durable pool.
+                    durable: read_models.clone(),
+                    read_models,
+                    location: location.clone(),
+                }
+            }
+        };
+        let migrated = store.migrations_applied().await.with_context(|| {
+            format!(
+                "{} is not an Agora database (no migration history); refusing to change it",
+                location.redacted()
+            )
+        })?;
+        anyhow::ensure!(
+            migrated,
+            "{} is not migrated to this version of agora: run `agora migrate` first (this \
+             command never changes the schema)",
+            location.redacted()
+        );
+        Ok(store)
     }
 
     /// Applies the backend's migrations (idempotent).

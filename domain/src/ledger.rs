@@ -4,7 +4,7 @@
 //! retried entry idempotent. Sign convention: a positive posting amount is a
 //! debit, a negative one a credit; the postings of an entry sum to zero.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -13,7 +13,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::money::{Currency, Money, MoneyError};
+use crate::money::{Currency, Money, MoneyError, MAX_ABS};
 
 /// Minimum number of postings in an entry.
 pub const MIN_POSTINGS: usize = 2;
@@ -25,6 +25,49 @@ pub const MAX_MEMO_CHARS: usize = 500;
 pub const MAX_REASON_CHARS: usize = 500;
 /// Maximum account id length, in bytes (account ids are ASCII).
 pub const MAX_ACCOUNT_ID_LEN: usize = 200;
+/// Largest magnitude (inclusive) an account balance may reach: the bound of any [`Money`]
+/// (10^15). Also bounds the worst case of an account's pending holds (see
+/// [`check_balance_bounds`]), so that posting every hold keeps the balance representable.
+pub const MAX_BALANCE_ABS: Decimal = MAX_ABS;
+
+/// Entry-id prefix of a log marketplace payment (`logpay-<analysis>`).
+pub const LOG_PAYMENT_ENTRY_PREFIX: &str = "logpay-";
+/// Entry-id prefix of a Lap-Verse charge (`lvcost-<work>`).
+pub const LAPVERSE_CHARGE_ENTRY_PREFIX: &str = "lvcost-";
+/// Entry-id prefix of a Lap-Verse refund (`lvrefund-<work>`).
+pub const LAPVERSE_REFUND_ENTRY_PREFIX: &str = "lvrefund-";
+
+/// Entry-id namespaces written only by the platform itself (process managers and services).
+/// A client may not open, post or void an entry in them, so it cannot pre-empt (squat) the id
+/// of an entry the system will write later. The first three are in use; the others are
+/// reserved for the features that come next. Add a new system writer's prefix here.
+pub const SYSTEM_ENTRY_PREFIXES: &[&str] = &[
+    LOG_PAYMENT_ENTRY_PREFIX,
+    LAPVERSE_CHARGE_ENTRY_PREFIX,
+    LAPVERSE_REFUND_ENTRY_PREFIX,
+    "capsule-",
+    "billing-",
+    "payout-",
+    "credit-",
+    "invoice-",
+    "usage-",
+];
+
+/// The system namespace `entry_id` falls in, if any.
+pub fn system_namespace(entry_id: &str) -> Option<&'static str> {
+    SYSTEM_ENTRY_PREFIXES
+        .iter()
+        .copied()
+        .find(|prefix| entry_id.starts_with(prefix))
+}
+
+/// Refuses an entry id in a system namespace: the rule for entries a client asks for.
+pub fn check_client_entry_id(entry_id: &str) -> Result<(), LedgerError> {
+    match system_namespace(entry_id) {
+        Some(prefix) => Err(LedgerError::ReservedEntryId { prefix }),
+        None => Ok(()),
+    }
+}
 
 /// Why an account id was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -170,6 +213,14 @@ pub enum LedgerError {
     HoldAlreadyVoided,
     #[error("void reason is longer than {MAX_REASON_CHARS} characters")]
     ReasonTooLong,
+    #[error(
+        "entry ids starting with {prefix:?} are reserved for entries the platform writes itself"
+    )]
+    ReservedEntryId { prefix: &'static str },
+    /// Posting the entry (or, for a hold, posting it and every other pending hold) would move
+    /// the account's balance past ±[`MAX_BALANCE_ABS`].
+    #[error("the entry would move the balance of {account} past ±{MAX_BALANCE_ABS}")]
+    BalanceOutOfBounds { account: AccountId },
     #[error(transparent)]
     Money(#[from] MoneyError),
 }
@@ -189,7 +240,9 @@ impl LedgerError {
             | Self::EntryIsNotAHold
             | Self::HoldAlreadyPosted
             | Self::HoldAlreadyVoided
-            | Self::ReasonTooLong => false,
+            | Self::ReasonTooLong
+            | Self::ReservedEntryId { .. }
+            | Self::BalanceOutOfBounds { .. } => false,
         }
     }
 }
@@ -253,14 +306,99 @@ fn validate_reason(reason: &str) -> Result<(), LedgerError> {
     Ok(())
 }
 
+/// An account's balance in one currency as the caller looked it up before the command (from
+/// the ledger read model): the posted balance (debit-positive) and the pending holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BalanceFact {
+    pub posted: Money,
+    /// Sum of the debits of pending holds (non-negative).
+    pub pending_debits: Money,
+    /// Magnitude of the credits of pending holds (non-negative).
+    pub pending_credits: Money,
+}
+
+impl Default for BalanceFact {
+    /// An account without postings.
+    fn default() -> Self {
+        BalanceFact {
+            posted: Money::ZERO,
+            pending_debits: Money::ZERO,
+            pending_credits: Money::ZERO,
+        }
+    }
+}
+
+/// The balances of the accounts an entry touches, in the entry's currency, looked up before the
+/// command. An account without a fact has no postings yet (balance zero).
+///
+/// The facts may be stale: two entries decided at the same time are both checked against the
+/// balance before either (the read model also lags the log a little). The ledger projection
+/// therefore checks its sums again and refuses, with a typed error, an event that would leave
+/// the bounds; see docs/ARCHITECTURE.md ("Balance bounds").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountBalances(BTreeMap<AccountId, BalanceFact>);
+
+impl AccountBalances {
+    /// No account has a balance yet.
+    pub fn none() -> AccountBalances {
+        AccountBalances::default()
+    }
+
+    pub fn with(mut self, account: AccountId, fact: BalanceFact) -> AccountBalances {
+        self.0.insert(account, fact);
+        self
+    }
+
+    pub fn insert(&mut self, account: AccountId, fact: BalanceFact) {
+        self.0.insert(account, fact);
+    }
+
+    pub fn get(&self, account: &AccountId) -> BalanceFact {
+        self.0.get(account).copied().unwrap_or_default()
+    }
+}
+
+/// Refuses postings that could move an account past ±[`MAX_BALANCE_ABS`]. Holds count at their
+/// worst: the highest the balance can reach is `posted + pending debits + this debit`, the lowest
+/// `posted − pending credits − this credit`, and the pending sums themselves stay in bounds. So an
+/// entry accepted here can be posted, and so can every hold accepted before it, without leaving
+/// the range a [`Money`] can hold.
+pub fn check_balance_bounds(
+    postings: &[Posting],
+    balances: &AccountBalances,
+) -> Result<(), LedgerError> {
+    for posting in postings {
+        let fact = balances.get(&posting.account);
+        let amount = posting.amount.as_decimal();
+        let debit = amount.max(Decimal::ZERO);
+        let credit = (-amount).max(Decimal::ZERO);
+        let pending_debits = fact.pending_debits.as_decimal() + debit;
+        let pending_credits = fact.pending_credits.as_decimal() + credit;
+        let posted = fact.posted.as_decimal();
+        let highest = posted + pending_debits;
+        let lowest = posted - pending_credits;
+        let within = highest <= MAX_BALANCE_ABS
+            && lowest >= -MAX_BALANCE_ABS
+            && pending_debits <= MAX_BALANCE_ABS
+            && pending_credits <= MAX_BALANCE_ABS;
+        if !within {
+            let account = posting.account.clone();
+            return Err(LedgerError::BalanceOutOfBounds { account });
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LedgerCommand {
-    /// Record a balanced entry that posts immediately.
+    /// Record a balanced entry that posts immediately. `balances`: the touched accounts'
+    /// balances in `currency`, looked up before the command.
     Record {
         currency: Currency,
         postings: Vec<Posting>,
         memo: String,
         occurred_at: DateTime<Utc>,
+        balances: AccountBalances,
     },
     /// Place a pending (two-phase) entry, to be posted or voided later.
     Hold {
@@ -268,6 +406,7 @@ pub enum LedgerCommand {
         postings: Vec<Posting>,
         memo: String,
         occurred_at: DateTime<Utc>,
+        balances: AccountBalances,
     },
     PostHold {
         occurred_at: DateTime<Utc>,
@@ -395,9 +534,11 @@ impl JournalEntry {
                 postings,
                 memo,
                 occurred_at,
+                balances,
             } => self.decide_open(
                 EntryKind::Direct,
                 EntryBody::new(currency, postings, memo),
+                &balances,
                 occurred_at,
             ),
             LedgerCommand::Hold {
@@ -405,9 +546,11 @@ impl JournalEntry {
                 postings,
                 memo,
                 occurred_at,
+                balances,
             } => self.decide_open(
                 EntryKind::Hold,
                 EntryBody::new(currency, postings, memo),
+                &balances,
                 occurred_at,
             ),
             LedgerCommand::PostHold { occurred_at } => self.decide_post(occurred_at),
@@ -422,11 +565,15 @@ impl JournalEntry {
         &self,
         kind: EntryKind,
         body: EntryBody,
+        balances: &AccountBalances,
         occurred_at: DateTime<Utc>,
     ) -> Result<Vec<LedgerEvent>, LedgerError> {
         body.validate()?;
         match &self.entry {
-            None => Ok(vec![body.opened(kind, occurred_at)]),
+            None => {
+                check_balance_bounds(&body.postings, balances)?;
+                Ok(vec![body.opened(kind, occurred_at)])
+            }
             Some(existing) if existing.kind == kind && existing.body == body => Ok(vec![]),
             Some(_) => Err(LedgerError::EntryAlreadyExistsWithDifferentContent),
         }
@@ -612,6 +759,7 @@ mod tests {
             postings,
             memo: memo.to_owned(),
             occurred_at: at(minute),
+            balances: AccountBalances::none(),
         }
     }
 
@@ -621,6 +769,7 @@ mod tests {
             postings,
             memo: memo.to_owned(),
             occurred_at: at(minute),
+            balances: AccountBalances::none(),
         }
     }
 
@@ -754,6 +903,7 @@ mod tests {
             postings: sale(),
             memo: "order o-1".to_owned(),
             occurred_at: at(1),
+            balances: AccountBalances::none(),
         };
         Journal::with(())
             .given(vec![recorded(1)])
@@ -870,6 +1020,146 @@ mod tests {
             .given_no_previous_events()
             .when(hold(sale(), &too_long, 1))
             .then_expect_error(LedgerError::MemoTooLong);
+    }
+
+    // --- balance bounds ------------------------------------------------------
+
+    const LIMIT: &str = "1000000000000000";
+
+    fn posted_at(amount: &str) -> BalanceFact {
+        BalanceFact {
+            posted: Money::parse(amount).unwrap(),
+            ..BalanceFact::default()
+        }
+    }
+
+    fn near_limit() -> Vec<Posting> {
+        vec![
+            posting("platform:funding", "600000000000000"),
+            posting("seller:s-1:payable", "-600000000000000"),
+        ]
+    }
+
+    fn with_balances(command: LedgerCommand, facts: AccountBalances) -> LedgerCommand {
+        match command {
+            LedgerCommand::Record {
+                currency,
+                postings,
+                memo,
+                occurred_at,
+                ..
+            } => LedgerCommand::Record {
+                currency,
+                postings,
+                memo,
+                occurred_at,
+                balances: facts,
+            },
+            LedgerCommand::Hold {
+                currency,
+                postings,
+                memo,
+                occurred_at,
+                ..
+            } => LedgerCommand::Hold {
+                currency,
+                postings,
+                memo,
+                occurred_at,
+                balances: facts,
+            },
+            other => other,
+        }
+    }
+
+    #[test]
+    fn a_second_entry_near_the_limit_is_refused_for_the_account_it_would_overflow() {
+        // The first entry of 6 * 10^14 was recorded: the next one would take funding to 1.2 * 10^15.
+        let facts = AccountBalances::none()
+            .with(account("platform:funding"), posted_at("600000000000000"))
+            .with(account("seller:s-1:payable"), posted_at("-600000000000000"));
+        let account = account("platform:funding");
+        for command in [record(near_limit(), "m", 1), hold(near_limit(), "m", 1)] {
+            Journal::with(())
+                .given_no_previous_events()
+                .when(with_balances(command, facts.clone()))
+                .then_expect_error(LedgerError::BalanceOutOfBounds {
+                    account: account.clone(),
+                });
+        }
+    }
+
+    #[test]
+    fn an_entry_that_lands_exactly_on_the_limit_is_accepted() {
+        let facts = AccountBalances::none()
+            .with(account("platform:funding"), posted_at("400000000000000"))
+            .with(account("seller:s-1:payable"), posted_at("-400000000000000"));
+        let command = with_balances(record(near_limit(), "m", 1), facts);
+        let events = JournalEntry::default().decide(command).unwrap();
+        assert_eq!(events.len(), 1);
+        let full = vec![posting("a", LIMIT), posting("b", &format!("-{LIMIT}"))];
+        assert_eq!(
+            check_balance_bounds(&full, &AccountBalances::none()),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn pending_holds_count_at_their_worst() {
+        // Posted 0, but a pending hold of 6 * 10^14 on the credit side of the payable: another
+        // credit of 6 * 10^14 could overflow once both post.
+        let held = BalanceFact {
+            pending_credits: Money::parse("600000000000000").unwrap(),
+            ..BalanceFact::default()
+        };
+        let facts = AccountBalances::none().with(account("seller:s-1:payable"), held);
+        Journal::with(())
+            .given_no_previous_events()
+            .when(with_balances(hold(near_limit(), "m", 1), facts))
+            .then_expect_error(LedgerError::BalanceOutOfBounds {
+                account: account("seller:s-1:payable"),
+            });
+    }
+
+    #[test]
+    fn a_retried_entry_is_not_refused_by_its_own_balance() {
+        let entry = vec![
+            posting("platform:funding", LIMIT),
+            posting("seller:s-1:payable", &format!("-{LIMIT}")),
+        ];
+        let first = LedgerEvent::EntryRecorded {
+            currency: usd(),
+            postings: entry.clone(),
+            memo: "m".to_owned(),
+            occurred_at: at(1),
+        };
+        let facts = AccountBalances::none()
+            .with(account("platform:funding"), posted_at(LIMIT))
+            .with(
+                account("seller:s-1:payable"),
+                posted_at(&format!("-{LIMIT}")),
+            );
+        Journal::with(())
+            .given(vec![first])
+            .when(with_balances(record(entry, "m", 2), facts))
+            .then_expect_events(vec![]);
+    }
+
+    // --- system namespaces ---------------------------------------------------
+
+    #[test]
+    fn client_entry_ids_in_system_namespaces_are_refused() {
+        for prefix in SYSTEM_ENTRY_PREFIXES {
+            let id = format!("{prefix}x");
+            assert_eq!(
+                check_client_entry_id(&id),
+                Err(LedgerError::ReservedEntryId { prefix })
+            );
+        }
+        assert_eq!(check_client_entry_id("order-1"), Ok(()));
+        assert_eq!(check_client_entry_id("my-logpay-1"), Ok(()));
+        assert_eq!(system_namespace("lvrefund-w1"), Some("lvrefund-"));
+        assert!(SYSTEM_ENTRY_PREFIXES.contains(&LOG_PAYMENT_ENTRY_PREFIX));
     }
 
     // --- posting a hold ----------------------------------------------------
@@ -1106,6 +1396,10 @@ mod tests {
             LedgerError::HoldAlreadyPosted,
             LedgerError::HoldAlreadyVoided,
             LedgerError::ReasonTooLong,
+            LedgerError::ReservedEntryId { prefix: "logpay-" },
+            LedgerError::BalanceOutOfBounds {
+                account: account("a"),
+            },
             LedgerError::Money(MoneyError::Overflow),
         ];
         assert!(errors.iter().all(|error| !error.is_retryable()));

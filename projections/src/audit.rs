@@ -9,11 +9,13 @@
 //! its recomputed seal differ from the stored one; rewriting the stored seals as well breaks the
 //! signatures, which need the private key.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use agora_commands::store::{LogPosition, Store, StoredEvent};
 use async_trait::async_trait;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -439,14 +441,7 @@ async fn verify_checkpoints(
             });
             return Ok(());
         }
-        let ok = hex::decode(&signature)
-            .ok()
-            .and_then(|b| Signature::from_slice(&b).ok())
-            .is_some_and(|sig| {
-                key.verify(checkpoint_message(seq, &seal).as_bytes(), &sig)
-                    .is_ok()
-            });
-        if !ok {
+        if !signature_verifies(key, seq, &seal, &signature) {
             report.failure = Some(VerifyFailure::BadCheckpoint {
                 seq,
                 reason: "signature does not verify with the ledger's public key".into(),
@@ -456,6 +451,152 @@ async fn verify_checkpoints(
         report.verified_checkpoints += 1;
     }
     Ok(())
+}
+
+/// True when the sealing projection has run on this database (it has a checkpoint). Read-only.
+pub async fn has_run(store: &Store) -> Result<bool, ProjectionError> {
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM projection_checkpoints WHERE name = $1")
+        .bind(NAME)
+        .fetch_one(store.read_models())
+        .await?;
+    Ok(n > 0)
+}
+
+/// A signed checkpoint as `agora export` writes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedCheckpoint {
+    pub seq: i64,
+    pub seal: String,
+    pub signature: String,
+}
+
+/// Every signed checkpoint, in order. Read-only.
+pub async fn signed_checkpoints(store: &Store) -> Result<Vec<SignedCheckpoint>, ProjectionError> {
+    let rows = sqlx::query(&format!(
+        "SELECT seq, seal, signature FROM {LIVE_PREFIX}audit_checkpoints ORDER BY seq"
+    ))
+    .fetch_all(store.read_models())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(SignedCheckpoint {
+                seq: r.try_get("seq")?,
+                seal: r.try_get("seal")?,
+                signature: r.try_get("signature")?,
+            })
+        })
+        .collect()
+}
+
+fn signature_verifies(key: &VerifyingKey, seq: i64, seal: &str, signature: &str) -> bool {
+    hex::decode(signature)
+        .ok()
+        .and_then(|b| Signature::from_slice(&b).ok())
+        .is_some_and(|sig| {
+            key.verify(checkpoint_message(seq, seal).as_bytes(), &sig)
+                .is_ok()
+        })
+}
+
+/// Verifies an exported log with the public key only: the events are fed in global order from
+/// the first, each with the seal the export carries (`None`: not sealed yet). The chain is
+/// recomputed from the events; every stored seal must equal it, and every signed checkpoint
+/// must sign the recomputed seal at its place. A checkpoint past the last exported sealed event
+/// means the export was cut short; a missing one, that checkpoints were removed.
+pub struct ExportVerifier<'k> {
+    key: &'k VerifyingKey,
+    checkpoints: BTreeMap<i64, SignedCheckpoint>,
+    seal: [u8; 32],
+    seq: i64,
+    report: VerifyReport,
+}
+
+impl<'k> ExportVerifier<'k> {
+    pub fn new(key: &'k VerifyingKey, checkpoints: Vec<SignedCheckpoint>) -> Self {
+        Self {
+            key,
+            checkpoints: checkpoints.into_iter().map(|c| (c.seq, c)).collect(),
+            seal: genesis_seal(),
+            seq: 0,
+            report: VerifyReport {
+                verified_events: 0,
+                verified_checkpoints: 0,
+                unsealed_events: 0,
+                failure: None,
+            },
+        }
+    }
+
+    /// Feeds the next event; false once a difference was found (then stop feeding).
+    pub fn push(&mut self, event: &StoredEvent, stored_seal: Option<&str>) -> bool {
+        if self.report.failure.is_some() {
+            return false;
+        }
+        let Some(stored) = stored_seal else {
+            self.report.unsealed_events += 1;
+            return true;
+        };
+        if self.report.unsealed_events > 0 {
+            self.fail(VerifyFailure::BadCheckpoint {
+                seq: self.seq + 1,
+                reason: "a sealed event follows an unsealed one: the export is out of order".into(),
+            });
+            return false;
+        }
+        self.seq += 1;
+        self.seal = next_seal(&self.seal, event);
+        let seal_hex = hex::encode(self.seal);
+        if stored != seal_hex {
+            self.fail(mismatch_or_missing(self.seq, event, None));
+            return false;
+        }
+        self.report.verified_events += 1;
+        if self.seq % CHECKPOINT_INTERVAL == 0 {
+            let Some(c) = self.checkpoints.get(&self.seq) else {
+                let seq = self.seq;
+                self.fail(VerifyFailure::BadCheckpoint {
+                    seq,
+                    reason: "signed checkpoint missing from the export".into(),
+                });
+                return false;
+            };
+            let ok =
+                c.seal == seal_hex && signature_verifies(self.key, c.seq, &c.seal, &c.signature);
+            if !ok {
+                let seq = self.seq;
+                self.fail(VerifyFailure::BadCheckpoint {
+                    seq,
+                    reason: "signature does not verify with the ledger's public key, or signs \
+                             another seal"
+                        .into(),
+                });
+                return false;
+            }
+            self.report.verified_checkpoints += 1;
+        }
+        true
+    }
+
+    fn fail(&mut self, failure: VerifyFailure) {
+        self.report.failure = Some(failure);
+    }
+
+    /// The report; checks that no signed checkpoint lies past the exported events.
+    pub fn finish(mut self) -> VerifyReport {
+        if self.report.failure.is_none() {
+            if let Some((&seq, _)) = self.checkpoints.range(self.seq + 1..).next() {
+                self.fail(VerifyFailure::BadCheckpoint {
+                    seq,
+                    reason: format!(
+                        "signed checkpoint past the last exported sealed event (#{}): the \
+                         export is incomplete",
+                        self.seq
+                    ),
+                });
+            }
+        }
+        self.report
+    }
 }
 
 #[cfg(test)]
@@ -484,6 +625,83 @@ mod tests {
         assert!(c.starts_with(r#"{"aggregate_id":"a","aggregate_type":"t","event_type":"E""#));
         assert!(c.contains(r#""metadata":{"a":{"x":"s","y":[2,{"a":0,"b":1}]},"z":1}"#));
         assert!(c.contains(r#""payload":{"a":"x","b":1}"#));
+    }
+
+    fn chain(n: i64, key: &SigningKey) -> (Vec<(StoredEvent, String)>, Vec<SignedCheckpoint>) {
+        let mut seal = genesis_seal();
+        let mut events = Vec::new();
+        let mut checkpoints = Vec::new();
+        for i in 1..=n {
+            let mut e = event(json!({ "i": i }));
+            e.position = LogPosition::sqlite(i);
+            seal = next_seal(&seal, &e);
+            let hex_seal = hex::encode(seal);
+            if i % CHECKPOINT_INTERVAL == 0 {
+                let signature = key.sign(checkpoint_message(i, &hex_seal).as_bytes());
+                checkpoints.push(SignedCheckpoint {
+                    seq: i,
+                    seal: hex_seal.clone(),
+                    signature: hex::encode(signature.to_bytes()),
+                });
+            }
+            events.push((e, hex_seal));
+        }
+        (events, checkpoints)
+    }
+
+    fn run(
+        events: &[(StoredEvent, String)],
+        checkpoints: Vec<SignedCheckpoint>,
+        key: &VerifyingKey,
+    ) -> VerifyReport {
+        let mut v = ExportVerifier::new(key, checkpoints);
+        for (e, s) in events {
+            if !v.push(e, Some(s)) {
+                break;
+            }
+        }
+        v.finish()
+    }
+
+    #[test]
+    fn an_export_verifies_with_the_public_key_only_and_tampering_is_named() {
+        let key = SigningKey::from_bytes(&[5u8; 32]);
+        let public = key.verifying_key();
+        let (events, checkpoints) = chain(600, &key);
+        let report = run(&events, checkpoints.clone(), &public);
+        assert_eq!(report.failure, None);
+        assert_eq!(
+            (report.verified_events, report.verified_checkpoints),
+            (600, 2)
+        );
+
+        let other = SigningKey::from_bytes(&[6u8; 32]).verifying_key();
+        let report = run(&events, checkpoints.clone(), &other);
+        assert!(matches!(
+            report.failure,
+            Some(VerifyFailure::BadCheckpoint { seq: 256, .. })
+        ));
+
+        let mut changed = events.clone();
+        changed[99].0.payload = json!({ "i": "forged" });
+        let report = run(&changed, checkpoints.clone(), &public);
+        assert!(matches!(
+            report.failure,
+            Some(VerifyFailure::SealMismatch { seq: 100, .. })
+        ));
+
+        let report = run(&events[..300], vec![checkpoints[0].clone()], &public);
+        assert_eq!(report.failure, None, "a consistent older export verifies");
+        let report = run(&events[..400], checkpoints.clone(), &public);
+        assert!(matches!(
+            report.failure,
+            Some(VerifyFailure::BadCheckpoint { seq: 512, .. })
+        ));
+        let report = run(&events, vec![checkpoints[1].clone()], &public);
+        assert!(matches!(
+            report.failure,
+            Some(VerifyFailure::BadCheckpoint { seq: 256, .. })
+        ));
     }
 
     #[test]

@@ -52,11 +52,26 @@ pub enum ProjectionError {
     Corrupt(String),
     #[error("invariant broken: {0}")]
     Invariant(String),
+    /// An event would move an account's balance (or its pending sums) past the bound of a
+    /// `Money` (|x| ≤ 10^15). The decision refuses such entries, but two entries decided
+    /// concurrently against the same stale balance can both pass; the fold then stops here,
+    /// with a typed error naming the event's entry and account, instead of storing a wrong sum.
+    /// It is a fact about this event (retrying cannot help): the engine treats it as a poison
+    /// event (see [`ProjectionError::is_poison`]).
+    #[error("journal entry {entry_id} would move the balance of {account} out of bounds")]
+    BalanceOutOfBounds { entry_id: String, account: String },
     #[error("projection handler failed: {0}")]
     Handler(String),
 }
 
 impl ProjectionError {
+    /// True when the error is a property of the event being applied (applying it again can
+    /// never succeed), as opposed to a database or transient failure: such an event is to be
+    /// parked, not retried forever.
+    pub fn is_poison(&self) -> bool {
+        matches!(self, Self::Decode { .. } | Self::BalanceOutOfBounds { .. })
+    }
+
     pub fn decode(event: &StoredEvent, reason: impl ToString) -> Self {
         Self::Decode {
             position: event.position,

@@ -4,8 +4,11 @@
 //! Money is stored as canonical decimal text (the same on PostgreSQL and SQLite) and added up in
 //! Rust with `Money`'s checked arithmetic, never in floating point.
 
+use agora_commands::journal::BalanceLookup;
 use agora_commands::store::StoredEvent;
-use agora_domain::ledger::{AccountId, JournalEntry, LedgerEvent, Posting};
+use agora_domain::ledger::{
+    AccountBalances, AccountId, BalanceFact, JournalEntry, LedgerEvent, Posting,
+};
 use agora_domain::money::{Currency, Money};
 use std::collections::HashMap;
 
@@ -506,6 +509,42 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_posting_past_the_bound_is_a_typed_error_and_changes_nothing() {
+        let max = Money::parse("1000000000000000").unwrap();
+        let mut row = AccountBalance {
+            account: "platform:funding".into(),
+            currency: "USD".into(),
+            posted: max,
+            pending_debits: Money::ZERO,
+            pending_credits: Money::ZERO,
+            postings: 1,
+        };
+        let one = Money::parse("0.01").unwrap();
+        for how in [Settle::Post, Settle::Hold] {
+            let mut r = row.clone();
+            if how == Settle::Hold {
+                r.pending_debits = max;
+            }
+            let error = apply_posting(&mut r, one, how, "e-2").unwrap_err();
+            assert!(error.is_poison());
+            match error {
+                ProjectionError::BalanceOutOfBounds { entry_id, account } => {
+                    assert_eq!(
+                        (entry_id.as_str(), account.as_str()),
+                        ("e-2", "platform:funding")
+                    );
+                }
+                other => panic!("expected BalanceOutOfBounds, got {other:?}"),
+            }
+        }
+        assert_eq!(
+            apply_posting(&mut row, -one, Settle::Post, "e-3").unwrap(),
+            Some(-one)
+        );
+        assert_eq!(row.posted, max.checked_sub(one).unwrap());
+    }
+
+    #[test]
     fn pow2_chunks_cover_everything_in_order() {
         let items: Vec<usize> = (0..1300).collect();
         let chunks = pow2_chunks(&items);
@@ -576,6 +615,21 @@ fn settle_entry(
     Ok(())
 }
 
+/// Checked addition of a posting to a balance: past ±10^15 it is the typed
+/// [`ProjectionError::BalanceOutOfBounds`], never a panic or a wrong sum.
+fn bounded_add(
+    a: Money,
+    b: Money,
+    account: &str,
+    entry_id: &str,
+) -> Result<Money, ProjectionError> {
+    a.checked_add(b)
+        .map_err(|_| ProjectionError::BalanceOutOfBounds {
+            entry_id: entry_id.to_string(),
+            account: account.to_string(),
+        })
+}
+
 /// Applies one posting to a balance; returns the posted amount when it adds a history line.
 fn apply_posting(
     row: &mut AccountBalance,
@@ -590,8 +644,10 @@ fn apply_posting(
     };
     match how {
         Settle::Hold => {
-            row.pending_debits = add(row.pending_debits, debit)?;
-            row.pending_credits = add(row.pending_credits, credit)?;
+            let debits = bounded_add(row.pending_debits, debit, &row.account, entry_id)?;
+            let credits = bounded_add(row.pending_credits, credit, &row.account, entry_id)?;
+            row.pending_debits = debits;
+            row.pending_credits = credits;
             return Ok(None);
         }
         Settle::PostHeld | Settle::Void => {
@@ -609,7 +665,7 @@ fn apply_posting(
         }
         Settle::Post => {}
     }
-    row.posted = add(row.posted, amount)?;
+    row.posted = bounded_add(row.posted, amount, &row.account, entry_id)?;
     row.postings += 1;
     Ok(Some(amount))
 }
@@ -817,6 +873,43 @@ impl LedgerQueries {
         Ok(total)
     }
 
+    /// The balances of `accounts` in `currency` (accounts without postings are left out).
+    pub async fn balances_of(
+        &self,
+        currency: Currency,
+        accounts: &[AccountId],
+    ) -> Result<AccountBalances, ProjectionError> {
+        let mut out = AccountBalances::none();
+        for chunk in accounts.chunks(ROWS_PER_INSERT) {
+            let placeholders: Vec<String> = (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT account, currency, posted, pending_debits, pending_credits, postings \
+                   FROM {} WHERE currency = $1 AND account IN ({})",
+                self.t.balances,
+                placeholders.join(", ")
+            );
+            let mut q = sqlx::query(&sql).bind(currency.as_str());
+            for account in chunk {
+                q = q.bind(account.as_str());
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                let b = balance_from_row(&row)?;
+                let account = AccountId::parse(&b.account).map_err(|e| {
+                    ProjectionError::Corrupt(format!("account {:?}: {e}", b.account))
+                })?;
+                out.insert(
+                    account,
+                    BalanceFact {
+                        posted: b.posted,
+                        pending_debits: b.pending_debits,
+                        pending_credits: b.pending_credits,
+                    },
+                );
+            }
+        }
+        Ok(out)
+    }
+
     /// An entry's status ("pending", "posted", "voided"), if the projection has seen it.
     pub async fn entry_status(&self, entry_id: &str) -> Result<Option<String>, ProjectionError> {
         Ok(sqlx::query_scalar(&format!(
@@ -826,5 +919,18 @@ impl LedgerQueries {
         .bind(entry_id)
         .fetch_optional(&self.pool)
         .await?)
+    }
+}
+
+#[async_trait]
+impl BalanceLookup for LedgerQueries {
+    async fn balances(
+        &self,
+        currency: Currency,
+        accounts: &[AccountId],
+    ) -> Result<AccountBalances, String> {
+        self.balances_of(currency, accounts)
+            .await
+            .map_err(|e| e.to_string())
     }
 }

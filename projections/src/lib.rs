@@ -9,6 +9,7 @@ pub mod lapverse;
 pub mod ledger;
 pub mod logmarket;
 pub mod rebuild;
+pub mod signing_key;
 
 pub use engine::{Projection, ProjectionError, ProjectionRunner, ProjectionStatus};
 pub use host::{all_projections, projection_named, ProjectionHost};

@@ -1,7 +1,7 @@
 //! Builders shared by the tests.
 
 use agora_commands::{CommandBus, CommandMetadata, CommitSignal, Store};
-use agora_domain::ledger::{AccountId, JournalEntry, LedgerCommand, Posting};
+use agora_domain::ledger::{AccountBalances, AccountId, JournalEntry, LedgerCommand, Posting};
 use agora_domain::money::{Currency, Money};
 use chrono::{DateTime, Utc};
 
@@ -32,6 +32,7 @@ pub fn transfer(from: &str, to: &str, amount: &str, at: DateTime<Utc>) -> Ledger
         ],
         memo: "test transfer".into(),
         occurred_at: at,
+        balances: AccountBalances::none(),
     }
 }
 
@@ -42,11 +43,13 @@ pub fn hold(from: &str, to: &str, amount: &str, at: DateTime<Utc>) -> LedgerComm
             postings,
             memo,
             occurred_at,
+            balances,
         } => LedgerCommand::Hold {
             currency,
             postings,
             memo,
             occurred_at,
+            balances,
         },
         _ => unreachable!("transfer builds a Record"),
     }

@@ -38,6 +38,8 @@ pub enum ApiError {
     MarginGuardrailExceeded(String),
     /// 503 `ERROR_BUDGET_EXHAUSTED`: the tenant's SLO error budget is spent.
     ErrorBudgetExhausted(String),
+    /// `BALANCE_OUT_OF_BOUNDS`: a journal entry would move a balance past ±10^15.
+    BalanceOutOfBounds(String),
     /// The detail is logged where the error is made, never returned.
     Internal(String),
 }
@@ -60,7 +62,8 @@ impl ApiError {
             | Self::TenantNotFound(m)
             | Self::FeatureNotAvailable(m)
             | Self::MarginGuardrailExceeded(m)
-            | Self::ErrorBudgetExhausted(m) => m.clone(),
+            | Self::ErrorBudgetExhausted(m)
+            | Self::BalanceOutOfBounds(m) => m.clone(),
             Self::Internal(_) => "internal error".into(),
         }
     }
@@ -79,6 +82,7 @@ impl ApiError {
             Self::FeatureNotAvailable(_) => "FEATURE_NOT_AVAILABLE",
             Self::MarginGuardrailExceeded(_) => "MARGIN_GUARDRAIL_EXCEEDED",
             Self::ErrorBudgetExhausted(_) => "ERROR_BUDGET_EXHAUSTED",
+            Self::BalanceOutOfBounds(_) => "BALANCE_OUT_OF_BOUNDS",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -138,6 +142,7 @@ impl ApiError {
             "FEATURE_NOT_AVAILABLE" => Self::FeatureNotAvailable(message),
             "MARGIN_GUARDRAIL_EXCEEDED" => Self::MarginGuardrailExceeded(message),
             "ERROR_BUDGET_EXHAUSTED" => Self::ErrorBudgetExhausted(message),
+            "BALANCE_OUT_OF_BOUNDS" => Self::BalanceOutOfBounds(message),
             _ => Self::Internal(message),
         }
     }
@@ -168,6 +173,8 @@ impl From<LedgerError> for ApiError {
             | LedgerError::EntryIsNotAHold
             | LedgerError::HoldAlreadyPosted
             | LedgerError::HoldAlreadyVoided => Self::Conflict(e.to_string()),
+            LedgerError::ReservedEntryId { .. } => Self::Forbidden(e.to_string()),
+            LedgerError::BalanceOutOfBounds { .. } => Self::BalanceOutOfBounds(e.to_string()),
             _ => Self::BadUserInput(e.to_string()),
         }
     }

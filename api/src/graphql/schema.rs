@@ -3,7 +3,9 @@
 
 use agora_commands::{CommandMetadata, EventFilter, LogPosition, Page, StoredEvent};
 use agora_domain::access::Role;
-use agora_domain::ledger::{AccountId, LedgerCommand, Posting};
+use agora_domain::ledger::{
+    check_client_entry_id, AccountBalances, AccountId, LedgerCommand, Posting,
+};
 use agora_domain::money::Currency;
 use agora_projections::ledger::{AccountBalance, KeyPage};
 use async_graphql::connection::{Connection, Edge};
@@ -630,6 +632,16 @@ impl JournalEntryInput {
             .map(|p| Ok(Posting::new(account(&p.account)?, p.amount.0)))
             .collect()
     }
+
+    /// The facts the decision needs: the current balances of the accounts the entry touches,
+    /// from the ledger read model.
+    async fn balances(&self, s: &AppState) -> Result<AccountBalances, ApiError> {
+        let accounts: Vec<AccountId> = self.postings()?.into_iter().map(|p| p.account).collect();
+        s.ledger_queries
+            .balances_of(currency(&self.currency)?, &accounts)
+            .await
+            .map_err(|e| ApiError::internal("ledger balances", e))
+    }
 }
 
 #[Object]
@@ -716,12 +728,14 @@ impl MutationRoot {
             req,
             &input.entry_id.clone(),
             "posted",
-            |at| {
+            Some(&input),
+            |at, balances| {
                 Ok(LedgerCommand::Record {
                     currency: currency(&input.currency)?,
                     postings: input.postings()?,
                     memo: input.memo.clone(),
                     occurred_at: at,
+                    balances,
                 })
             },
         )
@@ -742,12 +756,14 @@ impl MutationRoot {
             req,
             &input.entry_id.clone(),
             "pending",
-            |at| {
+            Some(&input),
+            |at, balances| {
                 Ok(LedgerCommand::Hold {
                     currency: currency(&input.currency)?,
                     postings: input.postings()?,
                     memo: input.memo.clone(),
                     occurred_at: at,
+                    balances,
                 })
             },
         )
@@ -762,9 +778,15 @@ impl MutationRoot {
         idempotency_key: Option<String>,
     ) -> Res<JournalEntryResult> {
         let req = json!({"postHold": entry_id});
-        ledger_command(ctx, idempotency_key, req, &entry_id, "posted", |at| {
-            Ok(LedgerCommand::PostHold { occurred_at: at })
-        })
+        ledger_command(
+            ctx,
+            idempotency_key,
+            req,
+            &entry_id,
+            "posted",
+            None,
+            |at, _| Ok(LedgerCommand::PostHold { occurred_at: at }),
+        )
         .await
     }
 
@@ -777,32 +799,50 @@ impl MutationRoot {
         idempotency_key: Option<String>,
     ) -> Res<JournalEntryResult> {
         let req = json!({"voidHold": {"entryId": entry_id, "reason": reason}});
-        ledger_command(ctx, idempotency_key, req, &entry_id, "voided", |at| {
-            Ok(LedgerCommand::VoidHold {
-                reason: reason.clone(),
-                occurred_at: at,
-            })
-        })
+        ledger_command(
+            ctx,
+            idempotency_key,
+            req,
+            &entry_id,
+            "voided",
+            None,
+            |at, _| {
+                Ok(LedgerCommand::VoidHold {
+                    reason: reason.clone(),
+                    occurred_at: at,
+                })
+            },
+        )
         .await
     }
 }
 
+/// Runs a client's journal command. Entry ids in the system namespaces
+/// ([`agora_domain::ledger::SYSTEM_ENTRY_PREFIXES`]) are refused before anything is stored.
+/// An opening command (`opening`: the entry) gets the touched accounts' balances as facts.
+#[allow(clippy::too_many_arguments)]
 async fn ledger_command(
     ctx: &Context<'_>,
     idempotency_key: Option<String>,
     req: serde_json::Value,
     entry_id: &str,
     status: &str,
-    command: impl FnOnce(DateTime<Utc>) -> Result<LedgerCommand, ApiError>,
+    opening: Option<&JournalEntryInput>,
+    command: impl FnOnce(DateTime<Utc>, AccountBalances) -> Result<LedgerCommand, ApiError>,
 ) -> Res<JournalEntryResult> {
     let p = ledger_caller(ctx, &[Role::Finance, Role::Admin])?;
+    check_client_entry_id(entry_id).map_err(ApiError::from)?;
     let key = resolve_key(ctx, idempotency_key)?;
     let s = state(ctx);
     let out = s
         .idempotency
         .once(p, &key, &req, || async {
             let meta = metadata(ctx, p, &key)?;
-            let cmd = command(meta.occurred_at)?;
+            let balances = match opening {
+                Some(input) => input.balances(s).await?,
+                None => AccountBalances::none(),
+            };
+            let cmd = command(meta.occurred_at, balances)?;
             let result = s.ledger.execute(entry_id, cmd, &meta).await;
             counted(s, "journal_entry", result.map_err(ApiError::from))?;
             Ok(JournalEntryResult {

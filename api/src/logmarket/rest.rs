@@ -77,9 +77,10 @@ pub fn status_of(e: &ApiError) -> StatusCode {
         }
         ApiError::MarginGuardrailExceeded(_) => StatusCode::PAYMENT_REQUIRED,
         ApiError::ErrorBudgetExhausted(_) => StatusCode::SERVICE_UNAVAILABLE,
-        ApiError::Conflict(_) | ApiError::Busy(_) | ApiError::IdempotencyConflict => {
-            StatusCode::CONFLICT
-        }
+        ApiError::Conflict(_)
+        | ApiError::Busy(_)
+        | ApiError::IdempotencyConflict
+        | ApiError::BalanceOutOfBounds(_) => StatusCode::CONFLICT,
         ApiError::Throttled | ApiError::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
         ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -19,7 +19,10 @@ pub mod process;
 use std::sync::Arc;
 
 use agora_domain::forecast::Strategy;
-use agora_domain::ledger::{AccountId, JournalEntry, LedgerCommand, Posting};
+use agora_domain::ledger::{
+    AccountId, JournalEntry, LedgerCommand, Posting, LAPVERSE_CHARGE_ENTRY_PREFIX,
+    LAPVERSE_REFUND_ENTRY_PREFIX,
+};
 use agora_domain::logmarket::redact::redact;
 use agora_domain::money::{Currency, Money};
 use agora_domain::tenancy::budget::{
@@ -44,6 +47,7 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use crate::bus::{CommandBus, CommandError, CommitSignal};
+use crate::journal::{balances_for, BalanceLookup};
 use crate::metadata::CommandMetadata;
 use crate::store::Store;
 use crate::webhooks::{DispatchConfig, WebhookDispatcher};
@@ -325,12 +329,12 @@ pub fn cost_account(tenant: &str, cost_center: &str) -> Result<AccountId, LapVer
 
 /// Journal entry id of a work item's charge.
 pub fn charge_entry_id(work_id: &str) -> String {
-    format!("lvcost-{work_id}")
+    format!("{LAPVERSE_CHARGE_ENTRY_PREFIX}{work_id}")
 }
 
 /// Journal entry id of a work item's refund.
 pub fn refund_entry_id(work_id: &str) -> String {
-    format!("lvrefund-{work_id}")
+    format!("{LAPVERSE_REFUND_ENTRY_PREFIX}{work_id}")
 }
 
 /// A valid tenant id: `[a-z0-9][a-z0-9_-]{0,62}` (also a ledger account segment).
@@ -360,6 +364,7 @@ pub struct LapVerse {
     pub(crate) dispatcher: WebhookDispatcher,
     pub(crate) settings: LapVerseSettings,
     pub(crate) outcomes: Arc<dyn OutcomeSource>,
+    pub(crate) balances: Arc<dyn BalanceLookup>,
     pub(crate) observer: Option<Arc<dyn WorkObserver>>,
     pub(crate) faults: Option<Arc<dyn FaultInjector>>,
 }
@@ -370,6 +375,7 @@ impl LapVerse {
         signal: CommitSignal,
         settings: LapVerseSettings,
         outcomes: Arc<dyn OutcomeSource>,
+        balances: Arc<dyn BalanceLookup>,
     ) -> Self {
         Self {
             store: store.clone(),
@@ -381,6 +387,7 @@ impl LapVerse {
             dispatcher: WebhookDispatcher::new(store, signal, settings.webhooks.clone()),
             settings,
             outcomes,
+            balances,
             observer: None,
             faults: None,
         }
@@ -1012,14 +1019,19 @@ impl LapVerse {
         let credit = debit
             .checked_neg()
             .map_err(|e| LapVerseError::BadInput(e.to_string()))?;
+        let postings = vec![
+            Posting::new(cost_account(tenant, cost_center)?, debit),
+            Posting::new(AccountId::platform_revenue(), credit),
+        ];
+        let balances = balances_for(self.balances.as_ref(), Currency::usd(), &postings)
+            .await
+            .map_err(LapVerseError::Storage)?;
         let record = LedgerCommand::Record {
             currency: Currency::usd(),
-            postings: vec![
-                Posting::new(cost_account(tenant, cost_center)?, debit),
-                Posting::new(AccountId::platform_revenue(), credit),
-            ],
+            postings,
             memo,
             occurred_at: at,
+            balances,
         };
         self.journal
             .execute(entry_id, record, meta)
