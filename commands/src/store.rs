@@ -410,6 +410,26 @@ impl Store {
         }
     }
 
+    /// The event at `global_position`, if it exists (operators' retries of parked events).
+    pub async fn event_at(&self, global_position: i64) -> Result<Option<StoredEvent>, sqlx::Error> {
+        match &self.native {
+            NativePool::Postgres(pool) => {
+                let row = sqlx::query(PG_EVENT_AT)
+                    .bind(global_position)
+                    .fetch_optional(pool)
+                    .await?;
+                row.as_ref().map(pg_row_to_event).transpose()
+            }
+            NativePool::Sqlite(pool) => {
+                let row = sqlx::query(SQLITE_EVENT_AT)
+                    .bind(global_position)
+                    .fetch_optional(pool)
+                    .await?;
+                row.as_ref().map(sqlite_row_to_event).transpose()
+            }
+        }
+    }
+
     /// The position of the newest committed event, if any.
     pub async fn head(&self) -> Result<Option<LogPosition>, sqlx::Error> {
         match &self.native {
@@ -618,6 +638,18 @@ SELECT transaction_id::text::bigint AS txid, global_position, aggregate_type, ag
    AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
  ORDER BY transaction_id, global_position
  LIMIT $3";
+
+const PG_EVENT_AT: &str = "
+SELECT transaction_id::text::bigint AS txid, global_position, aggregate_type, aggregate_id,
+       sequence, event_type, event_version, payload, metadata, recorded_at
+  FROM events
+ WHERE global_position = $1";
+
+const SQLITE_EVENT_AT: &str = "
+SELECT global_position, aggregate_type, aggregate_id, sequence, event_type, event_version,
+       payload, metadata, recorded_at_us
+  FROM events
+ WHERE global_position = $1";
 
 const PG_BACKLOG: &str = "
 SELECT count(*) AS n, min(recorded_at) AS oldest

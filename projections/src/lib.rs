@@ -7,6 +7,7 @@ pub mod host;
 pub mod lapverse;
 pub mod ledger;
 pub mod logmarket;
+pub mod parking;
 pub mod rebuild;
 
 pub use engine::{Projection, ProjectionError, ProjectionRunner, ProjectionStatus};
