@@ -36,7 +36,7 @@ pub async fn serve(config: &Config) -> anyhow::Result<()> {
         market: config.market.clone(),
         lapverse: config.lapverse.clone(),
         workers: config.workers,
-        faults: None,
+        ..crate::app::AppOptions::default()
     };
     let app = App::start_with(&config.store, key, bootstrap, options).await?;
     if config.demo_tenant {

@@ -6,5 +6,6 @@ mod common;
 mod lapverse;
 mod ledger_projection;
 mod logmarket;
+mod parking;
 mod projection_engine;
 mod store_contract;
