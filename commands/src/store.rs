@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use cqrs_es::persist::{
-    PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot,
+    PersistedEventRepository, PersistedEventStore, PersistenceError, ReplayStream, SerializedEvent,
+    SerializedSnapshot,
 };
 use cqrs_es::Aggregate;
 use postgres_es::PostgresEventRepository;
@@ -302,6 +303,14 @@ impl Store {
             NativePool::Sqlite(pool) => RepoInner::Sqlite(SqliteEventRepository::new(pool.clone())),
         };
         EventRepository { inner }
+    }
+
+    /// The cqrs-es event store of aggregate `A` over this store: its events are loaded through
+    /// the upcasters registered for `A` (`agora_domain::versioning`), so an event stored in an
+    /// older shape reaches the aggregate in the current one, on either backend.
+    pub fn event_store<A: Aggregate>(&self) -> PersistedEventStore<EventRepository, A> {
+        PersistedEventStore::new_event_store(self.event_repository())
+            .with_upcasters(agora_domain::versioning::upcasters_for(A::TYPE))
     }
 
     /// Answers a trivial query: the store is reachable.

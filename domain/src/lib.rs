@@ -10,3 +10,4 @@ pub mod money;
 pub mod parking;
 pub mod templates;
 pub mod tenancy;
+pub mod versioning;

@@ -9,3 +9,4 @@ mod logmarket;
 mod parking;
 mod projection_engine;
 mod store_contract;
+mod upcasting;

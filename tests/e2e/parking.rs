@@ -111,7 +111,7 @@ async fn write(store: &Store, ids: &[&str]) {
 }
 
 /// Appends a row to the event log as an old or broken writer would have (no command).
-pub async fn append_raw(
+pub(crate) async fn append_raw(
     store: &Store,
     aggregate: (&str, &str, i64),
     event_type: &str,
