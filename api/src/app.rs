@@ -3,13 +3,15 @@
 use std::sync::Arc;
 
 use agora_commands::logmarket::{self as market_process, LogMarket};
+use agora_commands::process::{Redeliver, RetryPolicy};
 use agora_commands::{CommandBus, CommitSignal, PoolSizes, Store, StoreLocation};
 use agora_domain::access::ApiKey;
 use agora_domain::ledger::JournalEntry;
 use agora_projections::access::ApiKeyQueries;
 use agora_projections::ledger::LedgerQueries;
+use agora_projections::parking::ParkingStore;
 use agora_projections::signing_key;
-use agora_projections::{all_projections, ProjectionHost};
+use agora_projections::{all_projections, Projection, ProjectionHost};
 use anyhow::Context;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -29,6 +31,7 @@ use crate::lapverse::metrics::LapVerseMetrics;
 use crate::lapverse::LapVerseApi;
 use crate::logmarket::{MarketApi, MarketSettings};
 use crate::metrics::{metrics_handler, track, Metrics};
+use crate::parked::ParkedEvents;
 use crate::ratelimit::RateLimiter;
 use agora_commands::lapverse::jobs::Workers;
 use agora_commands::lapverse::process as lapverse_process;
@@ -52,6 +55,7 @@ pub struct AppState {
     pub rate_limiter: Arc<RateLimiter>,
     pub market: Arc<MarketApi>,
     pub lapverse: LapVerseApi,
+    pub parked: ParkedEvents,
 }
 
 /// Tunables of a running application.
@@ -67,6 +71,22 @@ pub struct AppOptions {
     pub faults: Option<FaultHook>,
     /// The secret API tokens are derived from (independent of the ledger key).
     pub token_secret: TokenSecret,
+    /// Tries per event before a projection or process manager parks it.
+    pub retry_policy: RetryPolicy,
+    /// Projections run besides [`all_projections`] (tests and drills only).
+    pub extra_projections: ExtraProjections,
+}
+
+/// Projections added to the standard ones.
+#[derive(Clone, Default)]
+pub struct ExtraProjections(pub Vec<Arc<dyn Projection>>);
+
+impl std::fmt::Debug for ExtraProjections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|p| p.name()))
+            .finish()
+    }
 }
 
 impl Default for AppOptions {
@@ -78,6 +98,8 @@ impl Default for AppOptions {
             workers: true,
             faults: None,
             token_secret: TokenSecret::random(),
+            retry_policy: RetryPolicy::default(),
+            extra_projections: ExtraProjections::default(),
         }
     }
 }
@@ -134,9 +156,13 @@ impl App {
         }
         let signal = CommitSignal::new();
         let public_key_hex = hex::encode(ledger_key.verifying_key().to_bytes());
-        let host = ProjectionHost::start(&store, &signal, all_projections(Arc::new(ledger_key)))
+        let mut projections = all_projections(Arc::new(ledger_key));
+        projections.extend(options.extra_projections.0.iter().cloned());
+        // Starts the runners without waiting for them to catch up (`/readyz` reports lag).
+        let host = ProjectionHost::start_with(&store, &signal, projections, options.retry_policy)
             .await
             .context("starting projections")?;
+        let dead_letters = Arc::new(ParkingStore::new(store.read_models().clone()));
         let ledger = Arc::new(CommandBus::new(&store, signal.clone(), ()));
         let ledger_queries = LedgerQueries::new(store.read_models().clone());
         let keys = Keys::new(
@@ -171,7 +197,9 @@ impl App {
             .await
             .context("loading known log templates")?;
         market.remember_templates(hashes);
-        let process = market_process::process(market);
+        let process = market_process::process(market)
+            .with_dead_letters(dead_letters.clone())
+            .with_retry_policy(options.retry_policy);
         process
             .catch_up()
             .await
@@ -195,7 +223,17 @@ impl App {
             service = service.with_faults(faults.clone());
         }
         let service = Arc::new(service);
-        let lv_process = lapverse_process::process(service.clone());
+        let lv_process = lapverse_process::process(service.clone())
+            .with_dead_letters(dead_letters)
+            .with_retry_policy(options.retry_policy);
+        let redeliver: Vec<Arc<dyn Redeliver>> =
+            vec![Arc::new(process.clone()), Arc::new(lv_process.clone())];
+        let parked = ParkedEvents::new(
+            &store,
+            signal.clone(),
+            projections.runners().to_vec(),
+            redeliver,
+        );
         lv_process
             .catch_up()
             .await
@@ -229,6 +267,7 @@ impl App {
                     service,
                     queries: lv_queries,
                 },
+                parked,
             },
         })
     }
@@ -305,24 +344,60 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready when the store answers, every migration is applied and every projection runs.
+/// Ready (200) when the store answers, every migration is applied, every projection runs
+/// without a standing error and nothing is parked. Otherwise 503 with `status` `unavailable`
+/// (store or migrations) or `degraded`, naming the stopped and failing projections and the
+/// runners with parked events. Projections still catching up are listed but do not fail it.
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
     let store_ok = state.store.ping().await.is_ok();
     let migrated = state.store.migrations_applied().await.unwrap_or(false);
-    let projections_ok = state.projections.all_running();
-    let ready = store_ok && migrated && projections_ok;
-    let code = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
+    let stopped = state.projections.stopped();
+    let mut failing = Vec::new();
+    let mut catching_up = Vec::new();
+    for (runner, status) in state
+        .projections
+        .runners()
+        .iter()
+        .zip(state.projections.statuses().await)
+    {
+        match status {
+            Ok(s) if s.last_error.is_some() => failing.push(s.name),
+            Ok(s) if s.lag_events > 0 => catching_up.push(s.name),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(projection = runner.name(), error = %e, "status unreadable");
+                failing.push(runner.name().to_string());
+            }
+        }
+    }
+    let parked = state.parked.store.open_counts().await;
+    let parked_ok = matches!(&parked, Ok(counts) if counts.is_empty());
+    let parked_json = match parked {
+        Ok(counts) => json!(counts),
+        Err(e) => {
+            tracing::warn!(error = %e, "counting parked events failed");
+            json!(null)
+        }
+    };
+    let available = store_ok && migrated;
+    let healthy = stopped.is_empty() && failing.is_empty() && parked_ok;
+    let (code, status) = match (available, healthy) {
+        (true, true) => (StatusCode::OK, "ready"),
+        (true, false) => (StatusCode::SERVICE_UNAVAILABLE, "degraded"),
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
     };
     (
         code,
         Json(json!({
-            "ready": ready,
+            "ready": code == StatusCode::OK,
+            "status": status,
             "store": store_ok,
             "migrations": migrated,
-            "projections": projections_ok,
+            "projections": stopped.is_empty() && failing.is_empty(),
+            "stopped": stopped,
+            "failing": failing,
+            "catching_up": catching_up,
+            "parked": parked_json,
         })),
     )
 }

@@ -12,6 +12,8 @@ pub mod keys;
 pub mod lapverse;
 pub mod logmarket;
 pub mod metrics;
+pub mod parked;
+pub mod parked_cli;
 pub mod ratelimit;
 pub mod redact;
 pub mod serve;

@@ -1,5 +1,5 @@
 use agora_api::config::Config;
-use agora_api::{audit_cli, bench, eval, serve};
+use agora_api::{audit_cli, bench, eval, parked_cli, serve};
 use clap::{Parser, Subcommand};
 
 /// Agora: an auditable marketplace ledger.
@@ -27,6 +27,8 @@ enum Command {
     Replay(audit_cli::ReplayArgs),
     /// Write the event log as JSON Lines, from a global position on.
     Export(audit_cli::ExportArgs),
+    /// List, retry or skip events a projection or process manager parked.
+    Parked(parked_cli::ParkedArgs),
     /// Score the log template miner on Loghub-2k (grouping accuracy, throughput).
     EvalAnalysers(eval::EvalArgs),
 }
@@ -49,6 +51,7 @@ async fn main() -> std::process::ExitCode {
         Command::Verify(args) => audit_cli::verify(&config, &args).await,
         Command::Replay(args) => audit_cli::replay(&config, &args).await,
         Command::Export(args) => audit_cli::export(&config, &args).await.map(|()| true),
+        Command::Parked(args) => parked_cli::run(&config, &args).await,
         Command::EvalAnalysers(args) => eval::run(&args),
     };
     match result {

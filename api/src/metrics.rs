@@ -34,6 +34,7 @@ pub struct Metrics {
     lag_events: IntGaugeVec,
     lag_seconds: GaugeVec,
     applied: IntGaugeVec,
+    parked: IntGaugeVec,
 }
 
 impl Metrics {
@@ -83,6 +84,14 @@ impl Metrics {
             ),
             &["projection"],
         )?;
+        let parked = IntGaugeVec::new(
+            Opts::new(
+                "agora_parked_events",
+                "Events parked by a projection or process manager and not yet retried or skipped",
+            ),
+            &["runner"],
+        )?;
+        registry.register(Box::new(parked.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(commands.clone()))?;
@@ -99,6 +108,7 @@ impl Metrics {
             lag_events,
             lag_seconds,
             applied,
+            parked,
         })
     }
 
@@ -131,6 +141,15 @@ pub async fn metrics_handler(State(state): State<AppState>) -> Response {
         m.applied
             .with_label_values(&[&status.name])
             .set(status.events_applied as i64);
+    }
+    match state.parked.store.open_counts().await {
+        Ok(counts) => {
+            m.parked.reset();
+            for (runner, n) in counts {
+                m.parked.with_label_values(&[&runner]).set(n);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "counting parked events failed"),
     }
     let mut body = Vec::new();
     if let Err(e) = TextEncoder::new().encode(&m.registry.gather(), &mut body) {

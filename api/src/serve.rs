@@ -36,11 +36,11 @@ pub async fn serve(config: &Config) -> anyhow::Result<()> {
         market: config.market.clone(),
         lapverse: config.lapverse.clone(),
         workers: config.workers,
-        faults: None,
         token_secret: crate::graphql::auth::TokenSecret::load_or_create(
             config.api_token_secret.as_ref(),
             &config.data_dir,
         )?,
+        ..crate::app::AppOptions::default()
     };
     let app = App::start_with(&config.store, key, bootstrap, options).await?;
     if config.demo_tenant {

@@ -109,11 +109,10 @@ where
     A::Command: Clone,
 {
     pub fn new(store: &Store, signal: CommitSignal, services: A::Services) -> Self {
-        let event_store = PersistedEventStore::new_event_store(store.event_repository());
         let wake: Box<dyn Query<A>> = Box::new(WakeProjections(signal));
         Self {
-            cqrs: CqrsFramework::new(event_store, vec![wake], services),
-            loader: PersistedEventStore::new_event_store(store.event_repository()),
+            cqrs: CqrsFramework::new(store.event_store(), vec![wake], services),
+            loader: store.event_store(),
         }
     }
 

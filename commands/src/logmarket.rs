@@ -58,6 +58,13 @@ pub enum LogMarketError {
     Forbidden(String),
     #[error("store failure: {0}")]
     Storage(String),
+    /// A stored event the process manager cannot decode (it is parked, never skipped).
+    #[error("event at position {position} ({event_type}) cannot be decoded: {reason}")]
+    UnreadableEvent {
+        position: i64,
+        event_type: String,
+        reason: String,
+    },
 }
 
 impl From<AnalyseError> for LogMarketError {
@@ -455,13 +462,14 @@ impl LogMarket {
         if event.aggregate_type != "log_analysis" {
             return Ok(());
         }
-        let parsed: LogAnalysisEvent = match serde_json::from_value(event.payload.clone()) {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::error!(position = ?event.position, error = %e, "unreadable log_analysis event");
-                return Ok(());
-            }
-        };
+        let parsed: LogAnalysisEvent =
+            serde_json::from_value(event.payload.clone()).map_err(|e| {
+                LogMarketError::UnreadableEvent {
+                    position: event.position.global_position,
+                    event_type: event.event_type.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
         let mut meta = CommandMetadata::new(
             PROCESS_ACTOR,
             event.meta("tenant").unwrap_or("platform"),

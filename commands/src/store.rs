@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use cqrs_es::persist::{
-    PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot,
+    PersistedEventRepository, PersistedEventStore, PersistenceError, ReplayStream, SerializedEvent,
+    SerializedSnapshot,
 };
 use cqrs_es::Aggregate;
 use postgres_es::PostgresEventRepository;
@@ -449,6 +450,14 @@ impl Store {
         EventRepository { inner }
     }
 
+    /// The cqrs-es event store of aggregate `A` over this store: its events are loaded through
+    /// the upcasters registered for `A` (`agora_domain::versioning`), so an event stored in an
+    /// older shape reaches the aggregate in the current one, on either backend.
+    pub fn event_store<A: Aggregate>(&self) -> PersistedEventStore<EventRepository, A> {
+        PersistedEventStore::new_event_store(self.event_repository())
+            .with_upcasters(agora_domain::versioning::upcasters_for(A::TYPE))
+    }
+
     /// Answers a trivial query: the store is reachable.
     pub async fn ping(&self) -> anyhow::Result<()> {
         match &self.native {
@@ -553,6 +562,26 @@ impl Store {
                 }
             }
             NativePool::Sqlite(_) => Ok(self.head().await?.unwrap_or(LogPosition::START)),
+        }
+    }
+
+    /// The event at `global_position`, if it exists (operators' retries of parked events).
+    pub async fn event_at(&self, global_position: i64) -> Result<Option<StoredEvent>, sqlx::Error> {
+        match &self.native {
+            NativePool::Postgres(pool) => {
+                let row = sqlx::query(PG_EVENT_AT)
+                    .bind(global_position)
+                    .fetch_optional(pool)
+                    .await?;
+                row.as_ref().map(pg_row_to_event).transpose()
+            }
+            NativePool::Sqlite(pool) => {
+                let row = sqlx::query(SQLITE_EVENT_AT)
+                    .bind(global_position)
+                    .fetch_optional(pool)
+                    .await?;
+                row.as_ref().map(sqlite_row_to_event).transpose()
+            }
         }
     }
 
@@ -764,6 +793,18 @@ SELECT transaction_id::text::bigint AS txid, global_position, aggregate_type, ag
    AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
  ORDER BY transaction_id, global_position
  LIMIT $3";
+
+const PG_EVENT_AT: &str = "
+SELECT transaction_id::text::bigint AS txid, global_position, aggregate_type, aggregate_id,
+       sequence, event_type, event_version, payload, metadata, recorded_at
+  FROM events
+ WHERE global_position = $1";
+
+const SQLITE_EVENT_AT: &str = "
+SELECT global_position, aggregate_type, aggregate_id, sequence, event_type, event_version,
+       payload, metadata, recorded_at_us
+  FROM events
+ WHERE global_position = $1";
 
 const PG_BACKLOG: &str = "
 SELECT count(*) AS n, min(recorded_at) AS oldest

@@ -7,5 +7,7 @@ pub mod forecast;
 pub mod ledger;
 pub mod logmarket;
 pub mod money;
+pub mod parking;
 pub mod templates;
 pub mod tenancy;
+pub mod versioning;

@@ -9,11 +9,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use agora_commands::process::{DeadLetter, DeadLetters, RetryPolicy};
 use agora_commands::store::{Backlog, LogPosition, Store, StoredEvent};
 use async_trait::async_trait;
 use chrono::Utc;
 use sqlx::{AnyConnection, Row};
 use tokio::sync::watch;
+
+use crate::parking::{ParkingError, ParkingStore};
 
 /// Events applied per transaction.
 pub const DEFAULT_BATCH_SIZE: i64 = 500;
@@ -70,6 +73,30 @@ impl ProjectionError {
     /// parked, not retried forever.
     pub fn is_poison(&self) -> bool {
         matches!(self, Self::Decode { .. } | Self::BalanceOutOfBounds { .. })
+    }
+
+    /// Whether the failure is the database being unreachable or busy rather than the event:
+    /// such a failure is retried without end, never parked.
+    pub fn is_transient(&self) -> bool {
+        let Self::Database(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Tls(_) => true,
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                // PostgreSQL: serialization failure, deadlock, lock not available, admin
+                // shutdown, cannot connect now; SQLite: busy, locked.
+                matches!(
+                    code.as_ref(),
+                    "40001" | "40P01" | "55P03" | "57P01" | "57P03" | "5" | "6" | "517"
+                )
+            }),
+            _ => false,
+        }
     }
 
     pub fn decode(event: &StoredEvent, reason: impl ToString) -> Self {
@@ -133,7 +160,16 @@ pub trait BatchObserver: Send + Sync {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BatchOutcome {
     pub applied: usize,
+    /// Events the projection could not apply after its retries, parked and passed.
+    pub parked: usize,
     pub position: LogPosition,
+}
+
+impl BatchOutcome {
+    /// Events the checkpoint moved past.
+    pub fn handled(&self) -> usize {
+        self.applied + self.parked
+    }
 }
 
 /// A projection's progress and health.
@@ -162,16 +198,24 @@ pub struct ProjectionRunner {
     checkpoint: String,
     batch_size: i64,
     observer: Option<Arc<dyn BatchObserver>>,
+    /// Where events that keep failing are parked; `None` (rebuilds): a failure stops the run.
+    parking: Option<ParkingStore>,
+    policy: RetryPolicy,
     shared: Arc<Shared>,
 }
 
 impl ProjectionRunner {
+    /// The live runner: an event that fails [`RetryPolicy::attempts`] times is parked.
     pub fn new(store: Store, projection: Arc<dyn Projection>) -> Self {
         let checkpoint = projection.name().to_string();
-        Self::with_checkpoint(store, projection, checkpoint)
+        let parking = ParkingStore::new(store.read_models().clone());
+        let mut runner = Self::with_checkpoint(store, projection, checkpoint);
+        runner.parking = Some(parking);
+        runner
     }
 
-    /// A runner whose checkpoint row is `checkpoint` (rebuilds use their own).
+    /// A runner whose checkpoint row is `checkpoint` (rebuilds use their own). It parks
+    /// nothing: a failing event stops it, so a rebuild fails loudly.
     pub fn with_checkpoint(
         store: Store,
         projection: Arc<dyn Projection>,
@@ -183,12 +227,20 @@ impl ProjectionRunner {
             checkpoint,
             batch_size: DEFAULT_BATCH_SIZE,
             observer: None,
+            parking: None,
+            policy: RetryPolicy::default(),
             shared: Arc::default(),
         }
     }
 
     pub fn with_batch_size(mut self, batch_size: i64) -> Self {
         self.batch_size = batch_size.max(1);
+        self
+    }
+
+    /// Tries per event before it is parked, and the pause between tries.
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.policy = policy;
         self
     }
 
@@ -278,8 +330,8 @@ impl ProjectionRunner {
         }
         let Some(last) = events.last().map(|e| e.position) else {
             return Ok(BatchOutcome {
-                applied: 0,
                 position: from,
+                ..BatchOutcome::default()
             });
         };
         match self.commit_batch(from, last, &events).await {
@@ -288,27 +340,181 @@ impl ProjectionRunner {
                 // Someone else moved the checkpoint: nothing was applied; reload and go on.
                 *lock(&self.shared.position) = None;
                 return Ok(BatchOutcome {
-                    applied: 0,
                     position: from,
+                    ..BatchOutcome::default()
                 });
             }
-            Err(e) => {
+            Err(e) if e.is_transient() || self.parking.is_none() => {
                 *lock(&self.shared.last_error) = Some(e.to_string());
                 return Err(e);
             }
+            Err(e) => {
+                tracing::warn!(projection = %self.checkpoint, error = %e,
+                    "batch failed; retrying its events one by one");
+                return self.isolate(from, &events).await;
+            }
         }
-        *lock(&self.shared.position) = Some(last);
+        self.committed(last, &events);
+        Ok(BatchOutcome {
+            applied: events.len(),
+            parked: 0,
+            position: last,
+        })
+    }
+
+    /// Records a commit that moved the checkpoint to `to` applying `applied`.
+    fn committed(&self, to: LogPosition, applied: &[StoredEvent]) {
+        *lock(&self.shared.position) = Some(to);
         *lock(&self.shared.last_error) = None;
         self.shared
             .applied
-            .fetch_add(events.len() as u64, Ordering::Relaxed);
-        if let Some(observer) = &self.observer {
-            observer.batch_committed(&self.checkpoint, &events);
+            .fetch_add(applied.len() as u64, Ordering::Relaxed);
+        if let Some(observer) = self.observer.as_ref().filter(|_| !applied.is_empty()) {
+            observer.batch_committed(&self.checkpoint, applied);
         }
-        Ok(BatchOutcome {
-            applied: events.len(),
-            position: last,
-        })
+    }
+
+    /// After a batch failed: applies its events one by one, each in its own transaction with
+    /// the checkpoint move, retrying a failing one per the policy and then parking it (the
+    /// dead-letter row and the checkpoint move past it in one transaction). A transient
+    /// failure (the database, not the event) stops here and is retried later.
+    async fn isolate(
+        &self,
+        from: LogPosition,
+        events: &[StoredEvent],
+    ) -> Result<BatchOutcome, ProjectionError> {
+        let mut outcome = BatchOutcome {
+            position: from,
+            ..BatchOutcome::default()
+        };
+        for event in events {
+            let at = outcome.position;
+            match self.apply_one_with_retries(at, event).await {
+                Ok(true) => {
+                    self.committed(event.position, std::slice::from_ref(event));
+                    outcome.applied += 1;
+                }
+                Ok(false) => {
+                    *lock(&self.shared.position) = None;
+                    return Ok(outcome);
+                }
+                Err((e, _)) if e.is_transient() => {
+                    *lock(&self.shared.last_error) = Some(e.to_string());
+                    return Err(e);
+                }
+                Err((e, attempts)) => {
+                    if !self.park(at, event, &e, attempts).await? {
+                        *lock(&self.shared.position) = None;
+                        return Ok(outcome);
+                    }
+                    self.committed(event.position, &[]);
+                    outcome.parked += 1;
+                }
+            }
+            outcome.position = event.position;
+        }
+        Ok(outcome)
+    }
+
+    /// Applies one event with the checkpoint move from `at`, retrying per the policy; the
+    /// error comes with the number of tries.
+    async fn apply_one_with_retries(
+        &self,
+        at: LogPosition,
+        event: &StoredEvent,
+    ) -> Result<bool, (ProjectionError, u32)> {
+        let mut attempt = 1;
+        loop {
+            match self
+                .commit_batch(at, event.position, std::slice::from_ref(event))
+                .await
+            {
+                Ok(moved) => return Ok(moved),
+                Err(e) if e.is_transient() || self.policy.exhausted(attempt) => {
+                    return Err((e, attempt))
+                }
+                Err(e) => {
+                    tracing::warn!(projection = %self.checkpoint, position = ?event.position,
+                        attempt, error = %e, "event failed; retrying");
+                    tokio::time::sleep(self.policy.pause_after(attempt)).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// Writes the dead letter and moves the checkpoint past `event` in one transaction; false
+    /// when the checkpoint was no longer at `at`.
+    async fn park(
+        &self,
+        at: LogPosition,
+        event: &StoredEvent,
+        error: &ProjectionError,
+        attempts: u32,
+    ) -> Result<bool, ProjectionError> {
+        let Some(parking) = &self.parking else {
+            return Err(ProjectionError::Handler(error.to_string()));
+        };
+        let letter = DeadLetter::new(&self.checkpoint, event, &error.to_string(), attempts);
+        let mut tx = self.store.begin_read_model_write().await?;
+        let moved = agora_commands::process::move_checkpoint(
+            &mut tx,
+            &self.checkpoint,
+            at,
+            event.position,
+            0,
+        )
+        .await?;
+        if moved != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        parking.park(&mut tx, &letter).await?;
+        tx.commit().await?;
+        tracing::error!(projection = %self.checkpoint, position = ?event.position,
+            event_type = %event.event_type, attempts, error = %letter.error,
+            "event parked: the projection could not apply it");
+        Ok(true)
+    }
+
+    /// An operator's retry of parked event `id`: applies its event again and deletes the row,
+    /// in one transaction. The checkpoint does not move (it is already past the event).
+    pub async fn retry_parked(&self, id: i64) -> Result<(), ParkingError> {
+        let Some(parking) = &self.parking else {
+            return Err(ParkingError::UnknownRunner(self.checkpoint.clone()));
+        };
+        let parked = parking.open(id).await?;
+        if parked.runner != self.checkpoint {
+            return Err(ParkingError::UnknownRunner(parked.runner));
+        }
+        let event = self
+            .store
+            .event_at(parked.global_position)
+            .await?
+            .ok_or(ParkingError::EventMissing(parked.global_position))?;
+        let mut tx = self.store.begin_read_model_write().await?;
+        if let Err(e) = self
+            .projection
+            .apply_batch(&mut tx, std::slice::from_ref(&event))
+            .await
+        {
+            tx.rollback().await?;
+            return Err(ParkingError::StillFailing {
+                runner: self.checkpoint.clone(),
+                reason: e.to_string(),
+            });
+        }
+        if !parking.remove_in(&mut tx, id).await? {
+            tx.rollback().await?;
+            return Err(ParkingError::AlreadyResolved {
+                id,
+                status: "resolved meanwhile".into(),
+            });
+        }
+        tx.commit().await?;
+        tracing::info!(projection = %self.checkpoint, id, position = ?parked.position(),
+            "parked event applied on retry");
+        Ok(())
     }
 
     async fn commit_batch(
@@ -359,7 +565,7 @@ impl ProjectionRunner {
         let mut total = 0u64;
         loop {
             let outcome = self.run_batch_until(limit).await?;
-            if outcome.applied == 0 {
+            if outcome.handled() == 0 {
                 return Ok(total);
             }
             total += outcome.applied as u64;
@@ -389,9 +595,11 @@ impl ProjectionRunner {
         Ok(total)
     }
 
-    /// Progress and lag behind the head of the log.
+    /// Progress and lag behind the head of the log, read from the database (the checkpoint
+    /// row, not this process's memory), so a standby process that does not hold the lease
+    /// reports the true lag.
     pub async fn status(&self) -> Result<ProjectionStatus, ProjectionError> {
-        let position = self.checkpoint().await?;
+        let position = read_checkpoint(&self.store, &self.checkpoint).await?;
         let Backlog {
             events,
             oldest_recorded_at,
@@ -429,9 +637,9 @@ impl ProjectionRunner {
         let mut backoff = Duration::from_millis(ERROR_BACKOFF_MIN_MS);
         while !*shutdown.borrow() {
             let pause = match self.run_batch().await {
-                Ok(outcome) if outcome.applied > 0 => {
+                Ok(outcome) if outcome.handled() > 0 => {
                     backoff = Duration::from_millis(ERROR_BACKOFF_MIN_MS);
-                    if (outcome.applied as i64) < self.batch_size / 4 {
+                    if (outcome.handled() as i64) < self.batch_size / 4 {
                         tokio::time::sleep(Duration::from_millis(WAKE_DEBOUNCE_MS)).await;
                     }
                     continue;

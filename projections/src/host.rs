@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use agora_commands::process::RetryPolicy;
 use agora_commands::{CommitSignal, Store};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -42,15 +43,26 @@ pub struct ProjectionHost {
 }
 
 impl ProjectionHost {
-    /// Prepares (creates tables, checks versions) and starts a runner per projection.
+    /// Prepares (creates tables, checks versions) and starts a runner per projection. Does not
+    /// wait for them to catch up: `/readyz` reports their lag.
     pub async fn start(
         store: &Store,
         signal: &CommitSignal,
         projections: Vec<Arc<dyn Projection>>,
     ) -> Result<Self, ProjectionError> {
+        Self::start_with(store, signal, projections, RetryPolicy::default()).await
+    }
+
+    /// [`Self::start`] with the tries per event before it is parked.
+    pub async fn start_with(
+        store: &Store,
+        signal: &CommitSignal,
+        projections: Vec<Arc<dyn Projection>>,
+        policy: RetryPolicy,
+    ) -> Result<Self, ProjectionError> {
         let runners: Vec<ProjectionRunner> = projections
             .into_iter()
-            .map(|p| ProjectionRunner::new(store.clone(), p))
+            .map(|p| ProjectionRunner::new(store.clone(), p).with_retry_policy(policy))
             .collect();
         for runner in &runners {
             runner.prepare().await?;
@@ -92,9 +104,24 @@ impl ProjectionHost {
         out
     }
 
+    /// The runner of projection `name`.
+    pub fn runner(&self, name: &str) -> Option<&ProjectionRunner> {
+        self.runners.iter().find(|r| r.name() == name)
+    }
+
     /// True while every runner task is alive.
     pub fn all_running(&self) -> bool {
         self.tasks.iter().all(|t| !t.is_finished())
+    }
+
+    /// Names of the projections whose runner task has ended (an error it could not get past).
+    pub fn stopped(&self) -> Vec<String> {
+        self.runners
+            .iter()
+            .zip(&self.tasks)
+            .filter(|(_, task)| task.is_finished())
+            .map(|(runner, _)| runner.name().to_string())
+            .collect()
     }
 
     /// Asks every runner to stop after its current batch and waits for them.

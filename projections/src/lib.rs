@@ -8,6 +8,7 @@ pub mod host;
 pub mod lapverse;
 pub mod ledger;
 pub mod logmarket;
+pub mod parking;
 pub mod rebuild;
 pub mod signing_key;
 

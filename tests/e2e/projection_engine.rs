@@ -199,31 +199,58 @@ async fn write_transfers(store: &Store, n: usize) {
 async fn resume_after_failure(t: TestStore) {
     write_transfers(&t.store, 300).await;
     let events = read_all(&t.store).await;
-    let failing = Arc::new(FailOnce {
-        inner: LedgerProjection::default(),
-        seen: AtomicUsize::new(0),
-        fail_at: 150, // the 50th event of the second batch
-        failed: AtomicBool::new(false),
-    });
-    let runner = ProjectionRunner::new(t.store.clone(), failing.clone()).with_batch_size(100);
-    runner.prepare().await.unwrap();
-    let err = runner.catch_up().await.unwrap_err();
+    let failing = || {
+        Arc::new(FailOnce {
+            inner: LedgerProjection::default(),
+            seen: AtomicUsize::new(0),
+            fail_at: 150, // the 50th event of the second batch
+            failed: AtomicBool::new(false),
+        })
+    };
+    // Without parking (a rebuild's runner) the failed batch stops the run and leaves nothing
+    // behind: checkpoint and tables are at the first batch.
+    let once = failing();
+    let strict = ProjectionRunner::with_checkpoint(t.store.clone(), once.clone(), "ledger".into())
+        .with_batch_size(100);
+    strict.prepare().await.unwrap();
+    let err = strict.catch_up().await.unwrap_err();
     assert!(matches!(err, ProjectionError::Handler(_)));
     assert_eq!(
-        runner.status().await.unwrap().last_error.as_deref(),
+        strict.status().await.unwrap().last_error.as_deref(),
         Some(err.to_string().as_str())
     );
-    // The failed batch left nothing behind: checkpoint and tables are at the first batch.
-    assert_eq!(runner.checkpoint().await.unwrap(), events[99].position);
+    assert_eq!(strict.checkpoint().await.unwrap(), events[99].position);
     assert_eq!(history_rows(&t.store, "rm_ledger_history").await, 200);
 
     // "Restart": a new runner over the same projection resumes from the checkpoint.
-    let restarted = ProjectionRunner::new(t.store.clone(), failing).with_batch_size(100);
+    let restarted = ProjectionRunner::new(t.store.clone(), once).with_batch_size(100);
     restarted.prepare().await.unwrap();
     assert_eq!(restarted.catch_up().await.unwrap(), 200);
     assert_eq!(restarted.checkpoint().await.unwrap(), events[299].position);
     assert_eq!(history_rows(&t.store, "rm_ledger_history").await, 600);
+    cmp_with_rebuild(&t, &events).await;
 
+    // A live runner gets past the failure by itself: the failed batch is retried event by
+    // event, the failing event succeeds on its second try, nothing is parked.
+    let fresh = match t.store.backend() {
+        agora_commands::Backend::Postgres => TestStore::postgres().await,
+        agora_commands::Backend::Sqlite => TestStore::sqlite().await,
+    };
+    write_transfers(&fresh.store, 300).await;
+    let events = read_all(&fresh.store).await;
+    let live = ProjectionRunner::new(fresh.store.clone(), failing()).with_batch_size(100);
+    live.prepare().await.unwrap();
+    assert_eq!(live.catch_up().await.unwrap(), 300);
+    assert_eq!(live.status().await.unwrap().last_error, None);
+    let parked: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM parked_events")
+        .fetch_one(fresh.store.read_models())
+        .await
+        .unwrap();
+    assert_eq!(parked, 0);
+    cmp_with_rebuild(&fresh, &events).await;
+}
+
+async fn cmp_with_rebuild(t: &TestStore, events: &[StoredEvent]) {
     // Same state as an uninterrupted run: rebuild from zero into fresh tables and compare.
     let cmp = rebuild_and_compare(&t.store, &LedgerProjection::default(), false)
         .await

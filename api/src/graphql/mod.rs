@@ -5,6 +5,7 @@ pub mod error;
 pub mod guard;
 pub mod idempotency;
 pub mod money;
+pub mod parked;
 pub mod schema;
 
 use async_graphql::{Data, MergedObject, MergedSubscription, Schema};
@@ -22,15 +23,21 @@ use crate::lapverse::gql::{LapVerseMutation, LapVerseQuery};
 use crate::logmarket::gql::{LogMarketMutation, LogMarketQuery, LogMarketSubscription};
 use auth::Principal;
 use error::ApiError;
+use parked::{ParkedMutation, ParkedQuery};
 use schema::{MutationRoot, QueryRoot, SubscriptionRoot};
 
 /// Every query: the core (identity, events, ledger) and the log marketplace.
 #[derive(MergedObject, Default)]
-pub struct Query(QueryRoot, LogMarketQuery, LapVerseQuery);
+pub struct Query(QueryRoot, LogMarketQuery, LapVerseQuery, ParkedQuery);
 
 /// Every mutation.
 #[derive(MergedObject, Default)]
-pub struct Mutation(MutationRoot, LogMarketMutation, LapVerseMutation);
+pub struct Mutation(
+    MutationRoot,
+    LogMarketMutation,
+    LapVerseMutation,
+    ParkedMutation,
+);
 
 /// Every subscription.
 #[derive(MergedSubscription, Default)]

@@ -40,6 +40,7 @@ pub fn api_error(e: LapVerseError) -> ApiError {
         LapVerseError::Busy(_) => ApiError::Busy(message),
         LapVerseError::RefusedEarlier { code, reason } => ApiError::from_stored(&code, reason),
         LapVerseError::Storage(detail) => ApiError::internal("lap-verse store", detail),
+        LapVerseError::UnreadableEvent { .. } => ApiError::internal("lap-verse event", message),
     }
 }
 

@@ -126,6 +126,9 @@ fn market_error(e: LogMarketError) -> ApiError {
         LogMarketError::Conflict(m) => ApiError::Conflict(m),
         LogMarketError::Forbidden(m) => ApiError::Forbidden(m),
         LogMarketError::Storage(m) => ApiError::internal("log marketplace store", m),
+        e @ LogMarketError::UnreadableEvent { .. } => {
+            ApiError::internal("log marketplace event", e.to_string())
+        }
     }
 }
 

@@ -99,6 +99,13 @@ pub enum LapVerseError {
     /// 500.
     #[error("store failure: {0}")]
     Storage(String),
+    /// 500: a stored event the process manager cannot decode (it is parked, never skipped).
+    #[error("event at position {position} ({event_type}) cannot be decoded: {reason}")]
+    UnreadableEvent {
+        position: i64,
+        event_type: String,
+        reason: String,
+    },
 }
 
 impl LapVerseError {
@@ -114,7 +121,7 @@ impl LapVerseError {
             Self::ErrorBudgetExhausted { .. } => "ERROR_BUDGET_EXHAUSTED",
             Self::IdempotencyConflict => "IDEMPOTENCY_KEY_REUSED",
             Self::Conflict(_) | Self::Busy(_) => "CONFLICT",
-            Self::Storage(_) => "INTERNAL",
+            Self::Storage(_) | Self::UnreadableEvent { .. } => "INTERNAL",
         }
     }
 

@@ -68,14 +68,13 @@ fn meta_for(event: &StoredEvent, at: DateTime<Utc>) -> Result<CommandMetadata, L
     Ok(meta)
 }
 
-fn decode<T: serde::de::DeserializeOwned>(event: &StoredEvent) -> Option<T> {
-    match serde_json::from_value(event.payload.clone()) {
-        Ok(e) => Some(e),
-        Err(e) => {
-            tracing::error!(position = ?event.position, error = %e, "unreadable lap-verse event");
-            None
-        }
-    }
+/// The event's payload; an undecodable one is an error (parked after retries, never skipped).
+fn decode<T: serde::de::DeserializeOwned>(event: &StoredEvent) -> Result<T, LapVerseError> {
+    serde_json::from_value(event.payload.clone()).map_err(|e| LapVerseError::UnreadableEvent {
+        position: event.position.global_position,
+        event_type: event.event_type.clone(),
+        reason: e.to_string(),
+    })
 }
 
 #[async_trait]
@@ -85,8 +84,8 @@ impl Reactor for LapVerse {
     async fn react(&self, event: &StoredEvent) -> Result<(), LapVerseError> {
         let id = event.aggregate_id.as_str();
         match event.aggregate_type.as_str() {
-            "task" => match decode::<TaskEvent>(event) {
-                Some(TaskEvent::TaskAccepted { spec, occurred_at }) => {
+            "task" => match decode::<TaskEvent>(event)? {
+                TaskEvent::TaskAccepted { spec, occurred_at } => {
                     let accepted = Accepted {
                         kind: WorkKind::Task,
                         tenant: &spec.tenant,
@@ -97,13 +96,13 @@ impl Reactor for LapVerse {
                     };
                     self.resettle(id, accepted, event).await
                 }
-                Some(TaskEvent::TaskFailed { occurred_at, .. }) => {
+                TaskEvent::TaskFailed { occurred_at, .. } => {
                     self.refund(WorkKind::Task, id, occurred_at, event).await
                 }
                 _ => Ok(()),
             },
-            "competition" => match decode::<CompetitionEvent>(event) {
-                Some(CompetitionEvent::CompetitionAccepted { spec, occurred_at }) => {
+            "competition" => match decode::<CompetitionEvent>(event)? {
+                CompetitionEvent::CompetitionAccepted { spec, occurred_at } => {
                     let accepted = Accepted {
                         kind: WorkKind::Competition,
                         tenant: &spec.tenant,
@@ -114,25 +113,25 @@ impl Reactor for LapVerse {
                     };
                     self.resettle(id, accepted, event).await
                 }
-                Some(CompetitionEvent::CompetitionFailed { occurred_at, .. }) => {
+                CompetitionEvent::CompetitionFailed { occurred_at, .. } => {
                     self.refund(WorkKind::Competition, id, occurred_at, event)
                         .await
                 }
-                Some(CompetitionEvent::CompetitionCompleted {
+                CompetitionEvent::CompetitionCompleted {
                     result,
                     occurred_at,
                     ..
-                }) => self.round_completed(id, &result, occurred_at, event).await,
+                } => self.round_completed(id, &result, occurred_at, event).await,
                 _ => Ok(()),
             },
-            "tenant" => match decode::<TenantEvent>(event) {
-                Some(TenantEvent::VariantPromoted {
+            "tenant" => match decode::<TenantEvent>(event)? {
+                TenantEvent::VariantPromoted {
                     competition_id,
                     from,
                     to,
                     win_rate_delta,
                     occurred_at,
-                }) => {
+                } => {
                     let n = promotion_notification(
                         id,
                         &competition_id,
@@ -145,15 +144,15 @@ impl Reactor for LapVerse {
                 }
                 _ => Ok(()),
             },
-            "tenant_budget" => match decode::<BudgetEvent>(event) {
-                Some(BudgetEvent::CostCharged {
+            "tenant_budget" => match decode::<BudgetEvent>(event)? {
+                BudgetEvent::CostCharged {
                     work_id,
                     amount,
                     cost_center,
                     tags,
                     occurred_at,
                     ..
-                }) => {
+                } => {
                     let meta = stamp(meta_for(event, occurred_at)?, &tags);
                     self.book_charge(
                         &work_id,
@@ -165,13 +164,13 @@ impl Reactor for LapVerse {
                     )
                     .await
                 }
-                Some(BudgetEvent::CostRefunded {
+                BudgetEvent::CostRefunded {
                     work_id,
                     amount,
                     cost_center,
                     occurred_at,
                     ..
-                }) => {
+                } => {
                     let tenant = id.split(':').next().unwrap_or(id);
                     let meta = meta_for(event, occurred_at)?;
                     self.book_refund(
@@ -184,7 +183,6 @@ impl Reactor for LapVerse {
                     )
                     .await
                 }
-                _ => Ok(()),
             },
             _ => Ok(()),
         }

@@ -101,7 +101,7 @@ impl DomainEvent for LogAnalysisEvent {
     }
 
     fn event_version(&self) -> String {
-        "1.0".to_string()
+        crate::versioning::current_version(LogAnalysis::TYPE, &self.event_type()).to_string()
     }
 }
 

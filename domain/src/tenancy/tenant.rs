@@ -584,7 +584,7 @@ impl DomainEvent for TenantEvent {
     }
 
     fn event_version(&self) -> String {
-        "1.0".to_string()
+        crate::versioning::current_version(Tenant::TYPE, &self.event_type()).to_string()
     }
 }
 
