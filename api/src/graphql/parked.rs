@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::error::ApiError;
-use super::schema::{caller, counted, metadata, resolve_key, state};
+use super::schema::{counted, metadata, platform_caller, resolve_key, state};
 
 type Res<T> = Result<T, async_graphql::Error>;
 
@@ -79,7 +79,7 @@ impl ParkedQuery {
         #[graphql(default = false)] include_resolved: bool,
         #[graphql(default = 100)] first: i32,
     ) -> Res<Vec<ParkedEventNode>> {
-        caller(ctx, &[Role::Admin])?;
+        platform_caller(ctx, &[Role::Admin])?;
         if !(1..=MAX_PARKED_PAGE).contains(&i64::from(first)) {
             return Err(
                 ApiError::BadUserInput(format!("`first` must be 1..={MAX_PARKED_PAGE}")).into(),
@@ -108,7 +108,7 @@ impl ParkedMutation {
         id: ID,
         idempotency_key: Option<String>,
     ) -> Res<ParkedEventNode> {
-        let p = caller(ctx, &[Role::Admin])?;
+        let p = platform_caller(ctx, &[Role::Admin])?;
         let key = resolve_key(ctx, idempotency_key)?;
         let req = json!({"retryParkedEvent": id.as_str()});
         let s = state(ctx);
@@ -130,7 +130,7 @@ impl ParkedMutation {
         reason: String,
         idempotency_key: Option<String>,
     ) -> Res<ParkedEventNode> {
-        let p = caller(ctx, &[Role::Admin])?;
+        let p = platform_caller(ctx, &[Role::Admin])?;
         let key = resolve_key(ctx, idempotency_key)?;
         let req = json!({"skipParkedEvent": {"id": id.as_str(), "reason": &reason}});
         let s = state(ctx);

@@ -39,16 +39,19 @@ pub(crate) fn caller<'a>(ctx: &'a Context<'_>, roles: &[Role]) -> Result<&'a Pri
     principal.require(roles)
 }
 
-/// Ledger access: finance, auditor (read) and admin keys of the platform tenant. Accounts are not
-/// tenant-scoped yet, so tenant keys (a tenant's admin included) get no ledger access at all
-/// rather than a leaky one.
-fn ledger_caller<'a>(ctx: &'a Context<'_>, roles: &[Role]) -> Result<&'a Principal, ApiError> {
+/// Platform staff only: a key of the platform tenant in one of `roles`. The ledger (accounts are
+/// not tenant-scoped yet), projection status and parked events span every tenant, so tenant keys
+/// (a tenant's admin included) get no access at all rather than a leaky one.
+pub(crate) fn platform_caller<'a>(
+    ctx: &'a Context<'_>,
+    roles: &[Role],
+) -> Result<&'a Principal, ApiError> {
     let p = caller(ctx, roles)?;
     if p.is_platform() {
         Ok(p)
     } else {
         Err(ApiError::Forbidden(
-            "the ledger is visible to platform staff only".into(),
+            "this is visible to platform staff only".into(),
         ))
     }
 }
@@ -329,7 +332,7 @@ impl QueryRoot {
         account: String,
         #[graphql(default = "USD")] currency: String,
     ) -> Res<Option<AccountBalanceView>> {
-        ledger_caller(ctx, &[Role::Finance, Role::Auditor, Role::Admin])?;
+        platform_caller(ctx, &[Role::Finance, Role::Auditor, Role::Admin])?;
         let b = state(ctx)
             .ledger_queries
             .balance(&self::account(&account)?, self::currency(&currency)?)
@@ -350,7 +353,7 @@ impl QueryRoot {
         last: Option<i32>,
         before: Option<String>,
     ) -> Res<Connection<String, HistoryLineView>> {
-        ledger_caller(ctx, &[Role::Finance, Role::Auditor, Role::Admin])?;
+        platform_caller(ctx, &[Role::Finance, Role::Auditor, Role::Admin])?;
         let args = page_args(first, after, last, before)?;
         let seq = args
             .cursor
@@ -399,7 +402,7 @@ impl QueryRoot {
         last: Option<i32>,
         before: Option<String>,
     ) -> Res<Connection<String, AccountBalanceView>> {
-        ledger_caller(ctx, &[Role::Finance, Role::Auditor, Role::Admin])?;
+        platform_caller(ctx, &[Role::Finance, Role::Auditor, Role::Admin])?;
         let args = page_args(first, after, last, before)?;
         let key = args
             .cursor
@@ -436,7 +439,7 @@ impl QueryRoot {
         #[graphql(default = "USD")] currency: String,
         at: DateTime<Utc>,
     ) -> Res<MoneyScalar> {
-        ledger_caller(ctx, &[Role::Finance, Role::Auditor, Role::Admin])?;
+        platform_caller(ctx, &[Role::Finance, Role::Auditor, Role::Admin])?;
         let m = state(ctx)
             .ledger_queries
             .balance_as_of(&self::account(&account)?, self::currency(&currency)?, at)
@@ -492,9 +495,9 @@ impl QueryRoot {
             .collect())
     }
 
-    /// Progress and lag of every projection (auditor, admin).
+    /// Progress and lag of every projection (platform auditor, admin).
     async fn projections(&self, ctx: &Context<'_>) -> Res<Vec<ProjectionStatusView>> {
-        caller(ctx, &[Role::Auditor, Role::Admin])?;
+        platform_caller(ctx, &[Role::Auditor, Role::Admin])?;
         let mut out = Vec::new();
         for status in state(ctx).projections.statuses().await {
             let s = status.map_err(|e| ApiError::internal("projection status", e))?;
@@ -830,7 +833,7 @@ async fn ledger_command(
     opening: Option<&JournalEntryInput>,
     command: impl FnOnce(DateTime<Utc>, AccountBalances) -> Result<LedgerCommand, ApiError>,
 ) -> Res<JournalEntryResult> {
-    let p = ledger_caller(ctx, &[Role::Finance, Role::Admin])?;
+    let p = platform_caller(ctx, &[Role::Finance, Role::Admin])?;
     check_client_entry_id(entry_id).map_err(ApiError::from)?;
     let key = resolve_key(ctx, idempotency_key)?;
     let s = state(ctx);
