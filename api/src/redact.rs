@@ -1,6 +1,8 @@
 //! Log redaction: every formatted log line passes through [`redact`] before it is written, so
 //! API keys, bearer tokens, passwords and secrets, e-mail addresses and IP addresses never reach
-//! the logs, whatever code logged them.
+//! the logs, whatever code logged them. The server's own addresses stay readable: the values of
+//! the fields `addr`, `listen`, `store` and `host` (an operator needs to see where the server
+//! listens and which database it uses) lose only their credentials.
 
 use std::borrow::Cow;
 use std::io::Write;
@@ -41,10 +43,39 @@ fn rules() -> &'static [Rule] {
     })
 }
 
-/// The text with every secret and personal datum replaced.
+/// The rules that remove credentials (tokens, bearer values, URL passwords, `secret=` values):
+/// the first four of [`rules`].
+const CREDENTIAL_RULES: usize = 4;
+
+/// Fields whose values are the server's own addresses, in text (`addr=…`) or JSON (`"addr":"…"`).
+fn own_address_fields() -> &'static Regex {
+    static FIELDS: OnceLock<Regex> = OnceLock::new();
+    FIELDS.get_or_init(|| {
+        Regex::new(r#"(?:\b(?:addr|listen|store|host)=|"(?:addr|listen|store|host)":")[^\s",}]+"#)
+            .expect("the address-field pattern is valid")
+    })
+}
+
+/// The text with every secret and personal datum replaced; the server's own address fields
+/// keep their addresses and lose only credentials.
 pub fn redact(text: &str) -> Cow<'_, str> {
+    if !own_address_fields().is_match(text) {
+        return apply(text, rules());
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for m in own_address_fields().find_iter(text) {
+        out.push_str(&apply(&text[last..m.start()], rules()));
+        out.push_str(&apply(m.as_str(), &rules()[..CREDENTIAL_RULES]));
+        last = m.end();
+    }
+    out.push_str(&apply(&text[last..], rules()));
+    Cow::Owned(out)
+}
+
+fn apply<'t>(text: &'t str, rules: &[Rule]) -> Cow<'t, str> {
     let mut out = Cow::Borrowed(text);
-    for rule in rules() {
+    for rule in rules {
         if rule.pattern.is_match(&out) {
             out = Cow::Owned(
                 rule.pattern
@@ -123,6 +154,20 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(redact(input), want, "{input}");
         }
+    }
+
+    #[test]
+    fn the_servers_own_addresses_stay_readable_without_credentials() {
+        let line = "INFO agora: listening addr=127.0.0.1:3000 store=postgres://agora:hunter2@10.0.0.5:5432/ledger peer 10.1.2.3";
+        assert_eq!(
+            redact(line),
+            "INFO agora: listening addr=127.0.0.1:3000 store=postgres://agora:***@10.0.0.5:5432/ledger peer *.*.*.*"
+        );
+        let json = r#"{"fields":{"addr":"127.0.0.1:3000","client":"203.0.113.9"}}"#;
+        assert_eq!(
+            redact(json),
+            r#"{"fields":{"addr":"127.0.0.1:3000","client":"*.*.*.*"}}"#
+        );
     }
 
     #[test]

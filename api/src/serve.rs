@@ -28,6 +28,11 @@ pub fn init_tracing(format: LogFormat) {
 /// the projections stop after their current batch.
 pub async fn serve(config: &Config) -> anyhow::Result<()> {
     tracing::info!(store = %config.store.redacted(), "starting agora");
+    // The listen address first: a taken or invalid address fails before a key is generated or
+    // printed and before a database is created.
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
     let key = crate::keys::load_or_create(config.signing_key.as_ref(), &config.data_dir)?;
     tracing::info!(public_key = %hex::encode(key.verifying_key().to_bytes()), "ledger signing key");
     let bootstrap = config.bootstrap_admin_key.as_ref().map(|s| s.expose());
@@ -48,9 +53,6 @@ pub async fn serve(config: &Config) -> anyhow::Result<()> {
             .await
             .context("registering the demo tenant")?;
     }
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
     axum::serve(listener, router(app.state.clone()))

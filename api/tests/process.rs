@@ -467,3 +467,29 @@ async fn an_auditor_verifies_a_restored_backup_with_the_public_key_only() {
     assert_eq!(names, ["notes"], "no table was created");
     tables.close().await;
 }
+
+/// A listen address already taken fails start-up before anything is made: no key printed or
+/// generated, no database created, and the error names the address.
+#[test]
+fn a_taken_listen_address_fails_before_anything_is_created() {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = Command::new(env!("CARGO_BIN_EXE_agora"))
+        .env_remove("DATABASE_URL")
+        .env("AGORA_DATA_DIR", dir.path())
+        .env("AGORA_LISTEN", addr.to_string())
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run agora");
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stdout.contains("API key"), "{stdout}");
+    assert!(stderr.contains(&addr.to_string()), "{stderr}");
+    let made: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert!(made.is_empty(), "created {made:?}");
+}
