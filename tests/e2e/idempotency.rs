@@ -197,41 +197,26 @@ async fn rest_keys(t: TestStore) {
         (400, &json!("BAD_USER_INPUT")),
         "{body}"
     );
-    let task = |tenant: &str| {
-        json!({"type": "LOG_ANALYSIS", "description": "scoped", "tenant": tenant,
-               "log": "ERROR boom\n"})
-    };
+    // One 200-character key (the OpenAPI limit) sent for two tenants.
     let long = "k".repeat(200);
-    let (status, acme) = rest_call(
-        &s,
-        "POST",
-        "/api/v2/tasks",
-        &[("idempotency-key", &long), ("x-tenant-id", "acme")],
-        &task("acme"),
-    )
-    .await;
+    let post_task = |tenant: &'static str| {
+        let (s, long) = (&s, long.clone());
+        async move {
+            let body = json!({"type": "LOG_ANALYSIS", "description": "scoped", "tenant": tenant,
+                              "log": "ERROR boom\n"});
+            let headers = [("idempotency-key", long.as_str()), ("x-tenant-id", tenant)];
+            rest_call(s, "POST", "/api/v2/tasks", &headers, &body).await
+        }
+    };
+    let (status, acme) = post_task("acme").await;
     assert_eq!(status, 202, "{acme}");
-    let (status, globex) = rest_call(
-        &s,
-        "POST",
-        "/api/v2/tasks",
-        &[("idempotency-key", &long), ("x-tenant-id", "globex")],
-        &task("globex"),
-    )
-    .await;
+    let (status, globex) = post_task("globex").await;
     assert_eq!(status, 202, "{globex}");
     assert_ne!(
         acme["taskId"], globex["taskId"],
         "another tenant's task returned"
     );
-    let (status, again) = rest_call(
-        &s,
-        "POST",
-        "/api/v2/tasks",
-        &[("idempotency-key", &long), ("x-tenant-id", "globex")],
-        &task("globex"),
-    )
-    .await;
+    let (status, again) = post_task("globex").await;
     assert_eq!((status, &again["taskId"]), (202, &globex["taskId"]));
 }
 both_backends!(rest_keys_are_checked_and_scoped, rest_keys);
