@@ -317,3 +317,68 @@ both_backends!(
     a_retry_after_a_lost_answer_gets_the_first_outcome,
     lost_answers
 );
+
+/// Many tasks submitted at once for one tenant (all contending on its month budget): every one
+/// is answered 202 (never a retryable 409 for accepted work), and every accepted task is charged
+/// exactly once, each charge with its journal entry.
+async fn concurrent_submissions(t: TestStore) {
+    let s = TestServer::start(t).await;
+    ensure_demo_tenant(&s.state.lapverse.service).await.unwrap();
+    const N: usize = 64;
+    let calls = (0..N).map(|i| {
+        let s = &s;
+        async move {
+            let body = json!({"type": "LOG_ANALYSIS", "description": "burst", "tenant": "acme",
+                              "log": "ERROR boom\n"});
+            let key = format!("burst-{i}");
+            let headers = [("idempotency-key", key.as_str()), ("x-tenant-id", "acme")];
+            rest_call(s, "POST", "/api/v2/tasks", &headers, &body).await
+        }
+    });
+    let answers = join_all(calls).await;
+    let ids: std::collections::BTreeSet<String> = answers
+        .iter()
+        .map(|(status, body)| {
+            assert_eq!(*status, 202, "{body}");
+            body["taskId"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), N);
+    // Deferred settlements are finished by the process manager: wait for them.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let events = read_all(&s.store.store).await;
+        let charged: Vec<String> = events
+            .iter()
+            .filter(|e| e.event_type == "CostCharged")
+            .map(|e| {
+                e.payload["CostCharged"]["work_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        let entries = events
+            .iter()
+            .filter(|e| {
+                e.aggregate_type == "journal_entry" && e.aggregate_id.starts_with("lvcost-")
+            })
+            .count();
+        let distinct: std::collections::BTreeSet<&String> = charged.iter().collect();
+        assert_eq!(distinct.len(), charged.len(), "a task charged twice");
+        if charged.len() == N && entries == N {
+            assert!(charged.iter().all(|id| ids.contains(id)));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} charges and {entries} journal entries for {N} accepted tasks",
+            charged.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+both_backends!(
+    concurrent_submissions_are_accepted_and_charged_once,
+    concurrent_submissions
+);
