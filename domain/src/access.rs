@@ -134,7 +134,7 @@ impl DomainEvent for AccessEvent {
     }
 
     fn event_version(&self) -> String {
-        "1.0".to_string()
+        crate::versioning::current_version(ApiKey::TYPE, &self.event_type()).to_string()
     }
 }
 

@@ -13,6 +13,7 @@
 //! |---|---|---|---|
 //! | `log_analysis` | `LogAnalysisRecorded` | 1.1 | `analysis.templates` always present (`[]` when absent in 1.0) |
 //! | `tenant` | `SeriesRecorded` | 1.1 | `series.seasonLength` always present (`null` when absent in 1.0) |
+//! | `api_key` | `ApiKeyIssued` | 1.1 | `expires_at` and `token_secret_id` (`null`: no expiry, a token whose secret was not recorded) |
 
 use cqrs_es::persist::{EventUpcaster, SemanticVersionEventUpcaster};
 use serde_json::Value;
@@ -44,6 +45,12 @@ pub const EVOLUTIONS: &[Evolution] = &[
         event_type: "SeriesRecorded",
         to_version: "1.1",
         upcast: series_recorded_1_1,
+    },
+    Evolution {
+        aggregate_type: "api_key",
+        event_type: "ApiKeyIssued",
+        to_version: "1.1",
+        upcast: api_key_issued_1_1,
     },
 ];
 
@@ -106,6 +113,11 @@ fn series_recorded_1_1(payload: Value) -> Value {
     )
 }
 
+fn api_key_issued_1_1(payload: Value) -> Value {
+    let payload = default_field(payload, &["ApiKeyIssued"], "expires_at", Value::Null);
+    default_field(payload, &["ApiKeyIssued"], "token_secret_id", Value::Null)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +143,28 @@ mod tests {
                 false => e,
             }
         })
+    }
+
+    #[test]
+    fn a_1_0_api_key_gains_its_expiry_and_secret_id() {
+        let v1 = stored(
+            "ApiKeyIssued",
+            "1.0",
+            json!({"ApiKeyIssued": {"principal": "p", "role": "admin", "tenant": "platform",
+                "secret_sha256": "00", "occurred_at": "2026-01-01T00:00:00Z"}}),
+        );
+        let up = upcast("api_key", v1);
+        assert_eq!(up.event_version, "1.1.0");
+        assert_eq!(up.payload["ApiKeyIssued"]["expires_at"], Value::Null);
+        assert_eq!(up.payload["ApiKeyIssued"]["token_secret_id"], Value::Null);
+        let event: crate::access::AccessEvent = serde_json::from_value(up.payload).unwrap();
+        assert!(matches!(
+            event,
+            crate::access::AccessEvent::ApiKeyIssued {
+                expires_at: None,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -103,11 +103,38 @@ async fn series_v1_loads(t: &TestStore) {
     assert_eq!(profile.series.as_ref(), Some(&series));
 }
 
+async fn api_key_v1_loads(t: &TestStore) {
+    // Version 1.0 had neither `expires_at` nor `token_secret_id`.
+    let v1 = serde_json::json!({"ApiKeyIssued": {"principal": "old", "role": "auditor",
+        "tenant": "platform", "secret_sha256": "0".repeat(64),
+        "occurred_at": "2026-01-01T00:00:00Z"}});
+    append_raw(
+        &t.store,
+        ("api_key", "v1-key", 1),
+        "ApiKeyIssued",
+        FIRST_VERSION,
+        &v1,
+    )
+    .await;
+    let bus = CommandBus::<agora_domain::access::ApiKey>::new(&t.store, CommitSignal::new(), ());
+    let loaded = bus.load("v1-key").await.expect("load");
+    let key = loaded.active().expect("issued and active");
+    assert_eq!(
+        (key.expires_at, key.token_secret_id.as_deref()),
+        (None, None)
+    );
+    assert!(matches!(
+        loaded.status(Utc::now()),
+        agora_domain::access::KeyStatus::Active(_)
+    ));
+}
+
 async fn version_1_events_load(t: TestStore) {
     // Every registered evolution is covered here.
     let covered = [
         ("log_analysis", "LogAnalysisRecorded"),
         ("tenant", "SeriesRecorded"),
+        ("api_key", "ApiKeyIssued"),
     ];
     for e in EVOLUTIONS {
         assert!(
@@ -123,6 +150,7 @@ async fn version_1_events_load(t: TestStore) {
     }
     log_analysis_v1_loads(&t).await;
     series_v1_loads(&t).await;
+    api_key_v1_loads(&t).await;
 }
 both_backends!(
     version_1_events_of_every_evolving_type_load_through_their_upcasters,
