@@ -260,6 +260,7 @@ impl LogMarketProjection {
                 stage,
                 analysis,
                 occurred_at,
+                ..
             } => {
                 let count = |agent: Agent| {
                     analysis
@@ -458,7 +459,7 @@ impl LogMarketProjection {
                 .execute(&mut *tx)
                 .await?;
             }
-            SellerEvent::AnalysisCredited { .. } => {}
+            SellerEvent::AnalysisCredited { .. } | SellerEvent::SellerKeyRequested { .. } => {}
         }
         Ok(())
     }

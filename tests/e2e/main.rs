@@ -10,6 +10,7 @@ mod lapverse;
 mod ledger_guards;
 mod ledger_projection;
 mod logmarket;
+mod logmarket_shared;
 mod parking;
 mod projection_engine;
 mod store_contract;

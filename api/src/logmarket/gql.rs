@@ -41,18 +41,9 @@ fn f(d: Decimal) -> f64 {
 }
 
 /// Authenticated and within the marketplace's per-key request limit.
-fn market_caller<'a>(ctx: &'a Context<'_>) -> Result<&'a Principal, ApiError> {
+async fn market_caller<'a>(ctx: &'a Context<'_>) -> Result<&'a Principal, ApiError> {
     let p = caller(ctx, ANY_ROLE)?;
-    state(ctx)
-        .market
-        .admit(p)
-        .map_err(|retry| ApiError::Limited {
-            message: format!(
-                "over {} marketplace requests per minute for this key",
-                state(ctx).market.settings.rate_limit_per_minute
-            ),
-            retry_after_secs: retry.as_secs().max(1),
-        })?;
+    state(ctx).market.admit(p).await?;
     Ok(p)
 }
 
@@ -462,7 +453,7 @@ async fn ranked_sellers(
     limit: i32,
     order: SellerOrder,
 ) -> Res<Vec<TopEarnerView>> {
-    market_caller(ctx)?;
+    market_caller(ctx).await?;
     if !(1..=100).contains(&limit) {
         return Err(ApiError::BadUserInput("limit must be 1..=100".into()).into());
     }
@@ -486,7 +477,7 @@ pub struct LogMarketQuery;
 impl LogMarketQuery {
     /// One analysis (its seller, or reviewer, finance, auditor, admin).
     async fn log_analysis(&self, ctx: &Context<'_>, id: String) -> Res<LogAnalysisView> {
-        let p = market_caller(ctx)?;
+        let p = market_caller(ctx).await?;
         let m = &state(ctx).market;
         let row = m
             .queries
@@ -510,7 +501,7 @@ impl LogMarketQuery {
         #[graphql(default = 20)] limit: i32,
         before: Option<i64>,
     ) -> Res<Vec<LogAnalysisView>> {
-        let p = market_caller(ctx)?;
+        let p = market_caller(ctx).await?;
         let m = &state(ctx).market;
         m.may_read_seller(p, &sub_pkp_id)?;
         if !(1..=100).contains(&limit) {
@@ -530,7 +521,7 @@ impl LogMarketQuery {
 
     /// The seed's dashboard.
     async fn log_market_dashboard(&self, ctx: &Context<'_>) -> Res<DashboardView> {
-        market_caller(ctx)?;
+        market_caller(ctx).await?;
         let m = &state(ctx).market;
         let t = m.queries.totals().await.map_err(internal)?;
         let top = m.queries.top_earners(5).await.map_err(internal)?;
@@ -560,7 +551,7 @@ impl LogMarketQuery {
 
     /// The pricing model with the seed's examples priced live.
     async fn log_market_pricing(&self, ctx: &Context<'_>) -> Res<PricingView> {
-        market_caller(ctx)?;
+        market_caller(ctx).await?;
         let p = &state(ctx).market.settings.config.pricing;
         let examples = views::pricing_examples(p)
             .into_iter()
@@ -587,7 +578,7 @@ impl LogMarketQuery {
 
     /// The four monitoring agents and their stats.
     async fn log_market_agents(&self, ctx: &Context<'_>) -> Res<Vec<AgentView>> {
-        market_caller(ctx)?;
+        market_caller(ctx).await?;
         let m = &state(ctx).market;
         let rows = m.queries.agents().await.map_err(internal)?;
         let disabled = &m.settings.config.disabled_agents;
@@ -617,7 +608,7 @@ impl LogMarketQuery {
 
     /// Averages against targets, recommendations and a daily series.
     async fn log_market_quality_trends(&self, ctx: &Context<'_>) -> Res<QualityTrendsView> {
-        market_caller(ctx)?;
+        market_caller(ctx).await?;
         let q = &state(ctx).market.queries;
         let t = q.totals().await.map_err(internal)?;
         let days = q.daily_trends(30).await.map_err(internal)?;
@@ -653,7 +644,7 @@ impl LogMarketQuery {
         ctx: &Context<'_>,
         #[graphql(name = "subPKPId")] sub_pkp_id: String,
     ) -> Res<SellerProfileView> {
-        let p = market_caller(ctx)?;
+        let p = market_caller(ctx).await?;
         let m = &state(ctx).market;
         m.may_read_seller(p, &sub_pkp_id)?;
         let s = m
@@ -723,7 +714,7 @@ impl LogMarketMutation {
         input: AnalyzeLogInput,
         idempotency_key: Option<String>,
     ) -> Res<LogAnalysisView> {
-        let p = market_caller(ctx)?;
+        let p = market_caller(ctx).await?;
         let key = resolve_key(ctx, idempotency_key)?;
         let s = state(ctx);
         let req = json!({"analyzeLog": &input});
@@ -756,7 +747,7 @@ impl LogMarketMutation {
         logs: Vec<BatchLogInput>,
         idempotency_key: Option<String>,
     ) -> Res<BatchResultView> {
-        let p = market_caller(ctx)?;
+        let p = market_caller(ctx).await?;
         let key = resolve_key(ctx, idempotency_key)?;
         let s = state(ctx);
         let req = json!({"batchAnalyzeLogs": {"subPKPId": &sub_pkp_id, "logs": &logs}});
@@ -802,7 +793,7 @@ impl LogMarketMutation {
         #[graphql(default = false)] auto_pay: bool,
         idempotency_key: Option<String>,
     ) -> Res<SimulationView> {
-        let p = market_caller(ctx)?;
+        let p = market_caller(ctx).await?;
         let key = resolve_key(ctx, idempotency_key)?;
         let s = state(ctx);
         let n = u32::try_from(iterations)
@@ -839,7 +830,7 @@ impl LogMarketMutation {
         signature: Option<String>,
         idempotency_key: Option<String>,
     ) -> Res<LogPaymentView> {
-        let p = market_caller(ctx)?;
+        let p = market_caller(ctx).await?;
         let key = resolve_key(ctx, idempotency_key)?;
         let s = state(ctx);
         let req = json!({"payLogAnalysis": {"analysisId": &analysis_id, "subPKPId": &sub_pkp_id, "signature": &signature}});
@@ -858,7 +849,8 @@ impl LogMarketMutation {
         Ok(payment_view(&out))
     }
 
-    /// Registers or rotates a seller's ed25519 payment key (hex, 32 bytes).
+    /// Registers or rotates a seller's ed25519 payment key (hex, 32 bytes). True: active now
+    /// (set by admin or finance); false: a seller's request, pending an operator's approval.
     async fn register_seller_key(
         &self,
         ctx: &Context<'_>,
@@ -866,7 +858,7 @@ impl LogMarketMutation {
         public_key: String,
         idempotency_key: Option<String>,
     ) -> Res<bool> {
-        let p = market_caller(ctx)?;
+        let p = market_caller(ctx).await?;
         let key = resolve_key(ctx, idempotency_key)?;
         let s = state(ctx);
         let req = json!({"registerSellerKey": {"subPKPId": &sub_pkp_id, "publicKey": &public_key}});
@@ -884,6 +876,33 @@ impl LogMarketMutation {
         )?)
     }
 
+    /// Approves the payment key a seller asked for (admin, finance); the key must be the one
+    /// pending.
+    async fn approve_seller_key(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "subPKPId")] sub_pkp_id: String,
+        public_key: String,
+        idempotency_key: Option<String>,
+    ) -> Res<bool> {
+        let p = market_caller(ctx).await?;
+        let key = resolve_key(ctx, idempotency_key)?;
+        let s = state(ctx);
+        let req = json!({"approveSellerKey": {"subPKPId": &sub_pkp_id, "publicKey": &public_key}});
+        Ok(counted(
+            s,
+            "logmarket.key_approval",
+            s.idempotency
+                .once(p, &key, &req, || async {
+                    let meta = metadata(ctx, p, &key)?;
+                    s.market
+                        .approve_key(p, &meta, &sub_pkp_id, &public_key)
+                        .await
+                })
+                .await,
+        )?)
+    }
+
     /// Confirms an insight or marks it a false positive (`confirmed`, `false_positive`).
     /// Returns the agent whose accuracy it counts for.
     async fn record_insight_feedback(
@@ -894,7 +913,7 @@ impl LogMarketMutation {
         verdict: String,
         idempotency_key: Option<String>,
     ) -> Res<String> {
-        let p = market_caller(ctx)?;
+        let p = market_caller(ctx).await?;
         let key = resolve_key(ctx, idempotency_key)?;
         let s = state(ctx);
         let v: Verdict = serde_json::from_value(json!(verdict)).map_err(|_| {
@@ -979,6 +998,7 @@ async fn next_analysis(mut f: Follow) -> Option<(Res<LogAnalysisView>, Follow)> 
                 stage,
                 analysis,
                 occurred_at,
+                ..
             }) = serde_json::from_value(e.payload.clone())
             else {
                 continue;

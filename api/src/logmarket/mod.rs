@@ -24,7 +24,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::graphql::auth::Principal;
 use crate::graphql::error::ApiError;
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{Counters, LimitError, RateLimiter};
+
+/// Window of the submission quota.
+const SUBMISSION_WINDOW: Duration = Duration::from_secs(3600);
 
 /// Most logs in one batch (the seed's limit).
 pub const MAX_BATCH_LOGS: usize = 100;
@@ -124,12 +127,18 @@ fn market_error(e: LogMarketError) -> ApiError {
             "analysis already paid in transaction {transaction_id}"
         )),
         LogMarketError::Conflict(m) => ApiError::Conflict(m),
+        e @ LogMarketError::DuplicateContent { .. } => ApiError::Conflict(e.to_string()),
         LogMarketError::Forbidden(m) => ApiError::Forbidden(m),
         LogMarketError::Storage(m) => ApiError::internal("log marketplace store", m),
         e @ LogMarketError::UnreadableEvent { .. } => {
             ApiError::internal("log marketplace event", e.to_string())
         }
     }
+}
+
+/// Parses a `subPKPId`.
+fn parse_seller(sub_pkp_id: &str) -> Result<SellerId, ApiError> {
+    SellerId::parse(sub_pkp_id).map_err(|e| ApiError::BadUserInput(format!("subPKPId: {e}")))
 }
 
 /// Parses a seed `source` (pipeline stage).
@@ -147,13 +156,20 @@ impl MarketApi {
         market: Arc<LogMarket>,
         projections: Arc<ProjectionHost>,
         settings: MarketSettings,
+        counters: Counters,
     ) -> Self {
         Self {
             queries: LogMarketQueries::new(store.read_models().clone()),
-            requests: RateLimiter::new(settings.rate_limit_per_minute),
+            requests: RateLimiter::new(
+                "market-requests",
+                settings.rate_limit_per_minute,
+                counters.clone(),
+            ),
             submissions: RateLimiter::with_window(
+                "market-submissions",
                 settings.submissions_per_hour,
-                Duration::from_secs(3600),
+                SUBMISSION_WINDOW,
+                counters,
             ),
             store: store.clone(),
             projections,
@@ -162,9 +178,14 @@ impl MarketApi {
         }
     }
 
-    /// Counts one marketplace API request by this key; `Err(retry_after)` over the limit.
-    pub fn admit(&self, p: &Principal) -> Result<(), Duration> {
-        self.requests.check(&p.key_id, Instant::now())
+    /// Counts one marketplace API request by this key (across every process).
+    pub async fn admit(&self, p: &Principal) -> Result<(), ApiError> {
+        self.requests.check(&p.key_id).await.map_err(|e| {
+            e.into_api(format!(
+                "over {} marketplace requests per minute for this key",
+                self.settings.rate_limit_per_minute
+            ))
+        })
     }
 
     fn enabled(&self) -> Result<(), ApiError> {
@@ -194,15 +215,15 @@ impl MarketApi {
         }
     }
 
-    fn admit_submissions(&self, seller: &SellerId, n: u32) -> Result<(), ApiError> {
+    async fn admit_submissions(&self, seller: &SellerId, n: u32) -> Result<(), ApiError> {
         self.submissions
-            .check_n(seller.as_str(), n, Instant::now())
-            .map_err(|retry| ApiError::Limited {
-                message: format!(
+            .check_n(seller.as_str(), n)
+            .await
+            .map_err(|e: LimitError| {
+                e.into_api(format!(
                     "seller {seller} is over {} log submissions per hour",
                     self.settings.submissions_per_hour
-                ),
-                retry_after_secs: retry.as_secs().max(1),
+                ))
             })
     }
 
@@ -280,7 +301,7 @@ impl MarketApi {
         let seller = self.seller_for(p, sub_pkp_id)?;
         let stage = stage(source)?;
         self.check_size(content, None)?;
-        self.admit_submissions(&seller, 1)?;
+        self.admit_submissions(&seller, 1).await?;
         let record = self.record(&seller, stage, content, 0, meta).await?;
         self.settle_reads().await;
         Ok(record)
@@ -331,7 +352,7 @@ impl MarketApi {
             stages.push(stage(&item.source).map_err(|e| e.prefixed(&format!("logs[{i}]")))?);
             self.check_size(&item.content, Some(i))?;
         }
-        self.admit_submissions(&seller, logs.len() as u32)?;
+        self.admit_submissions(&seller, logs.len() as u32).await?;
         let mut results = Vec::with_capacity(logs.len());
         for (i, (item, stage)) in logs.iter().zip(stages).enumerate() {
             let ordinal = u32::try_from(i).unwrap_or(u32::MAX);
@@ -367,7 +388,7 @@ impl MarketApi {
                 "autoPay pays as an operator: admin or finance only".into(),
             ));
         }
-        self.admit_submissions(&seller, iterations)?;
+        self.admit_submissions(&seller, iterations).await?;
         let corpus = corpus::CORPUS;
         let mut results = Vec::with_capacity(iterations as usize);
         for i in 0..iterations as usize {
@@ -460,7 +481,9 @@ impl MarketApi {
         })
     }
 
-    /// Registers or rotates a seller's ed25519 payment key (the seller itself, or admin).
+    /// Registers or rotates a seller's ed25519 payment key. An operator (admin, finance) sets it
+    /// at once; a seller's own request waits for an operator's approval (a seller cannot mint
+    /// payouts on its own). Returns whether the key is active now.
     pub async fn register_key(
         &self,
         p: &Principal,
@@ -468,9 +491,44 @@ impl MarketApi {
         sub_pkp_id: &str,
         public_key_hex: &str,
     ) -> Result<bool, ApiError> {
-        let seller = self.seller_for(p, sub_pkp_id)?;
+        let active = match p.role {
+            Role::Admin | Role::Finance => {
+                let seller = parse_seller(sub_pkp_id)?;
+                self.market
+                    .register_key(&seller, public_key_hex, &p.name, meta)
+                    .await
+                    .map_err(market_error)?;
+                true
+            }
+            _ => {
+                let seller = self.seller_for(p, sub_pkp_id)?;
+                self.market
+                    .request_key(&seller, public_key_hex, &p.name, meta)
+                    .await
+                    .map_err(market_error)?;
+                false
+            }
+        };
+        self.settle_reads().await;
+        Ok(active)
+    }
+
+    /// An operator (admin, finance) approves the key a seller asked for.
+    pub async fn approve_key(
+        &self,
+        p: &Principal,
+        meta: &CommandMetadata,
+        sub_pkp_id: &str,
+        public_key_hex: &str,
+    ) -> Result<bool, ApiError> {
+        if !matches!(p.role, Role::Admin | Role::Finance) {
+            return Err(ApiError::Forbidden(
+                "payment keys are approved by admin or finance".into(),
+            ));
+        }
+        let seller = parse_seller(sub_pkp_id)?;
         self.market
-            .register_key(&seller, public_key_hex, meta)
+            .approve_key(&seller, public_key_hex, &p.name, meta)
             .await
             .map_err(market_error)?;
         self.settle_reads().await;

@@ -63,6 +63,10 @@ pub fn routes() -> Router<AppState> {
             "/npe/log-marketplace/sellers/{seller}/key",
             post(register_key),
         )
+        .route(
+            "/npe/log-marketplace/sellers/{seller}/key/approve",
+            post(approve_key),
+        )
         .layer(DefaultBodyLimit::max(MAX_REST_BODY_BYTES))
 }
 
@@ -118,15 +122,7 @@ async fn caller(s: &AppState, headers: &HeaderMap) -> Result<Principal, Response
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let p = s.keys.authenticate(auth).await.map_err(error_response)?;
-    s.market.admit(&p).map_err(|retry| {
-        error_response(ApiError::Limited {
-            message: format!(
-                "over {} marketplace requests per minute for this key",
-                s.market.settings.rate_limit_per_minute
-            ),
-            retry_after_secs: retry.as_secs().max(1),
-        })
-    })?;
+    s.market.admit(&p).await.map_err(error_response)?;
     Ok(p)
 }
 
@@ -420,7 +416,30 @@ async fn register_key(
         &headers,
         request,
         |meta| async move { m.register_key(pp, &meta, &seller, &b.public_key).await },
-        |_| json!({"registered": true}),
+        |active| json!({"registered": *active, "pending": !*active}),
+    )
+    .await
+}
+
+async fn approve_key(
+    State(s): State<AppState>,
+    Path(seller): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Reply {
+    let p = caller(&s, &headers).await?;
+    let pp = &p;
+    let b: KeyBody = parse(&body)?;
+    let request = json!({"rest.key_approval": {"seller": &seller, "body": &b}});
+    let m = &s.market;
+    mutation(
+        "logmarket.key_approval",
+        &s,
+        &p,
+        &headers,
+        request,
+        |meta| async move { m.approve_key(pp, &meta, &seller, &b.public_key).await },
+        |_| json!({"registered": true, "pending": false}),
     )
     .await
 }
