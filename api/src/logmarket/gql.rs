@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use agora_commands::StoredEvent;
 use agora_domain::access::Role;
 use agora_domain::logmarket::aggregate::Verdict;
-use agora_domain::logmarket::analysis::Analysis;
+use agora_domain::logmarket::analysis::{Analysis, SellerId};
 use agora_domain::logmarket::insight::Insight;
 use agora_domain::logmarket::scoring::PotentialDimension;
 use agora_domain::logmarket::seller::Achievement;
@@ -160,7 +160,7 @@ pub fn analysis_view(r: &AnalysisRecord) -> LogAnalysisView {
     let p = &a.improvement;
     LogAnalysisView {
         id: r.id.clone(),
-        sub_pkp_id: r.seller.to_string(),
+        sub_pkp_id: r.seller.sub_pkp_id().to_owned(),
         source: r.stage.as_str().into(),
         timestamp: r.timestamp,
         insights: a
@@ -223,7 +223,7 @@ fn payment_view(r: &Receipt) -> LogPaymentView {
     LogPaymentView {
         transaction_id: r.transaction_id.clone(),
         analysis_id: r.analysis_id.clone(),
-        sub_pkp_id: r.seller.to_string(),
+        sub_pkp_id: r.seller.sub_pkp_id().to_owned(),
         amount: MoneyScalar(r.amount),
         journal_entry_id: r.journal_entry_id.clone(),
         timestamp: r.timestamp,
@@ -348,7 +348,7 @@ pub struct TopEarnerView {
 fn earner(rank: usize, s: &SellerRow) -> TopEarnerView {
     TopEarnerView {
         rank: rank as i32,
-        sub_pkp_id: s.seller.clone(),
+        sub_pkp_id: views::sub_pkp_id(&s.seller),
         total_earnings: MoneyScalar(s.earnings),
         logs_submitted: s.logs,
         logs_paid: s.paid_logs,
@@ -453,14 +453,15 @@ async fn ranked_sellers(
     limit: i32,
     order: SellerOrder,
 ) -> Res<Vec<TopEarnerView>> {
-    market_caller(ctx).await?;
+    let p = market_caller(ctx).await?;
     if !(1..=100).contains(&limit) {
         return Err(ApiError::BadUserInput("limit must be 1..=100".into()).into());
     }
+    let scope = state(ctx).market.scope(p);
     let q = &state(ctx).market.queries;
     let rows = match order {
-        SellerOrder::Earnings => q.top_earners(i64::from(limit)).await,
-        SellerOrder::Xp => q.points_leaderboard(i64::from(limit)).await,
+        SellerOrder::Earnings => q.top_earners(&scope, i64::from(limit)).await,
+        SellerOrder::Xp => q.points_leaderboard(&scope, i64::from(limit)).await,
     }
     .map_err(internal)?;
     Ok(rows
@@ -485,7 +486,7 @@ impl LogMarketQuery {
             .await
             .map_err(internal)?
             .ok_or_else(|| ApiError::NotFound("analysis not found".into()))?;
-        m.may_read_seller(p, &row.seller)?;
+        m.may_read_stored(p, &row.seller)?;
         let record =
             views::record_from_row(&row).ok_or_else(|| internal("undecodable analysis"))?;
         Ok(analysis_view(&record))
@@ -503,13 +504,13 @@ impl LogMarketQuery {
     ) -> Res<Vec<LogAnalysisView>> {
         let p = market_caller(ctx).await?;
         let m = &state(ctx).market;
-        m.may_read_seller(p, &sub_pkp_id)?;
+        let id = m.may_read_seller(p, &sub_pkp_id)?;
         if !(1..=100).contains(&limit) {
             return Err(ApiError::BadUserInput("limit must be 1..=100".into()).into());
         }
         let rows = m
             .queries
-            .analyses_for_seller(&sub_pkp_id, paid_only, before, i64::from(limit))
+            .analyses_for_seller(id.as_str(), paid_only, before, i64::from(limit))
             .await
             .map_err(internal)?;
         Ok(rows
@@ -521,10 +522,11 @@ impl LogMarketQuery {
 
     /// The seed's dashboard.
     async fn log_market_dashboard(&self, ctx: &Context<'_>) -> Res<DashboardView> {
-        market_caller(ctx).await?;
+        let p = market_caller(ctx).await?;
         let m = &state(ctx).market;
-        let t = m.queries.totals().await.map_err(internal)?;
-        let top = m.queries.top_earners(5).await.map_err(internal)?;
+        let scope = m.scope(p);
+        let t = m.queries.totals(&scope).await.map_err(internal)?;
+        let top = m.queries.top_earners(&scope, 5).await.map_err(internal)?;
         let agents = m.queries.agents().await.map_err(internal)?;
         let disabled = &m.settings.config.disabled_agents;
         Ok(DashboardView {
@@ -536,7 +538,7 @@ impl LogMarketQuery {
             top_data_sellers: top
                 .iter()
                 .map(|s| SellerStanding {
-                    sub_pkp_id: s.seller.clone(),
+                    sub_pkp_id: views::sub_pkp_id(&s.seller),
                     earnings: MoneyScalar(s.earnings),
                     logs: s.logs,
                 })
@@ -608,10 +610,11 @@ impl LogMarketQuery {
 
     /// Averages against targets, recommendations and a daily series.
     async fn log_market_quality_trends(&self, ctx: &Context<'_>) -> Res<QualityTrendsView> {
-        market_caller(ctx).await?;
+        let p = market_caller(ctx).await?;
+        let scope = state(ctx).market.scope(p);
         let q = &state(ctx).market.queries;
-        let t = q.totals().await.map_err(internal)?;
-        let days = q.daily_trends(30).await.map_err(internal)?;
+        let t = q.totals(&scope).await.map_err(internal)?;
+        let days = q.daily_trends(&scope, 30).await.map_err(internal)?;
         let insights = views::trend_insights(&t)
             .into_iter()
             .map(|i| TrendInsightView {
@@ -646,20 +649,20 @@ impl LogMarketQuery {
     ) -> Res<SellerProfileView> {
         let p = market_caller(ctx).await?;
         let m = &state(ctx).market;
-        m.may_read_seller(p, &sub_pkp_id)?;
+        let id = m.may_read_seller(p, &sub_pkp_id)?;
         let s = m
             .queries
-            .seller(&sub_pkp_id)
+            .seller(id.as_str())
             .await
             .map_err(internal)?
             .ok_or_else(|| ApiError::NotFound("seller not found".into()))?;
         let achievements = m
             .queries
-            .achievements(&sub_pkp_id)
+            .achievements(id.as_str())
             .await
             .map_err(internal)?;
         Ok(SellerProfileView {
-            sub_pkp_id: s.seller.clone(),
+            sub_pkp_id: views::sub_pkp_id(&s.seller),
             logs_submitted: s.logs,
             logs_paid: s.paid_logs,
             earnings: MoneyScalar(s.earnings),
@@ -957,7 +960,12 @@ impl LogMarketSubscription {
     ) -> async_graphql::Result<impl futures::Stream<Item = Res<LogAnalysisView>>> {
         let p = caller(ctx, ANY_ROLE)?;
         let seller = match p.role {
-            Role::Seller => Some(p.name.clone()),
+            Role::Seller => Some(
+                SellerId::for_tenant(&p.tenant, &p.name)
+                    .map_err(|e| ApiError::Forbidden(format!("this key names no seller: {e}")))?
+                    .as_str()
+                    .to_owned(),
+            ),
             Role::Admin | Role::Finance | Role::Auditor | Role::Reviewer => sub_pkp_id,
             _ => {
                 return Err(ApiError::Forbidden(

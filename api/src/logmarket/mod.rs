@@ -16,7 +16,7 @@ use agora_domain::access::Role;
 use agora_domain::logmarket::aggregate::Verdict;
 use agora_domain::logmarket::analysis::{Analysis, MarketConfig, SellerId, Stage};
 use agora_domain::money::Money;
-use agora_projections::logmarket::LogMarketQueries;
+use agora_projections::logmarket::{LogMarketQueries, SellerScope};
 use agora_projections::ProjectionHost;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -136,9 +136,21 @@ fn market_error(e: LogMarketError) -> ApiError {
     }
 }
 
-/// Parses a `subPKPId`.
-fn parse_seller(sub_pkp_id: &str) -> Result<SellerId, ApiError> {
-    SellerId::parse(sub_pkp_id).map_err(|e| ApiError::BadUserInput(format!("subPKPId: {e}")))
+/// Roles whose platform keys read every tenant's sellers.
+pub const CROSS_TENANT_READERS: &[Role] =
+    &[Role::Admin, Role::Finance, Role::Auditor, Role::Reviewer];
+
+/// The seller `sub_pkp_id` of the caller's tenant (sellers are scoped by tenant; a platform key
+/// names the platform tenant's sellers).
+fn parse_seller(p: &Principal, sub_pkp_id: &str) -> Result<SellerId, ApiError> {
+    SellerId::for_tenant(&p.tenant, sub_pkp_id)
+        .map_err(|e| ApiError::BadUserInput(format!("subPKPId: {e}")))
+}
+
+/// Whether `p` is the seller `seller` (a seller key of its tenant named like its subPKPId).
+fn is_seller(p: &Principal, seller: &SellerId) -> bool {
+    p.role == Role::Seller
+        && SellerId::for_tenant(&p.tenant, &p.name).is_ok_and(|own| &own == seller)
 }
 
 /// Parses a seed `source` (pipeline stage).
@@ -198,13 +210,13 @@ impl MarketApi {
         }
     }
 
-    /// The seller a caller may act for: a seller key acts for itself only; admins for anyone.
+    /// The seller a caller may act for, in the caller's tenant: a seller key acts for itself
+    /// only; admins for any seller of their tenant (a platform admin: the platform tenant's).
     pub fn seller_for(&self, p: &Principal, sub_pkp_id: &str) -> Result<SellerId, ApiError> {
-        let seller = SellerId::parse(sub_pkp_id)
-            .map_err(|e| ApiError::BadUserInput(format!("subPKPId: {e}")))?;
+        let seller = parse_seller(p, sub_pkp_id)?;
         match p.role {
             Role::Admin => Ok(seller),
-            Role::Seller if p.name == seller.as_str() => Ok(seller),
+            Role::Seller if p.name == sub_pkp_id => Ok(seller),
             Role::Seller => Err(ApiError::Forbidden(
                 "a seller key may only act for its own subPKPId".into(),
             )),
@@ -212,6 +224,15 @@ impl MarketApi {
                 "role {} may not submit logs",
                 p.role.as_str()
             ))),
+        }
+    }
+
+    /// Whose sellers `p` reads: every tenant's for platform staff, else its own tenant's.
+    pub fn scope(&self, p: &Principal) -> SellerScope {
+        if p.sees_all_tenants(CROSS_TENANT_READERS) {
+            SellerScope::All
+        } else {
+            SellerScope::Tenant(p.tenant.clone())
         }
     }
 
@@ -420,11 +441,10 @@ impl MarketApi {
         signature: Option<&str>,
     ) -> Result<Receipt, ApiError> {
         self.enabled()?;
-        let seller = SellerId::parse(sub_pkp_id)
-            .map_err(|e| ApiError::BadUserInput(format!("subPKPId: {e}")))?;
+        let seller = parse_seller(p, sub_pkp_id)?;
         match p.role {
             Role::Admin | Role::Finance => {}
-            Role::Seller if p.name == seller.as_str() => {
+            Role::Seller if is_seller(p, &seller) => {
                 if signature.is_none() {
                     return Err(ApiError::Forbidden(
                         "a seller's pay request needs its signature".into(),
@@ -493,7 +513,7 @@ impl MarketApi {
     ) -> Result<bool, ApiError> {
         let active = match p.role {
             Role::Admin | Role::Finance => {
-                let seller = parse_seller(sub_pkp_id)?;
+                let seller = parse_seller(p, sub_pkp_id)?;
                 self.market
                     .register_key(&seller, public_key_hex, &p.name, meta)
                     .await
@@ -526,7 +546,7 @@ impl MarketApi {
                 "payment keys are approved by admin or finance".into(),
             ));
         }
-        let seller = parse_seller(sub_pkp_id)?;
+        let seller = parse_seller(p, sub_pkp_id)?;
         self.market
             .approve_key(&seller, public_key_hex, &p.name, meta)
             .await
@@ -553,9 +573,12 @@ impl MarketApi {
         let owner = state
             .seller()
             .ok_or_else(|| ApiError::NotFound("analysis not found".into()))?;
+        if !p.sees_all_tenants(CROSS_TENANT_READERS) && !owner.belongs_to(&p.tenant) {
+            return Err(ApiError::NotFound("analysis not found".into()));
+        }
         match p.role {
             Role::Reviewer | Role::Admin => {}
-            Role::Seller if p.name == owner.as_str() => {}
+            Role::Seller if is_seller(p, owner) => {}
             _ => {
                 return Err(ApiError::Forbidden(
                     "feedback comes from reviewers, admins or the analysis's seller".into(),
@@ -575,11 +598,34 @@ impl MarketApi {
     }
 
     /// Who may read a seller's own analyses and payments: the seller, or finance, auditor,
-    /// reviewer and admin.
-    pub fn may_read_seller(&self, p: &Principal, seller: &str) -> Result<(), ApiError> {
+    /// reviewer and admin of its tenant (platform ones: of every tenant, naming another
+    /// tenant's seller by its stored id). Returns the seller's stored id.
+    pub fn may_read_seller(&self, p: &Principal, sub_pkp_id: &str) -> Result<SellerId, ApiError> {
+        let seller = if p.sees_all_tenants(CROSS_TENANT_READERS) {
+            SellerId::parse(sub_pkp_id)
+                .map_err(|e| ApiError::BadUserInput(format!("subPKPId: {e}")))?
+        } else {
+            parse_seller(p, sub_pkp_id)?
+        };
+        self.may_read(p, &seller)?;
+        Ok(seller)
+    }
+
+    /// Whether `p` may read the analyses of the seller stored as `stored`.
+    pub fn may_read_stored(&self, p: &Principal, stored: &str) -> Result<(), ApiError> {
+        let seller =
+            SellerId::parse(stored).map_err(|e| ApiError::internal("stored seller id", e))?;
+        self.may_read(p, &seller)
+    }
+
+    /// Whether `p` may read the stored seller `seller`'s analyses.
+    pub fn may_read(&self, p: &Principal, seller: &SellerId) -> Result<(), ApiError> {
+        if !p.sees_all_tenants(CROSS_TENANT_READERS) && !seller.belongs_to(&p.tenant) {
+            return Err(ApiError::NotFound("seller not found".into()));
+        }
         match p.role {
             Role::Admin | Role::Finance | Role::Auditor | Role::Reviewer => Ok(()),
-            Role::Seller if p.name == seller => Ok(()),
+            Role::Seller if is_seller(p, seller) => Ok(()),
             _ => Err(ApiError::Forbidden(
                 "only the seller or finance, auditor, reviewer and admin roles see a seller's analyses"
                     .into(),

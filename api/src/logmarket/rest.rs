@@ -483,10 +483,11 @@ fn internal(e: impl std::fmt::Display) -> Response {
 }
 
 async fn dashboard(State(s): State<AppState>, headers: HeaderMap) -> Reply {
-    caller(&s, &headers).await?;
+    let p = caller(&s, &headers).await?;
+    let scope = s.market.scope(&p);
     let q = &s.market.queries;
-    let totals = q.totals().await.map_err(internal)?;
-    let top = q.top_earners(5).await.map_err(internal)?;
+    let totals = q.totals(&scope).await.map_err(internal)?;
+    let top = q.top_earners(&scope, 5).await.map_err(internal)?;
     let agents = q.agents().await.map_err(internal)?;
     ok(views::dashboard_json(&totals, &top, &agents))
 }
@@ -538,10 +539,16 @@ async fn top_earners(
     headers: HeaderMap,
     Query(q): Query<LimitQuery>,
 ) -> Reply {
-    caller(&s, &headers).await?;
+    let p = caller(&s, &headers).await?;
+    let scope = s.market.scope(&p);
     let n = limit(&q, 10)?;
-    let rows = s.market.queries.top_earners(n).await.map_err(internal)?;
-    let totals = s.market.queries.totals().await.map_err(internal)?;
+    let rows = s
+        .market
+        .queries
+        .top_earners(&scope, n)
+        .await
+        .map_err(internal)?;
+    let totals = s.market.queries.totals(&scope).await.map_err(internal)?;
     ok(views::top_earners_json(&rows, &totals))
 }
 
@@ -550,21 +557,28 @@ async fn leaderboard(
     headers: HeaderMap,
     Query(q): Query<LimitQuery>,
 ) -> Reply {
-    caller(&s, &headers).await?;
+    let p = caller(&s, &headers).await?;
+    let scope = s.market.scope(&p);
     let n = limit(&q, 10)?;
     let rows = s
         .market
         .queries
-        .points_leaderboard(n)
+        .points_leaderboard(&scope, n)
         .await
         .map_err(internal)?;
     ok(views::leaderboard_json(&rows))
 }
 
 async fn quality_trends(State(s): State<AppState>, headers: HeaderMap) -> Reply {
-    caller(&s, &headers).await?;
-    let totals = s.market.queries.totals().await.map_err(internal)?;
-    let days = s.market.queries.daily_trends(30).await.map_err(internal)?;
+    let p = caller(&s, &headers).await?;
+    let scope = s.market.scope(&p);
+    let totals = s.market.queries.totals(&scope).await.map_err(internal)?;
+    let days = s
+        .market
+        .queries
+        .daily_trends(&scope, 30)
+        .await
+        .map_err(internal)?;
     ok(views::quality_trends_json(&totals, &days))
 }
 
@@ -582,7 +596,7 @@ async fn analysis(
         .map_err(internal)?
         .ok_or_else(|| error_response(ApiError::NotFound("analysis not found".into())))?;
     s.market
-        .may_read_seller(&p, &row.seller)
+        .may_read_stored(&p, &row.seller)
         .map_err(error_response)?;
     let record = views::record_from_row(&row)
         .ok_or_else(|| internal("stored analysis document does not decode"))?;
@@ -595,16 +609,17 @@ async fn seller(
     headers: HeaderMap,
 ) -> Reply {
     let p = caller(&s, &headers).await?;
-    s.market
+    let id = s
+        .market
         .may_read_seller(&p, &seller)
         .map_err(error_response)?;
     let q = &s.market.queries;
     let row = q
-        .seller(&seller)
+        .seller(id.as_str())
         .await
         .map_err(internal)?
         .ok_or_else(|| error_response(ApiError::NotFound("seller not found".into())))?;
-    let achievements = q.achievements(&seller).await.map_err(internal)?;
+    let achievements = q.achievements(id.as_str()).await.map_err(internal)?;
     ok(views::seller_json(&row, &achievements))
 }
 
@@ -623,14 +638,15 @@ async fn seller_list(
     paid: bool,
 ) -> Reply {
     let p = caller(s, headers).await?;
-    s.market
+    let id = s
+        .market
         .may_read_seller(&p, seller)
         .map_err(error_response)?;
     let n = limit(&LimitQuery { limit: q.limit }, 20)?;
     let rows = s
         .market
         .queries
-        .analyses_for_seller(seller, paid, q.before, n)
+        .analyses_for_seller(id.as_str(), paid, q.before, n)
         .await
         .map_err(internal)?;
     let items: Vec<Value> = rows

@@ -81,10 +81,12 @@ impl Achievement {
 }
 
 /// The canonical message a seller signs to authorise a payment: three lines, UTF-8, no
-/// trailing newline; the amount with exactly two decimals.
+/// trailing newline; the seller as its `subPKPId` (the analysis id already names one tenant's
+/// seller); the amount with exactly two decimals.
 pub fn pay_message(analysis_id: &str, seller: &SellerId, amount: Money) -> String {
     format!(
-        "agora-logmarket-pay-v1\nanalysis:{analysis_id}\nseller:{seller}\namount:{}",
+        "agora-logmarket-pay-v1\nanalysis:{analysis_id}\nseller:{}\namount:{}",
+        seller.sub_pkp_id(),
         amount.round_to_cents_half_even()
     )
 }
