@@ -243,3 +243,30 @@ async fn content_paid_once(t: TestStore) {
     b.shutdown().await;
 }
 both_backends!(one_sellers_content_is_paid_once, content_paid_once);
+
+/// A simulation longer than the corpus pays each log content once and still succeeds.
+async fn simulation_wraps(t: TestStore) {
+    let options = AppOptions::default();
+    let a = process(&t, &options).await;
+    let p = admin(&a).await;
+    let corpus = agora_api::logmarket::corpus::CORPUS.len();
+    let n = u32::try_from(corpus + 3).unwrap();
+    let out = a
+        .state
+        .market
+        .simulate(&p, &meta(), "sub-pkp-sim", n, true)
+        .await
+        .expect("a simulation past the corpus's end");
+    let paid: Vec<&str> = out
+        .results
+        .iter()
+        .filter_map(|(r, receipt)| receipt.as_ref().map(|_| r.analysis.log_sha256.as_str()))
+        .collect();
+    let mut distinct = paid.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert!(!paid.is_empty());
+    assert_eq!(paid.len(), distinct.len(), "no content paid twice");
+    a.shutdown().await;
+}
+both_backends!(a_long_simulation_pays_each_content_once, simulation_wraps);

@@ -419,7 +419,13 @@ impl MarketApi {
                 .record(&seller, stage(log.stage)?, log.content, ordinal, meta)
                 .await?;
             let receipt = if auto_pay && record.analysis.value_score > 70 {
-                Some(self.pay_inner(p, meta, &record.id, &seller, None).await?)
+                // The corpus wraps around: content the seller was paid for already is not
+                // paid again.
+                match self.pay_market(p, meta, &record.id, &seller, None).await {
+                    Ok(receipt) => Some(receipt),
+                    Err(LogMarketError::DuplicateContent { .. }) => None,
+                    Err(e) => return Err(market_error(e)),
+                }
             } else {
                 None
             };
@@ -473,6 +479,19 @@ impl MarketApi {
         seller: &SellerId,
         signature: Option<&str>,
     ) -> Result<Receipt, ApiError> {
+        self.pay_market(p, meta, analysis_id, seller, signature)
+            .await
+            .map_err(market_error)
+    }
+
+    async fn pay_market(
+        &self,
+        p: &Principal,
+        meta: &CommandMetadata,
+        analysis_id: &str,
+        seller: &SellerId,
+        signature: Option<&str>,
+    ) -> Result<Receipt, LogMarketError> {
         let auth = match (signature, p.role) {
             (Some(sig), _) => PayAuth::Signature(sig.to_owned()),
             (None, Role::Admin | Role::Finance) => PayAuth::Operator(p.name.clone()),
@@ -482,11 +501,7 @@ impl MarketApi {
             PayAuth::Signature(_) => "seller_signature",
             _ => "operator",
         };
-        let r = self
-            .market
-            .pay(analysis_id, seller, auth, meta)
-            .await
-            .map_err(market_error)?;
+        let r = self.market.pay(analysis_id, seller, auth, meta).await?;
         Ok(Receipt {
             transaction_id: r.transaction_id,
             analysis_id: r.analysis_id,
