@@ -195,3 +195,58 @@ async fn tenant_sellers(t: TestStore) {
     assert_eq!(text.matches(SUB).count(), 2, "{text}");
 }
 both_backends!(sellers_are_scoped_by_tenant, tenant_sellers);
+
+/// A tenant's reviewer following analyses sees its tenant's only.
+async fn tenant_subscription(t: TestStore) {
+    use futures::StreamExt;
+
+    let s = TestServer::start(t).await;
+    register(&s, "acme").await;
+    register(&s, "globex").await;
+    let acme = key(&s, SUB, "seller", "acme").await;
+    let globex = key(&s, SUB, "seller", "globex").await;
+    let reviewer = key(&s, "rev@acme", "reviewer", "acme").await;
+    let query = "subscription { logAnalyses { id subPKPId } }";
+    let req = async_graphql::Request::new(query)
+        .data(s.state.clone())
+        .data(s.request_context(&reviewer).await);
+    let mut stream = s.state.schema.execute_stream(req);
+    let writer = async {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let body = json!({"source": "runtime", "logContent": CRASH_LOG, "subPKPId": SUB});
+        let (status, _) = call(
+            &s,
+            &globex,
+            "POST",
+            "/npe/log-marketplace/analyze",
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(status, 200);
+        let (status, a) = call(
+            &s,
+            &acme,
+            "POST",
+            "/npe/log-marketplace/analyze",
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, 200);
+        a["id"].as_str().unwrap().to_owned()
+    };
+    let reader = async {
+        let item = tokio::time::timeout(std::time::Duration::from_secs(20), stream.next())
+            .await
+            .expect("an analysis within 20 s")
+            .expect("stream open");
+        assert!(item.errors.is_empty(), "{:?}", item.errors);
+        item.data.into_json().unwrap()
+    };
+    let (acme_id, first) = tokio::join!(writer, reader);
+    assert_eq!(
+        first["logAnalyses"]["id"], acme_id,
+        "globex's analysis, recorded first, is not delivered: {first}"
+    );
+    assert_eq!(first["logAnalyses"]["subPKPId"], SUB);
+}
+both_backends!(a_tenants_staff_follow_its_sellers_only, tenant_subscription);

@@ -944,6 +944,8 @@ pub struct LogMarketSubscription;
 struct Follow {
     state: AppState,
     seller: Option<String>,
+    /// Only this tenant's sellers (tenant-bound keys).
+    tenant: Option<String>,
     after: agora_commands::LogPosition,
     buffer: std::collections::VecDeque<StoredEvent>,
     commits: tokio::sync::watch::Receiver<u64>,
@@ -966,7 +968,16 @@ impl LogMarketSubscription {
                     .as_str()
                     .to_owned(),
             ),
-            Role::Admin | Role::Finance | Role::Auditor | Role::Reviewer => sub_pkp_id,
+            Role::Admin | Role::Finance | Role::Auditor | Role::Reviewer => match sub_pkp_id {
+                Some(sub) => Some(
+                    state(ctx)
+                        .market
+                        .may_read_seller(p, &sub)?
+                        .as_str()
+                        .to_owned(),
+                ),
+                None => None,
+            },
             _ => {
                 return Err(ApiError::Forbidden(
                     "sellers, reviewers, finance, auditors and admins follow analyses".into(),
@@ -974,6 +985,9 @@ impl LogMarketSubscription {
                 .into())
             }
         };
+        // Tenant-bound staff follow their tenant's sellers only.
+        let tenant =
+            (!p.sees_all_tenants(crate::logmarket::CROSS_TENANT_READERS)).then(|| p.tenant.clone());
         let s = state(ctx).clone();
         let after = s
             .store
@@ -984,6 +998,7 @@ impl LogMarketSubscription {
             commits: s.signal.subscribe(),
             state: s,
             seller,
+            tenant,
             after,
             buffer: Default::default(),
         };
@@ -1011,7 +1026,9 @@ async fn next_analysis(mut f: Follow) -> Option<(Res<LogAnalysisView>, Follow)> 
             else {
                 continue;
             };
-            if f.seller.as_deref().is_some_and(|s| s != seller.as_str()) {
+            if f.seller.as_deref().is_some_and(|s| s != seller.as_str())
+                || f.tenant.as_deref().is_some_and(|t| !seller.belongs_to(t))
+            {
                 continue;
             }
             let record = AnalysisRecord {
