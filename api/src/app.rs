@@ -32,7 +32,7 @@ use crate::lapverse::LapVerseApi;
 use crate::logmarket::{MarketApi, MarketSettings};
 use crate::metrics::{metrics_handler, track, Metrics};
 use crate::parked::ParkedEvents;
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{Counters, RateLimiter};
 use agora_commands::lapverse::jobs::Workers;
 use agora_commands::lapverse::process as lapverse_process;
 use agora_commands::lapverse::{FaultInjector, LapVerse, LapVerseSettings};
@@ -71,10 +71,31 @@ pub struct AppOptions {
     pub faults: Option<FaultHook>,
     /// The secret API tokens are derived from (independent of the ledger key).
     pub token_secret: TokenSecret,
+    /// Connections of the store's pools (PostgreSQL).
+    pub pool_sizes: PoolSizes,
     /// Tries per event before a projection or process manager parks it.
     pub retry_policy: RetryPolicy,
     /// Projections run besides [`all_projections`] (tests and drills only).
     pub extra_projections: ExtraProjections,
+    /// Where rate limits and quotas are counted.
+    pub limits: LimitOptions,
+}
+
+/// Where rate limits and quotas are counted: Redis when a URL is given, else the database.
+#[derive(Clone, Debug)]
+pub struct LimitOptions {
+    pub redis_url: Option<String>,
+    /// Prefix of the Redis keys (tests give each a prefix of its own).
+    pub redis_prefix: String,
+}
+
+impl Default for LimitOptions {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            redis_prefix: crate::ratelimit::DEFAULT_REDIS_PREFIX.to_owned(),
+        }
+    }
 }
 
 /// Projections added to the standard ones.
@@ -98,8 +119,10 @@ impl Default for AppOptions {
             workers: true,
             faults: None,
             token_secret: TokenSecret::random(),
+            pool_sizes: PoolSizes::default(),
             retry_policy: RetryPolicy::default(),
             extra_projections: ExtraProjections::default(),
+            limits: LimitOptions::default(),
         }
     }
 }
@@ -145,7 +168,7 @@ impl App {
         bootstrap_admin_key: Option<&str>,
         options: AppOptions,
     ) -> anyhow::Result<Self> {
-        let store = Store::connect(location, &PoolSizes::default()).await?;
+        let store = Store::connect(location, &options.pool_sizes).await?;
         store.migrate().await.context("running migrations")?;
         let public = ledger_key.verifying_key();
         if signing_key::record_or_check(&store, &public).await? {
@@ -187,8 +210,19 @@ impl App {
             options.market.config.clone(),
             Arc::new(ledger_queries.clone()),
         ));
-        let market_api =
-            MarketApi::new(&store, market.clone(), projections.clone(), options.market);
+        let counters = match &options.limits.redis_url {
+            Some(url) => Counters::redis(url, &options.limits.redis_prefix)
+                .await
+                .context("connecting to Redis (AGORA_REDIS_URL)")?,
+            None => Counters::database(store.durable().clone()),
+        };
+        let market_api = MarketApi::new(
+            &store,
+            market.clone(),
+            projections.clone(),
+            options.market,
+            counters.clone(),
+        );
         // The novelty index starts from every template the read model holds; the process
         // manager adds those of analyses it has not seen yet.
         let hashes = market_api
@@ -261,7 +295,11 @@ impl App {
                 public_key_hex,
                 schema: build_schema(),
                 metrics,
-                rate_limiter: Arc::new(RateLimiter::new(options.rate_limit_per_minute)),
+                rate_limiter: Arc::new(RateLimiter::new(
+                    "requests",
+                    options.rate_limit_per_minute,
+                    counters,
+                )),
                 market: Arc::new(market_api),
                 lapverse: LapVerseApi {
                     service,

@@ -68,6 +68,9 @@ pub struct Config {
     pub lapverse: LapVerseSettings,
     /// `AGORA_LAPVERSE_WORKERS`: run the task and self-compete workers in this process.
     pub workers: bool,
+    /// `AGORA_REDIS_URL`: keep rate limits and submission quotas in this Redis (else in the
+    /// database); a secret, since the URL may hold a password.
+    pub redis_url: Option<Secret>,
     /// `AGORA_DEMO_TENANT`: register the demo tenant `acme` on start (default on for the
     /// embedded SQLite store, off for PostgreSQL).
     pub demo_tenant: bool,
@@ -241,6 +244,9 @@ impl Config {
                 }
             })?,
         };
+        let redis_url = get("AGORA_REDIS_URL")
+            .filter(|u| !u.is_empty())
+            .map(Secret::new);
         let market = market_settings(&get)?;
         let lapverse = lapverse_settings(&get)?;
         let workers = flag(&get, "AGORA_LAPVERSE_WORKERS", true)?;
@@ -258,6 +264,7 @@ impl Config {
             market,
             lapverse,
             workers,
+            redis_url,
             demo_tenant,
         })
     }

@@ -41,6 +41,10 @@ pub async fn serve(config: &Config) -> anyhow::Result<()> {
         market: config.market.clone(),
         lapverse: config.lapverse.clone(),
         workers: config.workers,
+        limits: crate::app::LimitOptions {
+            redis_url: config.redis_url.as_ref().map(|s| s.expose().to_owned()),
+            ..crate::app::LimitOptions::default()
+        },
         token_secret: crate::graphql::auth::TokenSecret::load_or_create(
             config.api_token_secret.as_ref(),
             &config.data_dir,

@@ -21,13 +21,15 @@ use agora_domain::logmarket::aggregate::{
 use agora_domain::logmarket::analysis::{
     self, AnalyseError, Analysis, MarketConfig, SellerId, Stage,
 };
+use agora_domain::logmarket::claims::{
+    seller_digest_id, template_claim_id, ClaimCommand, ClaimError, SellerLogDigest, TemplateClaim,
+};
 use agora_domain::logmarket::insight::{Agent, InsightKind, Severity};
 use agora_domain::logmarket::seller::{
     verify_pay_signature, LogSeller, SellerCommand, SellerError, SignatureError,
 };
 use agora_domain::money::{Currency, Money};
 use chrono::{DateTime, Utc};
-use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::bus::{CommandBus, CommandError, CommitSignal};
@@ -54,6 +56,9 @@ pub enum LogMarketError {
     AlreadyPaid { transaction_id: String },
     #[error("{0}")]
     Conflict(String),
+    /// The seller's earlier analysis of the same log content is the payable one.
+    #[error("the seller's analysis {first} of the same log content was the payable one")]
+    DuplicateContent { first: String },
     #[error("{0}")]
     Forbidden(String),
     #[error("store failure: {0}")]
@@ -99,9 +104,22 @@ impl From<CommandError<LogAnalysisError>> for LogMarketError {
     }
 }
 
+impl From<CommandError<ClaimError>> for LogMarketError {
+    fn from(e: CommandError<ClaimError>) -> Self {
+        match e {
+            CommandError::Rejected(e) => Self::Conflict(e.to_string()),
+            CommandError::Conflict => Self::Conflict("claim kept changing; retry".into()),
+            CommandError::Storage(s) => Self::Storage(s),
+        }
+    }
+}
+
 impl From<CommandError<SellerError>> for LogMarketError {
     fn from(e: CommandError<SellerError>) -> Self {
         match e {
+            CommandError::Rejected(
+                e @ (SellerError::NoPendingKey | SellerError::PendingKeyMismatch { .. }),
+            ) => Self::Conflict(e.to_string()),
             CommandError::Rejected(e) => Self::BadInput(e.to_string()),
             CommandError::Conflict => Self::Conflict("seller kept changing; retry".into()),
             CommandError::Storage(s) => Self::Storage(s),
@@ -155,6 +173,10 @@ pub fn payment_entry_id(analysis_id: &str) -> String {
     format!("{LOG_PAYMENT_ENTRY_PREFIX}{analysis_id}")
 }
 
+/// Passes of "analyse, claim the new templates": a second pass only drops templates lost to
+/// other analyses, so it never finds one it has not claimed.
+const MAX_CLAIM_PASSES: usize = 3;
+
 /// Namespace of analysis ids derived from a client key (UUIDv5).
 const ANALYSIS_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6d1f_5b0a_4c2e_4f7e_9a31_7c55_e2b8_04d1);
 
@@ -165,11 +187,12 @@ pub struct LogMarket {
     analyses: CommandBus<LogAnalysis>,
     sellers: CommandBus<LogSeller>,
     journal: CommandBus<JournalEntry>,
-    /// Template hashes the marketplace has seen (persisted in the events; loaded at start).
+    templates: CommandBus<TemplateClaim>,
+    digests: CommandBus<SellerLogDigest>,
+    /// Template hashes known to be claimed (a cache of the `TemplateClaim` aggregates, loaded
+    /// at start from the templates read model): a template in it is not new; one not in it is
+    /// new only if this analysis wins its claim.
     known: RwLock<HashSet<String>>,
-    /// Serialises "judge novelty, then record": two concurrent first-time patterns cannot both
-    /// count as first.
-    novelty: Mutex<()>,
     /// The journal entry's facts: the touched accounts' balances.
     balances: Arc<dyn BalanceLookup>,
 }
@@ -187,9 +210,10 @@ impl LogMarket {
             balances,
             analyses: CommandBus::new(store, signal.clone(), ()),
             sellers: CommandBus::new(store, signal.clone(), ()),
+            templates: CommandBus::new(store, signal.clone(), ()),
+            digests: CommandBus::new(store, signal.clone(), ()),
             journal: CommandBus::new(store, signal, ()),
             known: RwLock::new(HashSet::new()),
-            novelty: Mutex::new(()),
         }
     }
 
@@ -236,15 +260,15 @@ impl LogMarket {
             }
             None => format!("analysis-{}", Uuid::now_v7().simple()),
         };
-        let _guard = self.novelty.lock().await;
-        let analysis = {
-            let known = self.known.read().unwrap_or_else(|e| e.into_inner());
-            analysis::analyse(content, stage, &self.config, &|h| known.contains(h))?
-        };
+        let first = self.analyse_with(content, stage, &HashSet::new())?;
+        let (analysis, claimed_templates) = self
+            .claim_templates(&analysis_id, content, stage, first, meta)
+            .await?;
         let command = LogAnalysisCommand::Record {
             seller: seller.clone(),
             stage,
             analysis: Box::new(analysis.clone()),
+            claimed_templates,
             occurred_at: meta.occurred_at,
         };
         self.analyses.execute(&analysis_id, command, meta).await?;
@@ -252,15 +276,112 @@ impl LogMarket {
         Ok((analysis_id, analysis))
     }
 
-    /// Registers (or rotates) a seller's payment key.
+    /// Analyses `content` counting as known the cached templates and `lost`.
+    fn analyse_with(
+        &self,
+        content: &str,
+        stage: Stage,
+        lost: &HashSet<String>,
+    ) -> Result<Analysis, LogMarketError> {
+        let known = self.known.read().unwrap_or_else(|e| e.into_inner());
+        Ok(analysis::analyse(content, stage, &self.config, &|h| {
+            known.contains(h) || lost.contains(h)
+        })?)
+    }
+
+    /// Claims each template `analysis` judged new; a template another analysis claimed first is
+    /// not new, and the log is analysed again without it. Returns the final analysis and the
+    /// templates it claimed. Bounded: a second pass judges new only templates already claimed.
+    async fn claim_templates(
+        &self,
+        analysis_id: &str,
+        content: &str,
+        stage: Stage,
+        mut analysis: Analysis,
+        meta: &CommandMetadata,
+    ) -> Result<(Analysis, Vec<String>), LogMarketError> {
+        let mut lost = HashSet::new();
+        let mut claimed = Vec::new();
+        for _ in 0..MAX_CLAIM_PASSES {
+            let mut lost_now = false;
+            for t in analysis.templates.iter().filter(|t| t.new) {
+                if claimed.contains(&t.hash) {
+                    continue;
+                }
+                let command = ClaimCommand {
+                    analysis_id: analysis_id.to_owned(),
+                    occurred_at: meta.occurred_at,
+                };
+                match self
+                    .templates
+                    .execute(&template_claim_id(&t.hash), command, meta)
+                    .await
+                {
+                    Ok(()) => claimed.push(t.hash.clone()),
+                    Err(CommandError::Rejected(ClaimError::AlreadyClaimed { .. })) => {
+                        lost.insert(t.hash.clone());
+                        lost_now = true;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if !lost_now {
+                claimed.retain(|h| analysis.templates.iter().any(|t| t.new && &t.hash == h));
+                return Ok((analysis, claimed));
+            }
+            self.remember_templates(lost.iter().cloned());
+            analysis = self.analyse_with(content, stage, &lost)?;
+        }
+        Err(LogMarketError::Conflict(
+            "template claims kept changing; retry".into(),
+        ))
+    }
+
+    /// An operator (admin, finance) sets a seller's payment key: active at once.
     pub async fn register_key(
         &self,
         seller: &SellerId,
         public_key_hex: &str,
+        operator: &str,
         meta: &CommandMetadata,
     ) -> Result<(), LogMarketError> {
         let command = SellerCommand::RegisterKey {
             public_key_hex: public_key_hex.to_owned(),
+            operator: operator.to_owned(),
+            occurred_at: meta.occurred_at,
+        };
+        self.sellers.execute(seller.as_str(), command, meta).await?;
+        Ok(())
+    }
+
+    /// A seller asks for a payment key: pending until an operator approves it.
+    pub async fn request_key(
+        &self,
+        seller: &SellerId,
+        public_key_hex: &str,
+        requested_by: &str,
+        meta: &CommandMetadata,
+    ) -> Result<(), LogMarketError> {
+        let command = SellerCommand::RequestKey {
+            public_key_hex: public_key_hex.to_owned(),
+            requested_by: requested_by.to_owned(),
+            occurred_at: meta.occurred_at,
+        };
+        self.sellers.execute(seller.as_str(), command, meta).await?;
+        Ok(())
+    }
+
+    /// An operator approves the seller's pending key (named, so the approval is of that key).
+    pub async fn approve_key(
+        &self,
+        seller: &SellerId,
+        public_key_hex: &str,
+        operator: &str,
+        meta: &CommandMetadata,
+    ) -> Result<(), LogMarketError> {
+        let command = SellerCommand::ApproveKey {
+            public_key_hex: public_key_hex.to_owned(),
+            operator: operator.to_owned(),
             occurred_at: meta.occurred_at,
         };
         self.sellers.execute(seller.as_str(), command, meta).await?;
@@ -303,6 +424,13 @@ impl LogMarket {
             }
             None => format!("txn-{}", Uuid::now_v7().simple()),
         };
+        // The seller first: another seller (another tenant's included) learns nothing about
+        // this analysis, not even whether it was paid.
+        if state.seller() != Some(seller) {
+            return Err(LogMarketError::Forbidden(
+                "the analysis belongs to another seller".into(),
+            ));
+        }
         if let Some(txn) = state.paid_in() {
             if txn == transaction_id {
                 return Ok(receipt(&state, analysis_id, seller, txn));
@@ -310,11 +438,6 @@ impl LogMarket {
             return Err(LogMarketError::AlreadyPaid {
                 transaction_id: txn.to_owned(),
             });
-        }
-        if state.seller() != Some(seller) {
-            return Err(LogMarketError::Forbidden(
-                "the analysis belongs to another seller".into(),
-            ));
         }
         let registered = self.seller(seller).await?;
         let authorisation = match (registered.public_key_hex(), auth) {
@@ -347,6 +470,8 @@ impl LogMarket {
                 ))
             }
         };
+        self.claim_content(analysis_id, seller, &state, meta)
+            .await?;
         let journal_entry_id = payment_entry_id(analysis_id);
         let command = LogAnalysisCommand::Pay {
             transaction_id: transaction_id.clone(),
@@ -385,6 +510,37 @@ impl LogMarket {
             value_score: state.value_score().unwrap_or(0),
             quality: state_quality(&state),
         })
+    }
+
+    /// The same log content from one seller is paid once: the first analysis of it to be paid
+    /// claims the seller's digest (a `SellerLogDigest`, first writer wins); another analysis
+    /// of that content is refused. Claimed before the payment, so a pay retried after a crash
+    /// between the two finds its own claim.
+    async fn claim_content(
+        &self,
+        analysis_id: &str,
+        seller: &SellerId,
+        state: &LogAnalysis,
+        meta: &CommandMetadata,
+    ) -> Result<(), LogMarketError> {
+        let Some(sha256) = state.analysis().map(|a| a.log_sha256.clone()) else {
+            return Err(LogMarketError::NotFound);
+        };
+        let command = ClaimCommand {
+            analysis_id: analysis_id.to_owned(),
+            occurred_at: meta.occurred_at,
+        };
+        match self
+            .digests
+            .execute(&seller_digest_id(seller, &sha256), command, meta)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(CommandError::Rejected(ClaimError::AlreadyClaimed { owner })) => {
+                Err(LogMarketError::DuplicateContent { first: owner })
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Records the payment's journal entry (marketplace funding → seller payable) and the

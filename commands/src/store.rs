@@ -143,7 +143,7 @@ impl Backend {
 }
 
 /// Pool sizes; defaults are the named constants above.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolSizes {
     pub write: u32,
     pub read: u32,

@@ -10,6 +10,7 @@ use agora_commands::store::StoredEvent;
 use agora_domain::logmarket::aggregate::{
     LogAnalysis, LogAnalysisEvent, PayAuthorisation, Verdict,
 };
+use agora_domain::logmarket::analysis::tenant_prefix;
 use agora_domain::logmarket::insight::Agent;
 use agora_domain::logmarket::seller::{LogSeller, SellerEvent};
 use agora_domain::money::Money;
@@ -260,6 +261,7 @@ impl LogMarketProjection {
                 stage,
                 analysis,
                 occurred_at,
+                ..
             } => {
                 let count = |agent: Agent| {
                     analysis
@@ -458,7 +460,7 @@ impl LogMarketProjection {
                 .execute(&mut *tx)
                 .await?;
             }
-            SellerEvent::AnalysisCredited { .. } => {}
+            SellerEvent::AnalysisCredited { .. } | SellerEvent::SellerKeyRequested { .. } => {}
         }
         Ok(())
     }
@@ -640,6 +642,28 @@ pub struct LogMarketQueries {
     t: Tables,
 }
 
+/// Whose sellers a read covers: every tenant's (platform staff), or one tenant's (sellers' ids
+/// are scoped by tenant: see `SellerId`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SellerScope {
+    All,
+    Tenant(String),
+}
+
+impl SellerScope {
+    /// A SQL condition on the `seller` column (no parameters: a tenant's prefix is hex and
+    /// `__`, so it is inlined safely).
+    fn condition(&self) -> String {
+        match self {
+            Self::All => "1 = 1".to_owned(),
+            Self::Tenant(tenant) => match tenant_prefix(tenant) {
+                Some(prefix) => format!("substr(seller, 1, {}) = '{prefix}'", prefix.len()),
+                None => "NOT (substr(seller, 17, 2) = '__')".to_owned(),
+            },
+        }
+    }
+}
+
 const ANALYSIS_COLUMNS: &str = "analysis_id, seller, stage, created_at_us, quality_q4, \
     value_score, payment_cents, roi_cents, insights, errors, performance, security, \
     improvements, paid, transaction_id, paid_at_us, authorisation, global_position, document";
@@ -655,9 +679,9 @@ impl LogMarketQueries {
         }
     }
 
-    pub async fn totals(&self) -> Result<Totals, ProjectionError> {
+    pub async fn totals(&self, scope: &SellerScope) -> Result<Totals, ProjectionError> {
         let row = sqlx::query(&format!(
-            "SELECT COUNT(*), {}, {}, {}, {}, {}, {}, {}, {}, {}, {} FROM {}",
+            "SELECT COUNT(*), {}, {}, {}, {}, {}, {}, {}, {}, {}, {} FROM {} WHERE {}",
             total("insights"),
             total("paid"),
             total("CASE WHEN paid = 1 THEN payment_cents ELSE 0 END"),
@@ -668,7 +692,8 @@ impl LogMarketQueries {
             total("performance"),
             total("security"),
             total("improvements"),
-            self.t.analyses
+            self.t.analyses,
+            scope.condition()
         ))
         .fetch_one(&self.pool)
         .await?;
@@ -689,20 +714,35 @@ impl LogMarketQueries {
     }
 
     /// Sellers by earnings (then id), at most `limit` (≤ [`MAX_LIST`]).
-    pub async fn top_earners(&self, limit: i64) -> Result<Vec<SellerRow>, ProjectionError> {
-        self.sellers_by("earnings_cents DESC, seller", limit).await
-    }
-
-    /// Sellers by XP (points + achievement rewards), then id.
-    pub async fn points_leaderboard(&self, limit: i64) -> Result<Vec<SellerRow>, ProjectionError> {
-        self.sellers_by("(points + achievement_xp) DESC, seller", limit)
+    pub async fn top_earners(
+        &self,
+        scope: &SellerScope,
+        limit: i64,
+    ) -> Result<Vec<SellerRow>, ProjectionError> {
+        self.sellers_by(scope, "earnings_cents DESC, seller", limit)
             .await
     }
 
-    async fn sellers_by(&self, order: &str, limit: i64) -> Result<Vec<SellerRow>, ProjectionError> {
+    /// Sellers by XP (points + achievement rewards), then id.
+    pub async fn points_leaderboard(
+        &self,
+        scope: &SellerScope,
+        limit: i64,
+    ) -> Result<Vec<SellerRow>, ProjectionError> {
+        self.sellers_by(scope, "(points + achievement_xp) DESC, seller", limit)
+            .await
+    }
+
+    async fn sellers_by(
+        &self,
+        scope: &SellerScope,
+        order: &str,
+        limit: i64,
+    ) -> Result<Vec<SellerRow>, ProjectionError> {
         let rows = sqlx::query(&format!(
-            "SELECT {SELLER_COLUMNS} FROM {} ORDER BY {order} LIMIT $1",
-            self.t.sellers
+            "SELECT {SELLER_COLUMNS} FROM {} WHERE {} ORDER BY {order} LIMIT $1",
+            self.t.sellers,
+            scope.condition()
         ))
         .bind(limit.clamp(1, MAX_LIST))
         .fetch_all(&self.pool)
@@ -798,14 +838,19 @@ impl LogMarketQueries {
     }
 
     /// Daily averages, newest day first, at most `days`.
-    pub async fn daily_trends(&self, days: i64) -> Result<Vec<DailyTrend>, ProjectionError> {
+    pub async fn daily_trends(
+        &self,
+        scope: &SellerScope,
+        days: i64,
+    ) -> Result<Vec<DailyTrend>, ProjectionError> {
         let rows = sqlx::query(&format!(
-            "SELECT created_at_us / 86400000000 AS d, COUNT(*), {}, {}, {} FROM {} \
+            "SELECT created_at_us / 86400000000 AS d, COUNT(*), {}, {}, {} FROM {} WHERE {} \
              GROUP BY created_at_us / 86400000000 ORDER BY d DESC LIMIT $1",
             total("quality_q4"),
             total("value_score"),
             total("CASE WHEN paid = 1 THEN payment_cents ELSE 0 END"),
-            self.t.analyses
+            self.t.analyses,
+            scope.condition()
         ))
         .bind(days.clamp(1, MAX_LIST))
         .fetch_all(&self.pool)

@@ -5,7 +5,8 @@
 //! for something that no longer exists.
 //!
 //! The table states each row's rule: the roles that may call it and how far a key reaches.
-//! `Any`: any tenant's key (reads scoped inside the resolver, e.g. `events`); `Own(cross)`: the
+//! `Any`: any tenant's key (each reaches its own tenant's data, e.g. `events`, or a seller named
+//! by `subPKPId`, which is the seller of the caller's tenant); `Own(cross)`: the
 //! target tenant's keys, and platform keys of the `cross` roles; `Platform`: platform keys only;
 //! `Public`: no key needed. Denied means `FORBIDDEN`/403, or, for `hidden` rows, that the target
 //! looks absent (null, `NOT_FOUND`, 404).
@@ -26,6 +27,8 @@ const ALL: &[Role] = &Role::ALL;
 const READ_ANY: &[Role] = &[Admin, Finance, Auditor];
 /// Who reads a seller's analyses and profile (the seller itself, or these).
 const SELLER_READERS: &[Role] = &[Seller, Reviewer, Finance, Auditor, Admin];
+/// Platform roles that read every tenant's sellers.
+const MARKET_CROSS: &[Role] = &[Admin, Finance, Auditor, Reviewer];
 /// The principal of every matrix key: a seller key acts for the seller of that name.
 const SELLER: &str = "sub-pkp-matrix";
 const TARGET: &str = "acme";
@@ -143,7 +146,9 @@ const TABLE: &[Row] = &[
     hidden("GET /api/v2/self-compete/{id}", ALL, Reach::Own(READ_ANY)),
     row("GET /api/v2/self-compete/export", ALL, Reach::Own(READ_ANY)),
     row("GET /api/status", ALL, Reach::Own(READ_ANY)),
-    // The log marketplace (sellers are not tenant-scoped: see issue 11 item 3).
+    // The log marketplace. Sellers are scoped by tenant: a `subPKPId` names the seller of the
+    // caller's tenant (so calls naming one reach that tenant only: `Any`); the fixture analysis is
+    // acme's, readable by acme's keys and by platform staff.
     row("query logMarketDashboard", ALL, Reach::Any),
     row("query logMarketPricing", ALL, Reach::Any),
     row("query logMarketAgents", ALL, Reach::Any),
@@ -174,14 +179,18 @@ const TABLE: &[Row] = &[
         &[Seller, Admin],
         Reach::Any,
     ),
-    row("query logAnalysis", SELLER_READERS, Reach::Any),
+    hidden(
+        "query logAnalysis",
+        SELLER_READERS,
+        Reach::Own(MARKET_CROSS),
+    ),
     row("query sellerAnalyses", SELLER_READERS, Reach::Any),
     row("query sellerProfile", SELLER_READERS, Reach::Any),
     row("subscription logAnalyses", SELLER_READERS, Reach::Any),
-    row(
+    hidden(
         "GET /npe/log-marketplace/analyses/{analysis_id}",
         SELLER_READERS,
-        Reach::Any,
+        Reach::Own(MARKET_CROSS),
     ),
     row(
         "GET /npe/log-marketplace/sellers/{seller}",
@@ -198,27 +207,44 @@ const TABLE: &[Row] = &[
         SELLER_READERS,
         Reach::Any,
     ),
-    row(
+    hidden(
         "mutation recordInsightFeedback",
         &[Seller, Reviewer, Admin],
-        Reach::Any,
+        Reach::Own(&[Reviewer, Admin]),
     ),
-    row(
+    hidden(
         "POST /npe/log-marketplace/analyses/{analysis_id}/feedback",
         &[Seller, Reviewer, Admin],
-        Reach::Any,
+        Reach::Own(&[Reviewer, Admin]),
     ),
-    // A seller pays itself only with its signature; operators pay sellers without a key.
-    row("mutation payLogAnalysis", &[Finance, Admin], Reach::Any),
-    row(
+    // A seller pays itself only with its signature; its tenant's operators pay sellers without
+    // an approved key; platform operators pay platform sellers only.
+    hidden(
+        "mutation payLogAnalysis",
+        &[Finance, Admin],
+        Reach::Own(&[]),
+    ),
+    hidden(
         "POST /npe/log-marketplace/pay/{analysis_id}",
+        &[Finance, Admin],
+        Reach::Own(&[]),
+    ),
+    // A seller's own key waits for an operator's approval; registered last (see above).
+    row("mutation approveSellerKey", &[Finance, Admin], Reach::Any),
+    row(
+        "POST /npe/log-marketplace/sellers/{seller}/key/approve",
         &[Finance, Admin],
         Reach::Any,
     ),
-    row("mutation registerSellerKey", &[Seller, Admin], Reach::Any),
+    // The seller registers (pending approval); its tenant's operators set one at once.
+    row(
+        "mutation registerSellerKey",
+        &[Seller, Finance, Admin],
+        Reach::Any,
+    ),
     row(
         "POST /npe/log-marketplace/sellers/{seller}/key",
-        &[Seller, Admin],
+        &[Seller, Finance, Admin],
         Reach::Any,
     ),
     // Public: health, metrics, documents, the query page and the GraphQL endpoints themselves
@@ -343,6 +369,7 @@ fn graphql_call(field: &str, f: &Fixture, n: usize) -> (String, Value) {
         "sellerProfile" => ("{ sellerProfile(subPKPId: \"sub-pkp-matrix\") { subPKPId } }", json!({})),
         "recordInsightFeedback" => ("mutation($id: String!, $k: String) { recordInsightFeedback(analysisId: $id, insightIndex: 0, verdict: \"confirmed\", idempotencyKey: $k) }", json!({"id": f.analysis, "k": k})),
         "payLogAnalysis" => ("mutation($id: String!, $k: String) { payLogAnalysis(analysisId: $id, subPKPId: \"sub-pkp-matrix\", idempotencyKey: $k) { transactionId } }", json!({"id": f.analysis, "k": k})),
+        "approveSellerKey" => ("mutation($k: String) { approveSellerKey(subPKPId: \"sub-pkp-matrix\", publicKey: \"d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a\", idempotencyKey: $k) }", json!({"k": k})),
         "registerSellerKey" => ("mutation($k: String) { registerSellerKey(subPKPId: \"sub-pkp-matrix\", publicKey: \"d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a\", idempotencyKey: $k) }", json!({"k": k})),
         other => panic!("no call written for GraphQL field {other}: add one"),
     };
@@ -390,7 +417,8 @@ fn rest_call(
         "/npe/log-marketplace/analyses/{analysis_id}/feedback" => {
             json!({"insightIndex": 0, "verdict": "confirmed"})
         }
-        "/npe/log-marketplace/sellers/{seller}/key" => {
+        "/npe/log-marketplace/sellers/{seller}/key"
+        | "/npe/log-marketplace/sellers/{seller}/key/approve" => {
             json!({"publicKey": "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"})
         }
         "/graphql" => json!({"query": "{ me { role } }"}),
@@ -594,9 +622,21 @@ async fn every_field_and_route_by_every_role_and_tenant() {
         &body.to_string(),
     )
     .await;
+    let mut keys = Vec::new();
+    for scope in [KeyScope::Target, KeyScope::OtherTenant, KeyScope::Platform] {
+        for role in Role::ALL {
+            keys.push((role, scope, make_key(&s, role, tenant_of(scope)).await));
+        }
+    }
+    // The analysis of acme's seller, made by acme's admin.
+    let acme_admin = keys
+        .iter()
+        .find(|(r, sc, _)| *r == Admin && *sc == KeyScope::Target)
+        .map(|(_, _, t)| t.clone())
+        .expect("acme admin");
     let r = s
         .graphql(
-            Some(&admin),
+            Some(&acme_admin),
             "mutation { analyzeLog(input: {source: \"runtime\", logContent: \"ERROR boom: NullPointerException at A.java:1\\n\", subPKPId: \"sub-pkp-matrix\"}, idempotencyKey: \"fx-analysis\") { id } }",
             json!({}),
         )
@@ -615,13 +655,6 @@ async fn every_field_and_route_by_every_role_and_tenant() {
             .unwrap_or_else(|| panic!("{r}"))
             .to_owned(),
     };
-
-    let mut keys = Vec::new();
-    for scope in [KeyScope::Target, KeyScope::OtherTenant, KeyScope::Platform] {
-        for role in Role::ALL {
-            keys.push((role, scope, make_key(&s, role, tenant_of(scope)).await));
-        }
-    }
 
     let mut wrong = Vec::new();
     let mut n = 0;

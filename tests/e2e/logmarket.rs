@@ -423,6 +423,11 @@ async fn signed_payments(t: TestStore) {
         )
         .await;
     assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (&body["registered"], &body["pending"]),
+        (&json!(false), &json!(true)),
+        "a seller's own key waits for an operator: {body}"
+    );
     // A seller key may not act for another seller.
     let (status, _, _) = s
         .rest(
@@ -457,6 +462,41 @@ async fn signed_payments(t: TestStore) {
             .sign(pay_message(id, &seller, amount).as_bytes())
             .to_bytes(),
     );
+
+    // Until an operator approves it, the seller's key cannot authorise a payment.
+    let (status, _, r) = pay_keyed(
+        &s,
+        &seller_token,
+        id,
+        json!({"subPKPId": SELLER, "signature": good}),
+        Some("pay-before-approval"),
+    )
+    .await;
+    assert_eq!(status, 403, "a pending key signs nothing: {r}");
+    let approve = |token: String, public: String| {
+        let s = &s;
+        async move {
+            s.rest(
+                "POST",
+                &format!("/npe/log-marketplace/sellers/{SELLER}/key/approve"),
+                Some(&token),
+                None,
+                Some(&json!({"publicKey": public})),
+            )
+            .await
+        }
+    };
+    let (status, _, r) = approve(seller_token.clone(), public.clone()).await;
+    assert_eq!(status, 403, "a seller cannot approve its own key: {r}");
+    let other = hex::encode(
+        SigningKey::from_bytes(&[11u8; 32])
+            .verifying_key()
+            .to_bytes(),
+    );
+    let (status, _, r) = approve(admin.clone(), other).await;
+    assert_eq!(status, 409, "only the pending key can be approved: {r}");
+    let (status, _, r) = approve(admin.clone(), public.clone()).await;
+    assert_eq!(status, 200, "{r}");
 
     for (token, body, why) in [
         (&seller_token, json!({"subPKPId": SELLER}), "no signature"),
@@ -907,6 +947,7 @@ async fn settlement_after_crash(t: TestStore) {
         seller: seller.clone(),
         stage: Stage::Runtime,
         analysis: Box::new(analysis),
+        claimed_templates: vec![],
         occurred_at: meta.occurred_at,
     };
     bus.execute("analysis-crash", record, &meta).await.unwrap();

@@ -11,6 +11,8 @@ mod lapverse;
 mod ledger_guards;
 mod ledger_projection;
 mod logmarket;
+mod logmarket_shared;
+mod logmarket_tenants;
 mod parking;
 mod projection_engine;
 mod store_contract;

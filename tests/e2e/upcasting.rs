@@ -32,6 +32,7 @@ async fn log_analysis_v1_loads(t: &TestStore) {
         seller: SellerId::parse("seller-1").unwrap(),
         stage: Stage::Runtime,
         analysis: Box::new(analysis.clone()),
+        claimed_templates: vec![],
         occurred_at: Utc::now(),
     };
     let mut v1 = serde_json::to_value(&event).unwrap();

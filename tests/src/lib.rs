@@ -161,8 +161,16 @@ impl TestServer {
         Self::start_with(store, options).await
     }
 
+    /// Pools small enough that four test servers at once stay well inside PostgreSQL's
+    /// default 100 connections.
+    pub const POOL_SIZES: agora_commands::PoolSizes =
+        agora_commands::PoolSizes { write: 10, read: 6 };
+
     /// A server with explicit options (limits, marketplace settings).
-    pub async fn start_with(store: TestStore, options: agora_api::app::AppOptions) -> Self {
+    pub async fn start_with(store: TestStore, mut options: agora_api::app::AppOptions) -> Self {
+        if options.pool_sizes == agora_commands::PoolSizes::default() {
+            options.pool_sizes = Self::POOL_SIZES;
+        }
         let key = ed25519_dalek::SigningKey::from_bytes(&[1u8; 32]);
         let app =
             agora_api::app::App::start_with(&store.location, key, Some(TEST_ADMIN_TOKEN), options)

@@ -163,11 +163,17 @@ pub async fn graphql_handler(
         .authenticate(header_str(&headers, header::AUTHORIZATION.as_str()))
         .await;
     if let Ok(p) = &principal {
-        if let Err(retry_after) = state
-            .rate_limiter
-            .check(&p.key_id, std::time::Instant::now())
-        {
-            return throttled(retry_after);
+        match state.rate_limiter.check(&p.key_id).await {
+            Ok(()) => {}
+            Err(crate::ratelimit::LimitError::Exceeded { retry_after }) => {
+                return throttled(retry_after)
+            }
+            Err(e) => {
+                return refused(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    ApiError::internal("rate limit counter", e),
+                )
+            }
         }
     }
     let correlation_id = header_str(&headers, "x-correlation-id")

@@ -55,13 +55,9 @@ async fn caller(s: &AppState, headers: &HeaderMap) -> Result<Principal, Response
         .await
         .map_err(error_response)?;
     s.rate_limiter
-        .check(&p.key_id, std::time::Instant::now())
-        .map_err(|retry| {
-            error_response(ApiError::Limited {
-                message: "too many requests for this key".into(),
-                retry_after_secs: retry.as_secs().max(1),
-            })
-        })?;
+        .check(&p.key_id)
+        .await
+        .map_err(|e| error_response(e.into_api("too many requests for this key".into())))?;
     Ok(p)
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use agora_commands::StoredEvent;
 use agora_domain::access::Role;
 use agora_domain::logmarket::aggregate::Verdict;
-use agora_domain::logmarket::analysis::Analysis;
+use agora_domain::logmarket::analysis::{Analysis, SellerId};
 use agora_domain::logmarket::insight::Insight;
 use agora_domain::logmarket::scoring::PotentialDimension;
 use agora_domain::logmarket::seller::Achievement;
@@ -41,18 +41,9 @@ fn f(d: Decimal) -> f64 {
 }
 
 /// Authenticated and within the marketplace's per-key request limit.
-fn market_caller<'a>(ctx: &'a Context<'_>) -> Result<&'a Principal, ApiError> {
+async fn market_caller<'a>(ctx: &'a Context<'_>) -> Result<&'a Principal, ApiError> {
     let p = caller(ctx, ANY_ROLE)?;
-    state(ctx)
-        .market
-        .admit(p)
-        .map_err(|retry| ApiError::Limited {
-            message: format!(
-                "over {} marketplace requests per minute for this key",
-                state(ctx).market.settings.rate_limit_per_minute
-            ),
-            retry_after_secs: retry.as_secs().max(1),
-        })?;
+    state(ctx).market.admit(p).await?;
     Ok(p)
 }
 
@@ -169,7 +160,7 @@ pub fn analysis_view(r: &AnalysisRecord) -> LogAnalysisView {
     let p = &a.improvement;
     LogAnalysisView {
         id: r.id.clone(),
-        sub_pkp_id: r.seller.to_string(),
+        sub_pkp_id: r.seller.sub_pkp_id().to_owned(),
         source: r.stage.as_str().into(),
         timestamp: r.timestamp,
         insights: a
@@ -232,7 +223,7 @@ fn payment_view(r: &Receipt) -> LogPaymentView {
     LogPaymentView {
         transaction_id: r.transaction_id.clone(),
         analysis_id: r.analysis_id.clone(),
-        sub_pkp_id: r.seller.to_string(),
+        sub_pkp_id: r.seller.sub_pkp_id().to_owned(),
         amount: MoneyScalar(r.amount),
         journal_entry_id: r.journal_entry_id.clone(),
         timestamp: r.timestamp,
@@ -357,7 +348,7 @@ pub struct TopEarnerView {
 fn earner(rank: usize, s: &SellerRow) -> TopEarnerView {
     TopEarnerView {
         rank: rank as i32,
-        sub_pkp_id: s.seller.clone(),
+        sub_pkp_id: views::sub_pkp_id(&s.seller),
         total_earnings: MoneyScalar(s.earnings),
         logs_submitted: s.logs,
         logs_paid: s.paid_logs,
@@ -462,14 +453,15 @@ async fn ranked_sellers(
     limit: i32,
     order: SellerOrder,
 ) -> Res<Vec<TopEarnerView>> {
-    market_caller(ctx)?;
+    let p = market_caller(ctx).await?;
     if !(1..=100).contains(&limit) {
         return Err(ApiError::BadUserInput("limit must be 1..=100".into()).into());
     }
+    let scope = state(ctx).market.scope(p);
     let q = &state(ctx).market.queries;
     let rows = match order {
-        SellerOrder::Earnings => q.top_earners(i64::from(limit)).await,
-        SellerOrder::Xp => q.points_leaderboard(i64::from(limit)).await,
+        SellerOrder::Earnings => q.top_earners(&scope, i64::from(limit)).await,
+        SellerOrder::Xp => q.points_leaderboard(&scope, i64::from(limit)).await,
     }
     .map_err(internal)?;
     Ok(rows
@@ -486,7 +478,7 @@ pub struct LogMarketQuery;
 impl LogMarketQuery {
     /// One analysis (its seller, or reviewer, finance, auditor, admin).
     async fn log_analysis(&self, ctx: &Context<'_>, id: String) -> Res<LogAnalysisView> {
-        let p = market_caller(ctx)?;
+        let p = market_caller(ctx).await?;
         let m = &state(ctx).market;
         let row = m
             .queries
@@ -494,7 +486,7 @@ impl LogMarketQuery {
             .await
             .map_err(internal)?
             .ok_or_else(|| ApiError::NotFound("analysis not found".into()))?;
-        m.may_read_seller(p, &row.seller)?;
+        m.may_read_stored(p, &row.seller)?;
         let record =
             views::record_from_row(&row).ok_or_else(|| internal("undecodable analysis"))?;
         Ok(analysis_view(&record))
@@ -510,15 +502,15 @@ impl LogMarketQuery {
         #[graphql(default = 20)] limit: i32,
         before: Option<i64>,
     ) -> Res<Vec<LogAnalysisView>> {
-        let p = market_caller(ctx)?;
+        let p = market_caller(ctx).await?;
         let m = &state(ctx).market;
-        m.may_read_seller(p, &sub_pkp_id)?;
+        let id = m.may_read_seller(p, &sub_pkp_id)?;
         if !(1..=100).contains(&limit) {
             return Err(ApiError::BadUserInput("limit must be 1..=100".into()).into());
         }
         let rows = m
             .queries
-            .analyses_for_seller(&sub_pkp_id, paid_only, before, i64::from(limit))
+            .analyses_for_seller(id.as_str(), paid_only, before, i64::from(limit))
             .await
             .map_err(internal)?;
         Ok(rows
@@ -530,10 +522,11 @@ impl LogMarketQuery {
 
     /// The seed's dashboard.
     async fn log_market_dashboard(&self, ctx: &Context<'_>) -> Res<DashboardView> {
-        market_caller(ctx)?;
+        let p = market_caller(ctx).await?;
         let m = &state(ctx).market;
-        let t = m.queries.totals().await.map_err(internal)?;
-        let top = m.queries.top_earners(5).await.map_err(internal)?;
+        let scope = m.scope(p);
+        let t = m.queries.totals(&scope).await.map_err(internal)?;
+        let top = m.queries.top_earners(&scope, 5).await.map_err(internal)?;
         let agents = m.queries.agents().await.map_err(internal)?;
         let disabled = &m.settings.config.disabled_agents;
         Ok(DashboardView {
@@ -545,7 +538,7 @@ impl LogMarketQuery {
             top_data_sellers: top
                 .iter()
                 .map(|s| SellerStanding {
-                    sub_pkp_id: s.seller.clone(),
+                    sub_pkp_id: views::sub_pkp_id(&s.seller),
                     earnings: MoneyScalar(s.earnings),
                     logs: s.logs,
                 })
@@ -560,7 +553,7 @@ impl LogMarketQuery {
 
     /// The pricing model with the seed's examples priced live.
     async fn log_market_pricing(&self, ctx: &Context<'_>) -> Res<PricingView> {
-        market_caller(ctx)?;
+        market_caller(ctx).await?;
         let p = &state(ctx).market.settings.config.pricing;
         let examples = views::pricing_examples(p)
             .into_iter()
@@ -587,7 +580,7 @@ impl LogMarketQuery {
 
     /// The four monitoring agents and their stats.
     async fn log_market_agents(&self, ctx: &Context<'_>) -> Res<Vec<AgentView>> {
-        market_caller(ctx)?;
+        market_caller(ctx).await?;
         let m = &state(ctx).market;
         let rows = m.queries.agents().await.map_err(internal)?;
         let disabled = &m.settings.config.disabled_agents;
@@ -617,10 +610,11 @@ impl LogMarketQuery {
 
     /// Averages against targets, recommendations and a daily series.
     async fn log_market_quality_trends(&self, ctx: &Context<'_>) -> Res<QualityTrendsView> {
-        market_caller(ctx)?;
+        let p = market_caller(ctx).await?;
+        let scope = state(ctx).market.scope(p);
         let q = &state(ctx).market.queries;
-        let t = q.totals().await.map_err(internal)?;
-        let days = q.daily_trends(30).await.map_err(internal)?;
+        let t = q.totals(&scope).await.map_err(internal)?;
+        let days = q.daily_trends(&scope, 30).await.map_err(internal)?;
         let insights = views::trend_insights(&t)
             .into_iter()
             .map(|i| TrendInsightView {
@@ -653,22 +647,22 @@ impl LogMarketQuery {
         ctx: &Context<'_>,
         #[graphql(name = "subPKPId")] sub_pkp_id: String,
     ) -> Res<SellerProfileView> {
-        let p = market_caller(ctx)?;
+        let p = market_caller(ctx).await?;
         let m = &state(ctx).market;
-        m.may_read_seller(p, &sub_pkp_id)?;
+        let id = m.may_read_seller(p, &sub_pkp_id)?;
         let s = m
             .queries
-            .seller(&sub_pkp_id)
+            .seller(id.as_str())
             .await
             .map_err(internal)?
             .ok_or_else(|| ApiError::NotFound("seller not found".into()))?;
         let achievements = m
             .queries
-            .achievements(&sub_pkp_id)
+            .achievements(id.as_str())
             .await
             .map_err(internal)?;
         Ok(SellerProfileView {
-            sub_pkp_id: s.seller.clone(),
+            sub_pkp_id: views::sub_pkp_id(&s.seller),
             logs_submitted: s.logs,
             logs_paid: s.paid_logs,
             earnings: MoneyScalar(s.earnings),
@@ -723,7 +717,7 @@ impl LogMarketMutation {
         input: AnalyzeLogInput,
         idempotency_key: Option<String>,
     ) -> Res<LogAnalysisView> {
-        let p = market_caller(ctx)?;
+        let p = market_caller(ctx).await?;
         let key = resolve_key(ctx, idempotency_key)?;
         let s = state(ctx);
         let req = json!({"analyzeLog": &input});
@@ -756,7 +750,7 @@ impl LogMarketMutation {
         logs: Vec<BatchLogInput>,
         idempotency_key: Option<String>,
     ) -> Res<BatchResultView> {
-        let p = market_caller(ctx)?;
+        let p = market_caller(ctx).await?;
         let key = resolve_key(ctx, idempotency_key)?;
         let s = state(ctx);
         let req = json!({"batchAnalyzeLogs": {"subPKPId": &sub_pkp_id, "logs": &logs}});
@@ -802,7 +796,7 @@ impl LogMarketMutation {
         #[graphql(default = false)] auto_pay: bool,
         idempotency_key: Option<String>,
     ) -> Res<SimulationView> {
-        let p = market_caller(ctx)?;
+        let p = market_caller(ctx).await?;
         let key = resolve_key(ctx, idempotency_key)?;
         let s = state(ctx);
         let n = u32::try_from(iterations)
@@ -839,7 +833,7 @@ impl LogMarketMutation {
         signature: Option<String>,
         idempotency_key: Option<String>,
     ) -> Res<LogPaymentView> {
-        let p = market_caller(ctx)?;
+        let p = market_caller(ctx).await?;
         let key = resolve_key(ctx, idempotency_key)?;
         let s = state(ctx);
         let req = json!({"payLogAnalysis": {"analysisId": &analysis_id, "subPKPId": &sub_pkp_id, "signature": &signature}});
@@ -858,7 +852,8 @@ impl LogMarketMutation {
         Ok(payment_view(&out))
     }
 
-    /// Registers or rotates a seller's ed25519 payment key (hex, 32 bytes).
+    /// Registers or rotates a seller's ed25519 payment key (hex, 32 bytes). True: active now
+    /// (set by admin or finance); false: a seller's request, pending an operator's approval.
     async fn register_seller_key(
         &self,
         ctx: &Context<'_>,
@@ -866,7 +861,7 @@ impl LogMarketMutation {
         public_key: String,
         idempotency_key: Option<String>,
     ) -> Res<bool> {
-        let p = market_caller(ctx)?;
+        let p = market_caller(ctx).await?;
         let key = resolve_key(ctx, idempotency_key)?;
         let s = state(ctx);
         let req = json!({"registerSellerKey": {"subPKPId": &sub_pkp_id, "publicKey": &public_key}});
@@ -884,6 +879,33 @@ impl LogMarketMutation {
         )?)
     }
 
+    /// Approves the payment key a seller asked for (admin, finance); the key must be the one
+    /// pending.
+    async fn approve_seller_key(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "subPKPId")] sub_pkp_id: String,
+        public_key: String,
+        idempotency_key: Option<String>,
+    ) -> Res<bool> {
+        let p = market_caller(ctx).await?;
+        let key = resolve_key(ctx, idempotency_key)?;
+        let s = state(ctx);
+        let req = json!({"approveSellerKey": {"subPKPId": &sub_pkp_id, "publicKey": &public_key}});
+        Ok(counted(
+            s,
+            "logmarket.key_approval",
+            s.idempotency
+                .once(p, &key, &req, || async {
+                    let meta = metadata(ctx, p, &key)?;
+                    s.market
+                        .approve_key(p, &meta, &sub_pkp_id, &public_key)
+                        .await
+                })
+                .await,
+        )?)
+    }
+
     /// Confirms an insight or marks it a false positive (`confirmed`, `false_positive`).
     /// Returns the agent whose accuracy it counts for.
     async fn record_insight_feedback(
@@ -894,7 +916,7 @@ impl LogMarketMutation {
         verdict: String,
         idempotency_key: Option<String>,
     ) -> Res<String> {
-        let p = market_caller(ctx)?;
+        let p = market_caller(ctx).await?;
         let key = resolve_key(ctx, idempotency_key)?;
         let s = state(ctx);
         let v: Verdict = serde_json::from_value(json!(verdict)).map_err(|_| {
@@ -922,6 +944,8 @@ pub struct LogMarketSubscription;
 struct Follow {
     state: AppState,
     seller: Option<String>,
+    /// Only this tenant's sellers (tenant-bound keys).
+    tenant: Option<String>,
     after: agora_commands::LogPosition,
     buffer: std::collections::VecDeque<StoredEvent>,
     commits: tokio::sync::watch::Receiver<u64>,
@@ -938,8 +962,22 @@ impl LogMarketSubscription {
     ) -> async_graphql::Result<impl futures::Stream<Item = Res<LogAnalysisView>>> {
         let p = caller(ctx, ANY_ROLE)?;
         let seller = match p.role {
-            Role::Seller => Some(p.name.clone()),
-            Role::Admin | Role::Finance | Role::Auditor | Role::Reviewer => sub_pkp_id,
+            Role::Seller => Some(
+                SellerId::for_tenant(&p.tenant, &p.name)
+                    .map_err(|e| ApiError::Forbidden(format!("this key names no seller: {e}")))?
+                    .as_str()
+                    .to_owned(),
+            ),
+            Role::Admin | Role::Finance | Role::Auditor | Role::Reviewer => match sub_pkp_id {
+                Some(sub) => Some(
+                    state(ctx)
+                        .market
+                        .may_read_seller(p, &sub)?
+                        .as_str()
+                        .to_owned(),
+                ),
+                None => None,
+            },
             _ => {
                 return Err(ApiError::Forbidden(
                     "sellers, reviewers, finance, auditors and admins follow analyses".into(),
@@ -947,6 +985,9 @@ impl LogMarketSubscription {
                 .into())
             }
         };
+        // Tenant-bound staff follow their tenant's sellers only.
+        let tenant =
+            (!p.sees_all_tenants(crate::logmarket::CROSS_TENANT_READERS)).then(|| p.tenant.clone());
         let s = state(ctx).clone();
         let after = s
             .store
@@ -957,6 +998,7 @@ impl LogMarketSubscription {
             commits: s.signal.subscribe(),
             state: s,
             seller,
+            tenant,
             after,
             buffer: Default::default(),
         };
@@ -979,11 +1021,14 @@ async fn next_analysis(mut f: Follow) -> Option<(Res<LogAnalysisView>, Follow)> 
                 stage,
                 analysis,
                 occurred_at,
+                ..
             }) = serde_json::from_value(e.payload.clone())
             else {
                 continue;
             };
-            if f.seller.as_deref().is_some_and(|s| s != seller.as_str()) {
+            if f.seller.as_deref().is_some_and(|s| s != seller.as_str())
+                || f.tenant.as_deref().is_some_and(|t| !seller.belongs_to(t))
+            {
                 continue;
             }
             let record = AnalysisRecord {

@@ -16,7 +16,7 @@ use agora_domain::access::Role;
 use agora_domain::logmarket::aggregate::Verdict;
 use agora_domain::logmarket::analysis::{Analysis, MarketConfig, SellerId, Stage};
 use agora_domain::money::Money;
-use agora_projections::logmarket::LogMarketQueries;
+use agora_projections::logmarket::{LogMarketQueries, SellerScope};
 use agora_projections::ProjectionHost;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -24,7 +24,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::graphql::auth::Principal;
 use crate::graphql::error::ApiError;
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{Counters, LimitError, RateLimiter};
+
+/// Window of the submission quota.
+const SUBMISSION_WINDOW: Duration = Duration::from_secs(3600);
 
 /// Most logs in one batch (the seed's limit).
 pub const MAX_BATCH_LOGS: usize = 100;
@@ -124,12 +127,30 @@ fn market_error(e: LogMarketError) -> ApiError {
             "analysis already paid in transaction {transaction_id}"
         )),
         LogMarketError::Conflict(m) => ApiError::Conflict(m),
+        e @ LogMarketError::DuplicateContent { .. } => ApiError::Conflict(e.to_string()),
         LogMarketError::Forbidden(m) => ApiError::Forbidden(m),
         LogMarketError::Storage(m) => ApiError::internal("log marketplace store", m),
         e @ LogMarketError::UnreadableEvent { .. } => {
             ApiError::internal("log marketplace event", e.to_string())
         }
     }
+}
+
+/// Roles whose platform keys read every tenant's sellers.
+pub const CROSS_TENANT_READERS: &[Role] =
+    &[Role::Admin, Role::Finance, Role::Auditor, Role::Reviewer];
+
+/// The seller `sub_pkp_id` of the caller's tenant (sellers are scoped by tenant; a platform key
+/// names the platform tenant's sellers).
+fn parse_seller(p: &Principal, sub_pkp_id: &str) -> Result<SellerId, ApiError> {
+    SellerId::for_tenant(&p.tenant, sub_pkp_id)
+        .map_err(|e| ApiError::BadUserInput(format!("subPKPId: {e}")))
+}
+
+/// Whether `p` is the seller `seller` (a seller key of its tenant named like its subPKPId).
+fn is_seller(p: &Principal, seller: &SellerId) -> bool {
+    p.role == Role::Seller
+        && SellerId::for_tenant(&p.tenant, &p.name).is_ok_and(|own| &own == seller)
 }
 
 /// Parses a seed `source` (pipeline stage).
@@ -147,13 +168,20 @@ impl MarketApi {
         market: Arc<LogMarket>,
         projections: Arc<ProjectionHost>,
         settings: MarketSettings,
+        counters: Counters,
     ) -> Self {
         Self {
             queries: LogMarketQueries::new(store.read_models().clone()),
-            requests: RateLimiter::new(settings.rate_limit_per_minute),
+            requests: RateLimiter::new(
+                "market-requests",
+                settings.rate_limit_per_minute,
+                counters.clone(),
+            ),
             submissions: RateLimiter::with_window(
+                "market-submissions",
                 settings.submissions_per_hour,
-                Duration::from_secs(3600),
+                SUBMISSION_WINDOW,
+                counters,
             ),
             store: store.clone(),
             projections,
@@ -162,9 +190,14 @@ impl MarketApi {
         }
     }
 
-    /// Counts one marketplace API request by this key; `Err(retry_after)` over the limit.
-    pub fn admit(&self, p: &Principal) -> Result<(), Duration> {
-        self.requests.check(&p.key_id, Instant::now())
+    /// Counts one marketplace API request by this key (across every process).
+    pub async fn admit(&self, p: &Principal) -> Result<(), ApiError> {
+        self.requests.check(&p.key_id).await.map_err(|e| {
+            e.into_api(format!(
+                "over {} marketplace requests per minute for this key",
+                self.settings.rate_limit_per_minute
+            ))
+        })
     }
 
     fn enabled(&self) -> Result<(), ApiError> {
@@ -177,13 +210,13 @@ impl MarketApi {
         }
     }
 
-    /// The seller a caller may act for: a seller key acts for itself only; admins for anyone.
+    /// The seller a caller may act for, in the caller's tenant: a seller key acts for itself
+    /// only; admins for any seller of their tenant (a platform admin: the platform tenant's).
     pub fn seller_for(&self, p: &Principal, sub_pkp_id: &str) -> Result<SellerId, ApiError> {
-        let seller = SellerId::parse(sub_pkp_id)
-            .map_err(|e| ApiError::BadUserInput(format!("subPKPId: {e}")))?;
+        let seller = parse_seller(p, sub_pkp_id)?;
         match p.role {
             Role::Admin => Ok(seller),
-            Role::Seller if p.name == seller.as_str() => Ok(seller),
+            Role::Seller if p.name == sub_pkp_id => Ok(seller),
             Role::Seller => Err(ApiError::Forbidden(
                 "a seller key may only act for its own subPKPId".into(),
             )),
@@ -194,15 +227,24 @@ impl MarketApi {
         }
     }
 
-    fn admit_submissions(&self, seller: &SellerId, n: u32) -> Result<(), ApiError> {
+    /// Whose sellers `p` reads: every tenant's for platform staff, else its own tenant's.
+    pub fn scope(&self, p: &Principal) -> SellerScope {
+        if p.sees_all_tenants(CROSS_TENANT_READERS) {
+            SellerScope::All
+        } else {
+            SellerScope::Tenant(p.tenant.clone())
+        }
+    }
+
+    async fn admit_submissions(&self, seller: &SellerId, n: u32) -> Result<(), ApiError> {
         self.submissions
-            .check_n(seller.as_str(), n, Instant::now())
-            .map_err(|retry| ApiError::Limited {
-                message: format!(
+            .check_n(seller.as_str(), n)
+            .await
+            .map_err(|e: LimitError| {
+                e.into_api(format!(
                     "seller {seller} is over {} log submissions per hour",
                     self.settings.submissions_per_hour
-                ),
-                retry_after_secs: retry.as_secs().max(1),
+                ))
             })
     }
 
@@ -280,7 +322,7 @@ impl MarketApi {
         let seller = self.seller_for(p, sub_pkp_id)?;
         let stage = stage(source)?;
         self.check_size(content, None)?;
-        self.admit_submissions(&seller, 1)?;
+        self.admit_submissions(&seller, 1).await?;
         let record = self.record(&seller, stage, content, 0, meta).await?;
         self.settle_reads().await;
         Ok(record)
@@ -331,7 +373,7 @@ impl MarketApi {
             stages.push(stage(&item.source).map_err(|e| e.prefixed(&format!("logs[{i}]")))?);
             self.check_size(&item.content, Some(i))?;
         }
-        self.admit_submissions(&seller, logs.len() as u32)?;
+        self.admit_submissions(&seller, logs.len() as u32).await?;
         let mut results = Vec::with_capacity(logs.len());
         for (i, (item, stage)) in logs.iter().zip(stages).enumerate() {
             let ordinal = u32::try_from(i).unwrap_or(u32::MAX);
@@ -367,7 +409,7 @@ impl MarketApi {
                 "autoPay pays as an operator: admin or finance only".into(),
             ));
         }
-        self.admit_submissions(&seller, iterations)?;
+        self.admit_submissions(&seller, iterations).await?;
         let corpus = corpus::CORPUS;
         let mut results = Vec::with_capacity(iterations as usize);
         for i in 0..iterations as usize {
@@ -377,7 +419,13 @@ impl MarketApi {
                 .record(&seller, stage(log.stage)?, log.content, ordinal, meta)
                 .await?;
             let receipt = if auto_pay && record.analysis.value_score > 70 {
-                Some(self.pay_inner(p, meta, &record.id, &seller, None).await?)
+                // The corpus wraps around: content the seller was paid for already is not
+                // paid again.
+                match self.pay_market(p, meta, &record.id, &seller, None).await {
+                    Ok(receipt) => Some(receipt),
+                    Err(LogMarketError::DuplicateContent { .. }) => None,
+                    Err(e) => return Err(market_error(e)),
+                }
             } else {
                 None
             };
@@ -399,11 +447,10 @@ impl MarketApi {
         signature: Option<&str>,
     ) -> Result<Receipt, ApiError> {
         self.enabled()?;
-        let seller = SellerId::parse(sub_pkp_id)
-            .map_err(|e| ApiError::BadUserInput(format!("subPKPId: {e}")))?;
+        let seller = parse_seller(p, sub_pkp_id)?;
         match p.role {
             Role::Admin | Role::Finance => {}
-            Role::Seller if p.name == seller.as_str() => {
+            Role::Seller if is_seller(p, &seller) => {
                 if signature.is_none() {
                     return Err(ApiError::Forbidden(
                         "a seller's pay request needs its signature".into(),
@@ -432,6 +479,19 @@ impl MarketApi {
         seller: &SellerId,
         signature: Option<&str>,
     ) -> Result<Receipt, ApiError> {
+        self.pay_market(p, meta, analysis_id, seller, signature)
+            .await
+            .map_err(market_error)
+    }
+
+    async fn pay_market(
+        &self,
+        p: &Principal,
+        meta: &CommandMetadata,
+        analysis_id: &str,
+        seller: &SellerId,
+        signature: Option<&str>,
+    ) -> Result<Receipt, LogMarketError> {
         let auth = match (signature, p.role) {
             (Some(sig), _) => PayAuth::Signature(sig.to_owned()),
             (None, Role::Admin | Role::Finance) => PayAuth::Operator(p.name.clone()),
@@ -441,11 +501,7 @@ impl MarketApi {
             PayAuth::Signature(_) => "seller_signature",
             _ => "operator",
         };
-        let r = self
-            .market
-            .pay(analysis_id, seller, auth, meta)
-            .await
-            .map_err(market_error)?;
+        let r = self.market.pay(analysis_id, seller, auth, meta).await?;
         Ok(Receipt {
             transaction_id: r.transaction_id,
             analysis_id: r.analysis_id,
@@ -460,7 +516,9 @@ impl MarketApi {
         })
     }
 
-    /// Registers or rotates a seller's ed25519 payment key (the seller itself, or admin).
+    /// Registers or rotates a seller's ed25519 payment key. An operator (admin, finance) sets it
+    /// at once; a seller's own request waits for an operator's approval (a seller cannot mint
+    /// payouts on its own). Returns whether the key is active now.
     pub async fn register_key(
         &self,
         p: &Principal,
@@ -468,9 +526,44 @@ impl MarketApi {
         sub_pkp_id: &str,
         public_key_hex: &str,
     ) -> Result<bool, ApiError> {
-        let seller = self.seller_for(p, sub_pkp_id)?;
+        let active = match p.role {
+            Role::Admin | Role::Finance => {
+                let seller = parse_seller(p, sub_pkp_id)?;
+                self.market
+                    .register_key(&seller, public_key_hex, &p.name, meta)
+                    .await
+                    .map_err(market_error)?;
+                true
+            }
+            _ => {
+                let seller = self.seller_for(p, sub_pkp_id)?;
+                self.market
+                    .request_key(&seller, public_key_hex, &p.name, meta)
+                    .await
+                    .map_err(market_error)?;
+                false
+            }
+        };
+        self.settle_reads().await;
+        Ok(active)
+    }
+
+    /// An operator (admin, finance) approves the key a seller asked for.
+    pub async fn approve_key(
+        &self,
+        p: &Principal,
+        meta: &CommandMetadata,
+        sub_pkp_id: &str,
+        public_key_hex: &str,
+    ) -> Result<bool, ApiError> {
+        if !matches!(p.role, Role::Admin | Role::Finance) {
+            return Err(ApiError::Forbidden(
+                "payment keys are approved by admin or finance".into(),
+            ));
+        }
+        let seller = parse_seller(p, sub_pkp_id)?;
         self.market
-            .register_key(&seller, public_key_hex, meta)
+            .approve_key(&seller, public_key_hex, &p.name, meta)
             .await
             .map_err(market_error)?;
         self.settle_reads().await;
@@ -495,9 +588,12 @@ impl MarketApi {
         let owner = state
             .seller()
             .ok_or_else(|| ApiError::NotFound("analysis not found".into()))?;
+        if !p.sees_all_tenants(CROSS_TENANT_READERS) && !owner.belongs_to(&p.tenant) {
+            return Err(ApiError::NotFound("analysis not found".into()));
+        }
         match p.role {
             Role::Reviewer | Role::Admin => {}
-            Role::Seller if p.name == owner.as_str() => {}
+            Role::Seller if is_seller(p, owner) => {}
             _ => {
                 return Err(ApiError::Forbidden(
                     "feedback comes from reviewers, admins or the analysis's seller".into(),
@@ -517,11 +613,34 @@ impl MarketApi {
     }
 
     /// Who may read a seller's own analyses and payments: the seller, or finance, auditor,
-    /// reviewer and admin.
-    pub fn may_read_seller(&self, p: &Principal, seller: &str) -> Result<(), ApiError> {
+    /// reviewer and admin of its tenant (platform ones: of every tenant, naming another
+    /// tenant's seller by its stored id). Returns the seller's stored id.
+    pub fn may_read_seller(&self, p: &Principal, sub_pkp_id: &str) -> Result<SellerId, ApiError> {
+        let seller = if p.sees_all_tenants(CROSS_TENANT_READERS) {
+            SellerId::parse(sub_pkp_id)
+                .map_err(|e| ApiError::BadUserInput(format!("subPKPId: {e}")))?
+        } else {
+            parse_seller(p, sub_pkp_id)?
+        };
+        self.may_read(p, &seller)?;
+        Ok(seller)
+    }
+
+    /// Whether `p` may read the analyses of the seller stored as `stored`.
+    pub fn may_read_stored(&self, p: &Principal, stored: &str) -> Result<(), ApiError> {
+        let seller =
+            SellerId::parse(stored).map_err(|e| ApiError::internal("stored seller id", e))?;
+        self.may_read(p, &seller)
+    }
+
+    /// Whether `p` may read the stored seller `seller`'s analyses.
+    pub fn may_read(&self, p: &Principal, seller: &SellerId) -> Result<(), ApiError> {
+        if !p.sees_all_tenants(CROSS_TENANT_READERS) && !seller.belongs_to(&p.tenant) {
+            return Err(ApiError::NotFound("seller not found".into()));
+        }
         match p.role {
             Role::Admin | Role::Finance | Role::Auditor | Role::Reviewer => Ok(()),
-            Role::Seller if p.name == seller => Ok(()),
+            Role::Seller if is_seller(p, seller) => Ok(()),
             _ => Err(ApiError::Forbidden(
                 "only the seller or finance, auditor, reviewer and admin roles see a seller's analyses"
                     .into(),

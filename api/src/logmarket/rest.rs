@@ -63,6 +63,10 @@ pub fn routes() -> Router<AppState> {
             "/npe/log-marketplace/sellers/{seller}/key",
             post(register_key),
         )
+        .route(
+            "/npe/log-marketplace/sellers/{seller}/key/approve",
+            post(approve_key),
+        )
         .layer(DefaultBodyLimit::max(MAX_REST_BODY_BYTES))
 }
 
@@ -118,15 +122,7 @@ async fn caller(s: &AppState, headers: &HeaderMap) -> Result<Principal, Response
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let p = s.keys.authenticate(auth).await.map_err(error_response)?;
-    s.market.admit(&p).map_err(|retry| {
-        error_response(ApiError::Limited {
-            message: format!(
-                "over {} marketplace requests per minute for this key",
-                s.market.settings.rate_limit_per_minute
-            ),
-            retry_after_secs: retry.as_secs().max(1),
-        })
-    })?;
+    s.market.admit(&p).await.map_err(error_response)?;
     Ok(p)
 }
 
@@ -420,7 +416,30 @@ async fn register_key(
         &headers,
         request,
         |meta| async move { m.register_key(pp, &meta, &seller, &b.public_key).await },
-        |_| json!({"registered": true}),
+        |active| json!({"registered": *active, "pending": !*active}),
+    )
+    .await
+}
+
+async fn approve_key(
+    State(s): State<AppState>,
+    Path(seller): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Reply {
+    let p = caller(&s, &headers).await?;
+    let pp = &p;
+    let b: KeyBody = parse(&body)?;
+    let request = json!({"rest.key_approval": {"seller": &seller, "body": &b}});
+    let m = &s.market;
+    mutation(
+        "logmarket.key_approval",
+        &s,
+        &p,
+        &headers,
+        request,
+        |meta| async move { m.approve_key(pp, &meta, &seller, &b.public_key).await },
+        |_| json!({"registered": true, "pending": false}),
     )
     .await
 }
@@ -464,10 +483,11 @@ fn internal(e: impl std::fmt::Display) -> Response {
 }
 
 async fn dashboard(State(s): State<AppState>, headers: HeaderMap) -> Reply {
-    caller(&s, &headers).await?;
+    let p = caller(&s, &headers).await?;
+    let scope = s.market.scope(&p);
     let q = &s.market.queries;
-    let totals = q.totals().await.map_err(internal)?;
-    let top = q.top_earners(5).await.map_err(internal)?;
+    let totals = q.totals(&scope).await.map_err(internal)?;
+    let top = q.top_earners(&scope, 5).await.map_err(internal)?;
     let agents = q.agents().await.map_err(internal)?;
     ok(views::dashboard_json(&totals, &top, &agents))
 }
@@ -519,10 +539,16 @@ async fn top_earners(
     headers: HeaderMap,
     Query(q): Query<LimitQuery>,
 ) -> Reply {
-    caller(&s, &headers).await?;
+    let p = caller(&s, &headers).await?;
+    let scope = s.market.scope(&p);
     let n = limit(&q, 10)?;
-    let rows = s.market.queries.top_earners(n).await.map_err(internal)?;
-    let totals = s.market.queries.totals().await.map_err(internal)?;
+    let rows = s
+        .market
+        .queries
+        .top_earners(&scope, n)
+        .await
+        .map_err(internal)?;
+    let totals = s.market.queries.totals(&scope).await.map_err(internal)?;
     ok(views::top_earners_json(&rows, &totals))
 }
 
@@ -531,21 +557,28 @@ async fn leaderboard(
     headers: HeaderMap,
     Query(q): Query<LimitQuery>,
 ) -> Reply {
-    caller(&s, &headers).await?;
+    let p = caller(&s, &headers).await?;
+    let scope = s.market.scope(&p);
     let n = limit(&q, 10)?;
     let rows = s
         .market
         .queries
-        .points_leaderboard(n)
+        .points_leaderboard(&scope, n)
         .await
         .map_err(internal)?;
     ok(views::leaderboard_json(&rows))
 }
 
 async fn quality_trends(State(s): State<AppState>, headers: HeaderMap) -> Reply {
-    caller(&s, &headers).await?;
-    let totals = s.market.queries.totals().await.map_err(internal)?;
-    let days = s.market.queries.daily_trends(30).await.map_err(internal)?;
+    let p = caller(&s, &headers).await?;
+    let scope = s.market.scope(&p);
+    let totals = s.market.queries.totals(&scope).await.map_err(internal)?;
+    let days = s
+        .market
+        .queries
+        .daily_trends(&scope, 30)
+        .await
+        .map_err(internal)?;
     ok(views::quality_trends_json(&totals, &days))
 }
 
@@ -563,7 +596,7 @@ async fn analysis(
         .map_err(internal)?
         .ok_or_else(|| error_response(ApiError::NotFound("analysis not found".into())))?;
     s.market
-        .may_read_seller(&p, &row.seller)
+        .may_read_stored(&p, &row.seller)
         .map_err(error_response)?;
     let record = views::record_from_row(&row)
         .ok_or_else(|| internal("stored analysis document does not decode"))?;
@@ -576,16 +609,17 @@ async fn seller(
     headers: HeaderMap,
 ) -> Reply {
     let p = caller(&s, &headers).await?;
-    s.market
+    let id = s
+        .market
         .may_read_seller(&p, &seller)
         .map_err(error_response)?;
     let q = &s.market.queries;
     let row = q
-        .seller(&seller)
+        .seller(id.as_str())
         .await
         .map_err(internal)?
         .ok_or_else(|| error_response(ApiError::NotFound("seller not found".into())))?;
-    let achievements = q.achievements(&seller).await.map_err(internal)?;
+    let achievements = q.achievements(id.as_str()).await.map_err(internal)?;
     ok(views::seller_json(&row, &achievements))
 }
 
@@ -604,14 +638,15 @@ async fn seller_list(
     paid: bool,
 ) -> Reply {
     let p = caller(s, headers).await?;
-    s.market
+    let id = s
+        .market
         .may_read_seller(&p, seller)
         .map_err(error_response)?;
     let n = limit(&LimitQuery { limit: q.limit }, 20)?;
     let rows = s
         .market
         .queries
-        .analyses_for_seller(seller, paid, q.before, n)
+        .analyses_for_seller(id.as_str(), paid, q.before, n)
         .await
         .map_err(internal)?;
     let items: Vec<Value> = rows

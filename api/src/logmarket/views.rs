@@ -128,7 +128,7 @@ pub fn analysis_json(r: &AnalysisRecord) -> Value {
         "id": r.id,
         "source": r.stage.as_str(),
         "timestamp": r.timestamp,
-        "subPKPId": r.seller.as_str(),
+        "subPKPId": r.seller.sub_pkp_id(),
         "aiInsights": ai_insights(a),
         "quality": {
             "completeness": a.quality.completeness,
@@ -180,7 +180,7 @@ pub fn receipt_json(r: &Receipt) -> Value {
         "id": r.transaction_id,
         "type": "log-data",
         "amount": m(r.amount),
-        "subPKPId": r.seller.as_str(),
+        "subPKPId": r.seller.sub_pkp_id(),
         "analysisId": r.analysis_id,
         "timestamp": r.timestamp,
         "journalEntryId": r.journal_entry_id,
@@ -279,7 +279,7 @@ pub fn dashboard_json(t: &Totals, top: &[SellerRow], agents: &[AgentRow]) -> Val
         "paidAnalyses": t.paid_count,
         "averagePayment": m(t.average_payment()),
         "topDataSellers": top.iter().map(|s| json!({
-            "subPKPId": s.seller, "earnings": m(s.earnings), "logs": s.logs,
+            "subPKPId": sub_pkp_id(&s.seller), "earnings": m(s.earnings), "logs": s.logs,
         })).collect::<Vec<_>>(),
         "monitoringAgents": agents.iter().map(|a| {
             let mut v = agent_stats(a);
@@ -377,7 +377,7 @@ pub fn top_earners_json(rows: &[SellerRow], t: &Totals) -> Value {
     json!({
         "topEarners": rows.iter().enumerate().map(|(i, s)| json!({
             "rank": i + 1,
-            "subPKPId": s.seller,
+            "subPKPId": sub_pkp_id(&s.seller),
             "totalEarnings": m(s.earnings),
             "logsSubmitted": s.logs,
             "logsPaid": s.paid_logs,
@@ -478,10 +478,16 @@ pub fn quality_trends_json(t: &Totals, days: &[DailyTrend]) -> Value {
     })
 }
 
+/// The seed's `subPKPId` of a stored seller id (without its tenant's tag).
+pub fn sub_pkp_id(seller: &str) -> String {
+    agora_domain::logmarket::analysis::SellerId::parse(seller)
+        .map_or_else(|_| seller.to_owned(), |id| id.sub_pkp_id().to_owned())
+}
+
 /// A seller's game standing.
 pub fn seller_json(s: &SellerRow, achievements: &[AchievementRow]) -> Value {
     json!({
-        "subPKPId": s.seller,
+        "subPKPId": sub_pkp_id(&s.seller),
         "logsSubmitted": s.logs,
         "logsPaid": s.paid_logs,
         "earnings": m(s.earnings),
@@ -499,7 +505,7 @@ pub fn seller_json(s: &SellerRow, achievements: &[AchievementRow]) -> Value {
 pub fn leaderboard_json(rows: &[SellerRow]) -> Value {
     json!({
         "leaderboard": rows.iter().enumerate().map(|(i, s)| json!({
-            "rank": i + 1, "subPKPId": s.seller, "points": s.points, "xp": s.xp(),
+            "rank": i + 1, "subPKPId": sub_pkp_id(&s.seller), "points": s.points, "xp": s.xp(),
         })).collect::<Vec<_>>(),
     })
 }

@@ -45,6 +45,10 @@ pub enum LogAnalysisCommand {
         seller: SellerId,
         stage: Stage,
         analysis: Box<Analysis>,
+        /// The template hashes this analysis claimed first (see `claims::TemplateClaim`): the
+        /// templates it counts as new.
+        #[serde(default)]
+        claimed_templates: Vec<String>,
         occurred_at: DateTime<Utc>,
     },
     Pay {
@@ -70,6 +74,10 @@ pub enum LogAnalysisEvent {
         seller: SellerId,
         stage: Stage,
         analysis: Box<Analysis>,
+        /// The template hashes this analysis claimed first (see `claims::TemplateClaim`): the
+        /// templates it counts as new.
+        #[serde(default)]
+        claimed_templates: Vec<String>,
         occurred_at: DateTime<Utc>,
     },
     AnalysisPaid {
@@ -227,6 +235,7 @@ impl LogAnalysis {
                 seller,
                 stage,
                 analysis,
+                claimed_templates,
                 occurred_at,
             } => {
                 if self.recorded.is_some() {
@@ -236,6 +245,7 @@ impl LogAnalysis {
                     seller,
                     stage,
                     analysis,
+                    claimed_templates,
                     occurred_at,
                 }])
             }
@@ -419,6 +429,7 @@ mod tests {
             seller: seller(),
             stage: Stage::Runtime,
             analysis: analysis(),
+            claimed_templates: vec![],
             occurred_at: at(0),
         }
     }
@@ -438,11 +449,21 @@ mod tests {
     }
 
     #[test]
+    fn an_event_stored_before_claims_loads_with_none_claimed() {
+        let mut stored = serde_json::to_value(recorded()).unwrap();
+        let body = stored["LogAnalysisRecorded"].as_object_mut().unwrap();
+        body.remove("claimed_templates");
+        let event: LogAnalysisEvent = serde_json::from_value(stored).unwrap();
+        assert_eq!(event, recorded());
+    }
+
+    #[test]
     fn records_once() {
         let command = LogAnalysisCommand::Record {
             seller: seller(),
             stage: Stage::Runtime,
             analysis: analysis(),
+            claimed_templates: vec![],
             occurred_at: at(0),
         };
         Framework::with(())

@@ -67,30 +67,103 @@ impl fmt::Display for Stage {
     }
 }
 
-/// A data seller (the seed's sub-PKP): 1–64 chars of `[a-z0-9_-]`, so it is also a ledger
-/// account segment.
+/// A data seller (the seed's sub-PKP), scoped by tenant: a sub-PKP id is 1–64 chars of
+/// `[a-z0-9_-]` without `__`. The id of a platform-tenant seller is its sub-PKP id (as before
+/// tenants scoped sellers, so stored events keep their meaning); the id of another tenant's
+/// seller is `<tag>__<sub-PKP id>`, the tag being the first 8 bytes of SHA-256 of the tenant id
+/// in hex. Either way the id is a ledger account segment (`seller:<id>:payable`) and an
+/// aggregate id, and two tenants' `sub-pkp-1` are two sellers.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct SellerId(String);
 
-/// Most characters in a seller id.
+/// Most characters in a sub-PKP id.
 pub const MAX_SELLER_ID_CHARS: usize = 64;
+/// The tenant whose sellers' ids are their bare sub-PKP ids.
+pub const PLATFORM_SELLER_TENANT: &str = "platform";
+/// Separates a tenant's tag from the sub-PKP id.
+pub const TENANT_SEPARATOR: &str = "__";
+/// Hex characters of a tenant's tag.
+const TENANT_TAG_CHARS: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("seller id must be 1–{MAX_SELLER_ID_CHARS} characters of a-z, 0-9, '-' and '_'")]
+#[error(
+    "seller id must be 1–{MAX_SELLER_ID_CHARS} characters of a-z, 0-9, '-' and '_', without '__'"
+)]
 pub struct SellerIdError;
 
+fn is_sub_pkp_id(input: &str, allow_separator: bool) -> bool {
+    !input.is_empty()
+        && input.len() <= MAX_SELLER_ID_CHARS
+        && input
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && (allow_separator || !input.contains(TENANT_SEPARATOR))
+}
+
+/// The prefix of the ids of `tenant`'s sellers (`None` for the platform tenant, whose ids are
+/// bare).
+pub fn tenant_prefix(tenant: &str) -> Option<String> {
+    if tenant == PLATFORM_SELLER_TENANT {
+        return None;
+    }
+    let tag = hex::encode(&Sha256::digest(tenant.as_bytes())[..TENANT_TAG_CHARS / 2]);
+    Some(format!("{tag}{TENANT_SEPARATOR}"))
+}
+
 impl SellerId {
+    /// A stored seller id: a bare sub-PKP id (platform tenant; stored before tenants scoped
+    /// sellers, it may hold `__`) or `<tag>__<sub-PKP id>`.
     pub fn parse(input: &str) -> Result<SellerId, SellerIdError> {
-        let ok = !input.is_empty()
-            && input.len() <= MAX_SELLER_ID_CHARS
-            && input
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-        if ok {
+        let tagged = input
+            .split_once(TENANT_SEPARATOR)
+            .is_some_and(|(tag, sub)| {
+                tag.len() == TENANT_TAG_CHARS
+                    && tag
+                        .bytes()
+                        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+                    && is_sub_pkp_id(sub, false)
+            });
+        if tagged || is_sub_pkp_id(input, true) {
             Ok(SellerId(input.to_owned()))
         } else {
             Err(SellerIdError)
+        }
+    }
+
+    /// The seller `sub_pkp_id` of `tenant` (a client's input: no `__`).
+    pub fn for_tenant(tenant: &str, sub_pkp_id: &str) -> Result<SellerId, SellerIdError> {
+        if !is_sub_pkp_id(sub_pkp_id, false) {
+            return Err(SellerIdError);
+        }
+        Ok(SellerId(match tenant_prefix(tenant) {
+            Some(prefix) => format!("{prefix}{sub_pkp_id}"),
+            None => sub_pkp_id.to_owned(),
+        }))
+    }
+
+    /// Whether this seller belongs to `tenant`.
+    pub fn belongs_to(&self, tenant: &str) -> bool {
+        match tenant_prefix(tenant) {
+            Some(prefix) => self.0.starts_with(&prefix),
+            None => !self.is_tagged(),
+        }
+    }
+
+    fn is_tagged(&self) -> bool {
+        self.0
+            .split_once(TENANT_SEPARATOR)
+            .is_some_and(|(tag, _)| tag.len() == TENANT_TAG_CHARS)
+    }
+
+    /// The seed's `subPKPId`: the id without its tenant's tag.
+    pub fn sub_pkp_id(&self) -> &str {
+        if self.is_tagged() {
+            self.0
+                .split_once(TENANT_SEPARATOR)
+                .map_or(self.0.as_str(), |(_, sub)| sub)
+        } else {
+            &self.0
         }
     }
 
@@ -384,6 +457,44 @@ fn mine_templates(log: &LogText<'_>, known: &dyn Fn(&str) -> bool) -> Mined {
     templates.sort_by(|(a, _), (b, _)| b.new.cmp(&a.new).then(b.lines.cmp(&a.lines)));
     templates.truncate(MAX_TEMPLATES_RECORDED);
     (templates, line_cluster, total)
+}
+
+#[cfg(test)]
+mod seller_id_tests {
+    use super::*;
+
+    #[test]
+    fn two_tenants_sub_pkp_ids_are_two_sellers() {
+        let a = SellerId::for_tenant("acme", "sub-pkp-1").unwrap();
+        let b = SellerId::for_tenant("globex", "sub-pkp-1").unwrap();
+        let platform = SellerId::for_tenant("platform", "sub-pkp-1").unwrap();
+        assert_ne!(a, b);
+        assert_ne!(a, platform);
+        assert_eq!(
+            platform.as_str(),
+            "sub-pkp-1",
+            "platform sellers keep their ids"
+        );
+        for (id, tenant) in [(&a, "acme"), (&b, "globex"), (&platform, "platform")] {
+            assert_eq!(id.sub_pkp_id(), "sub-pkp-1");
+            assert!(id.belongs_to(tenant));
+            assert_eq!(SellerId::parse(id.as_str()).as_ref(), Ok(id), "round trip");
+        }
+        assert!(!a.belongs_to("globex") && !a.belongs_to("platform"));
+        assert!(!platform.belongs_to("acme"));
+        assert!(crate::ledger::AccountId::seller_payable(a.as_str()).is_ok());
+    }
+
+    #[test]
+    fn a_client_cannot_name_another_tenants_seller() {
+        let a = SellerId::for_tenant("acme", "sub-pkp-1").unwrap();
+        assert_eq!(
+            SellerId::for_tenant("platform", a.as_str()),
+            Err(SellerIdError),
+            "'__' is refused in a sub-PKP id"
+        );
+        assert_eq!(SellerId::for_tenant("acme", "Bad"), Err(SellerIdError));
+    }
 }
 
 #[cfg(test)]

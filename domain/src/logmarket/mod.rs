@@ -4,6 +4,7 @@
 pub mod aggregate;
 pub mod analysers;
 pub mod analysis;
+pub mod claims;
 pub mod insight;
 pub mod pricing;
 pub mod redact;

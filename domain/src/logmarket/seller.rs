@@ -81,10 +81,12 @@ impl Achievement {
 }
 
 /// The canonical message a seller signs to authorise a payment: three lines, UTF-8, no
-/// trailing newline; the amount with exactly two decimals.
+/// trailing newline; the seller as its `subPKPId` (the analysis id already names one tenant's
+/// seller); the amount with exactly two decimals.
 pub fn pay_message(analysis_id: &str, seller: &SellerId, amount: Money) -> String {
     format!(
-        "agora-logmarket-pay-v1\nanalysis:{analysis_id}\nseller:{seller}\namount:{}",
+        "agora-logmarket-pay-v1\nanalysis:{analysis_id}\nseller:{}\namount:{}",
+        seller.sub_pkp_id(),
         amount.round_to_cents_half_even()
     )
 }
@@ -109,6 +111,12 @@ pub fn parse_public_key(hex_key: &str) -> Result<VerifyingKey, SignatureError> {
     VerifyingKey::from_bytes(&bytes).map_err(|_| SignatureError::BadPublicKey)
 }
 
+/// A parsed key in its stored form (trimmed, lower-case hex).
+fn normalised_key(public_key_hex: &str) -> Result<String, SignatureError> {
+    parse_public_key(public_key_hex)?;
+    Ok(public_key_hex.trim().to_ascii_lowercase())
+}
+
 /// Verifies a seller's signature over [`pay_message`] (strict verification: no malleable or
 /// small-order signatures).
 pub fn verify_pay_signature(
@@ -131,8 +139,25 @@ pub fn verify_pay_signature(
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum SellerCommand {
+    /// An operator (admin, finance) sets the seller's payment key (onboarding, or a rotation
+    /// the operator vouches for): it is active at once.
     RegisterKey {
         public_key_hex: String,
+        operator: String,
+        occurred_at: DateTime<Utc>,
+    },
+    /// The seller asks for a payment key (a first one or a rotation): pending until an operator
+    /// approves it, so a seller cannot mint payouts on its own. The active key stays until then.
+    RequestKey {
+        public_key_hex: String,
+        requested_by: String,
+        occurred_at: DateTime<Utc>,
+    },
+    /// An operator approves the pending key; naming the key guards against approving a request
+    /// made after the operator looked.
+    ApproveKey {
+        public_key_hex: String,
+        operator: String,
         occurred_at: DateTime<Utc>,
     },
     /// Counts an analysis towards the insight and quality achievements.
@@ -155,8 +180,18 @@ pub enum SellerCommand {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum SellerEvent {
+    /// The active payment key. Events stored before approvals existed have no `approved_by`
+    /// (and stay active).
     SellerKeyRegistered {
         public_key_hex: String,
+        #[serde(default)]
+        approved_by: Option<String>,
+        occurred_at: DateTime<Utc>,
+    },
+    /// A key the seller asked for, waiting for an operator's approval.
+    SellerKeyRequested {
+        public_key_hex: String,
+        requested_by: String,
         occurred_at: DateTime<Utc>,
     },
     AnalysisCredited {
@@ -188,6 +223,7 @@ impl DomainEvent for SellerEvent {
     fn event_type(&self) -> String {
         match self {
             Self::SellerKeyRegistered { .. } => "SellerKeyRegistered",
+            Self::SellerKeyRequested { .. } => "SellerKeyRequested",
             Self::AnalysisCredited { .. } => "AnalysisCredited",
             Self::PointsAwarded { .. } => "PointsAwarded",
             Self::AchievementUnlocked { .. } => "AchievementUnlocked",
@@ -206,6 +242,10 @@ pub enum SellerError {
     Signature(#[from] SignatureError),
     #[error("earnings out of range")]
     EarningsOutOfRange,
+    #[error("the seller has no pending payment key to approve")]
+    NoPendingKey,
+    #[error("the pending payment key is {pending}, not the key named for approval")]
+    PendingKeyMismatch { pending: String },
 }
 
 impl SellerError {
@@ -218,6 +258,8 @@ impl SellerError {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LogSeller {
     public_key_hex: Option<String>,
+    #[serde(default)]
+    pending_key_hex: Option<String>,
     credited: HashSet<String>,
     paid: HashSet<String>,
     critical_errors: u64,
@@ -232,6 +274,7 @@ impl Default for LogSeller {
     fn default() -> Self {
         Self {
             public_key_hex: None,
+            pending_key_hex: None,
             credited: HashSet::new(),
             paid: HashSet::new(),
             critical_errors: 0,
@@ -247,6 +290,11 @@ impl Default for LogSeller {
 impl LogSeller {
     pub fn public_key_hex(&self) -> Option<&str> {
         self.public_key_hex.as_deref()
+    }
+
+    /// A key the seller asked for that no operator approved yet.
+    pub fn pending_key_hex(&self) -> Option<&str> {
+        self.pending_key_hex.as_deref()
     }
 
     pub fn unlocked(&self) -> &BTreeSet<Achievement> {
@@ -294,15 +342,54 @@ impl LogSeller {
         match command {
             SellerCommand::RegisterKey {
                 public_key_hex,
+                operator,
                 occurred_at,
             } => {
-                parse_public_key(&public_key_hex)?;
-                let key = public_key_hex.trim().to_ascii_lowercase();
+                let key = normalised_key(&public_key_hex)?;
                 if self.public_key_hex.as_deref() == Some(key.as_str()) {
                     return Ok(vec![]);
                 }
                 Ok(vec![SellerEvent::SellerKeyRegistered {
                     public_key_hex: key,
+                    approved_by: Some(operator),
+                    occurred_at,
+                }])
+            }
+            SellerCommand::RequestKey {
+                public_key_hex,
+                requested_by,
+                occurred_at,
+            } => {
+                let key = normalised_key(&public_key_hex)?;
+                if self.public_key_hex.as_deref() == Some(key.as_str())
+                    || self.pending_key_hex.as_deref() == Some(key.as_str())
+                {
+                    return Ok(vec![]);
+                }
+                Ok(vec![SellerEvent::SellerKeyRequested {
+                    public_key_hex: key,
+                    requested_by,
+                    occurred_at,
+                }])
+            }
+            SellerCommand::ApproveKey {
+                public_key_hex,
+                operator,
+                occurred_at,
+            } => {
+                let key = normalised_key(&public_key_hex)?;
+                let pending = self
+                    .pending_key_hex
+                    .as_deref()
+                    .ok_or(SellerError::NoPendingKey)?;
+                if pending != key {
+                    return Err(SellerError::PendingKeyMismatch {
+                        pending: pending.to_owned(),
+                    });
+                }
+                Ok(vec![SellerEvent::SellerKeyRegistered {
+                    public_key_hex: key,
+                    approved_by: Some(operator),
                     occurred_at,
                 }])
             }
@@ -375,7 +462,11 @@ impl Aggregate for LogSeller {
     fn apply(&mut self, event: Self::Event) {
         match event {
             SellerEvent::SellerKeyRegistered { public_key_hex, .. } => {
+                self.pending_key_hex = None;
                 self.public_key_hex = Some(public_key_hex)
+            }
+            SellerEvent::SellerKeyRequested { public_key_hex, .. } => {
+                self.pending_key_hex = Some(public_key_hex)
             }
             SellerEvent::AnalysisCredited {
                 analysis_id,
@@ -489,32 +580,119 @@ mod tests {
         );
     }
 
-    #[test]
-    fn key_registration_is_validated_and_idempotent() {
-        let pk = hex::encode(key().verifying_key().to_bytes());
-        let registered = SellerEvent::SellerKeyRegistered {
-            public_key_hex: pk.clone(),
+    fn pk(seed: u8) -> String {
+        hex::encode(
+            SigningKey::from_bytes(&[seed; 32])
+                .verifying_key()
+                .to_bytes(),
+        )
+    }
+
+    fn active(pk: &str, operator: &str) -> SellerEvent {
+        SellerEvent::SellerKeyRegistered {
+            public_key_hex: pk.to_owned(),
+            approved_by: Some(operator.to_owned()),
             occurred_at: at(),
-        };
+        }
+    }
+
+    fn requested(pk: &str) -> SellerEvent {
+        SellerEvent::SellerKeyRequested {
+            public_key_hex: pk.to_owned(),
+            requested_by: "sub-pkp-1".into(),
+            occurred_at: at(),
+        }
+    }
+
+    fn request(pk: &str) -> SellerCommand {
+        SellerCommand::RequestKey {
+            public_key_hex: pk.to_owned(),
+            requested_by: "sub-pkp-1".into(),
+            occurred_at: at(),
+        }
+    }
+
+    fn approve(pk: &str) -> SellerCommand {
+        SellerCommand::ApproveKey {
+            public_key_hex: pk.to_owned(),
+            operator: "finance-1".into(),
+            occurred_at: at(),
+        }
+    }
+
+    #[test]
+    fn an_operator_registers_a_key_validated_and_idempotent() {
+        let pk = pk(7);
         let register = SellerCommand::RegisterKey {
-            public_key_hex: pk,
+            public_key_hex: pk.clone(),
+            operator: "admin".into(),
             occurred_at: at(),
         };
         Framework::with(())
             .given_no_previous_events()
             .when(register.clone())
-            .then_expect_events(vec![registered.clone()]);
+            .then_expect_events(vec![active(&pk, "admin")]);
         Framework::with(())
-            .given(vec![registered])
+            .given(vec![active(&pk, "admin")])
             .when(register)
             .then_expect_events(vec![]);
         Framework::with(())
             .given_no_previous_events()
             .when(SellerCommand::RegisterKey {
                 public_key_hex: "not hex".into(),
+                operator: "admin".into(),
                 occurred_at: at(),
             })
             .then_expect_error(SellerError::Signature(SignatureError::BadPublicKey));
+    }
+
+    #[test]
+    fn a_sellers_own_key_is_pending_until_an_operator_approves_it() {
+        let (old, new) = (pk(7), pk(8));
+        Framework::with(())
+            .given(vec![active(&old, "admin")])
+            .when(request(&new))
+            .then_expect_events(vec![requested(&new)]);
+        let mut seller = LogSeller::default();
+        seller.apply(active(&old, "admin"));
+        seller.apply(requested(&new));
+        assert_eq!(seller.public_key_hex(), Some(old.as_str()), "old key stays");
+        assert_eq!(seller.pending_key_hex(), Some(new.as_str()));
+        Framework::with(())
+            .given(vec![active(&old, "admin"), requested(&new)])
+            .when(approve(&new))
+            .then_expect_events(vec![active(&new, "finance-1")]);
+        seller.apply(active(&new, "finance-1"));
+        assert_eq!(seller.public_key_hex(), Some(new.as_str()));
+        assert_eq!(seller.pending_key_hex(), None);
+    }
+
+    #[test]
+    fn approval_names_the_pending_key() {
+        Framework::with(())
+            .given_no_previous_events()
+            .when(approve(&pk(8)))
+            .then_expect_error(SellerError::NoPendingKey);
+        Framework::with(())
+            .given(vec![requested(&pk(8))])
+            .when(approve(&pk(9)))
+            .then_expect_error(SellerError::PendingKeyMismatch { pending: pk(8) });
+        Framework::with(())
+            .given(vec![requested(&pk(8))])
+            .when(request(&pk(8)))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn a_key_registered_before_approvals_existed_stays_active() {
+        let pk = pk(7);
+        let stored = serde_json::json!({
+            "SellerKeyRegistered": {"public_key_hex": pk, "occurred_at": "2026-01-01T00:00:00Z"}
+        });
+        let event: SellerEvent = serde_json::from_value(stored).unwrap();
+        let mut seller = LogSeller::default();
+        seller.apply(event);
+        assert_eq!(seller.public_key_hex(), Some(pk.as_str()));
     }
 
     #[test]
