@@ -60,6 +60,21 @@ MSG
   exit 1
 fi
 
+# Redis (the shared rate limits' optional backend has its own tests): 127.0.0.1:6379, else a
+# throwaway server started with the system's redis-server, else it fails and says how to install it.
+if port_open 127.0.0.1 6379; then
+  echo "test.sh: Redis at 127.0.0.1:6379"
+elif command -v redis-server >/dev/null 2>&1; then
+  REDIS_DIR=$(mktemp -d /tmp/agora-redis.XXXXXX)
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+    --dir "$REDIS_DIR" --logfile "$REDIS_DIR/log" --pidfile "$REDIS_DIR/pid"
+  for _ in $(seq 1 30); do port_open 127.0.0.1 6379 && break; sleep 1; done
+  echo "test.sh: started a throwaway Redis on 127.0.0.1:6379"
+else
+  echo "test.sh: Redis is needed (Debian/Ubuntu: sudo apt-get install redis-server; macOS: brew install redis)" >&2
+  exit 1
+fi
+
 if cargo nextest --version >/dev/null 2>&1; then
   # The workspace has no doctests (nextest does not run them).
   cargo nextest run --workspace "$@"
