@@ -18,6 +18,17 @@ find_pg_bin() {
 }
 
 PG_AS=()
+STOP_PG=0
+STOP_REDIS=0
+cleanup() {
+  if [ "$STOP_PG" = 1 ]; then stop_throwaway_cluster; fi
+  if [ "$STOP_REDIS" = 1 ]; then
+    kill "$(cat "$REDIS_DIR/pid" 2>/dev/null)" 2>/dev/null || true
+    rm -rf "$REDIS_DIR"
+  fi
+}
+trap cleanup EXIT
+
 start_throwaway_cluster() {
   PG_BIN="$1"
   PG_DIR=$(mktemp -d /tmp/agora-pg.XXXXXX)
@@ -31,7 +42,7 @@ start_throwaway_cluster() {
   fi
   while port_open 127.0.0.1 "$port"; do port=$((port + 1)); done
   "${PG_AS[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres -A trust >/dev/null
-  trap 'stop_throwaway_cluster' EXIT
+  STOP_PG=1
   "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w \
       -o "-p $port -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off" start >/dev/null
   export TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
@@ -69,6 +80,7 @@ elif command -v redis-server >/dev/null 2>&1; then
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
     --dir "$REDIS_DIR" --logfile "$REDIS_DIR/log" --pidfile "$REDIS_DIR/pid"
   for _ in $(seq 1 30); do port_open 127.0.0.1 6379 && break; sleep 1; done
+  STOP_REDIS=1
   echo "test.sh: started a throwaway Redis on 127.0.0.1:6379"
 else
   echo "test.sh: Redis is needed (Debian/Ubuntu: sudo apt-get install redis-server; macOS: brew install redis)" >&2
