@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use agora_commands::lease::{LeaseError, Leases, PROJECTION_LEASE};
 use agora_commands::process::{DeadLetter, DeadLetters, RetryPolicy};
 use agora_commands::store::{Backlog, LogPosition, Store, StoredEvent};
 use async_trait::async_trait;
@@ -65,6 +66,9 @@ pub enum ProjectionError {
     BalanceOutOfBounds { entry_id: String, account: String },
     #[error("projection handler failed: {0}")]
     Handler(String),
+    /// The runner's lease could not be taken or was lost: it stops at once.
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
 }
 
 impl ProjectionError {
@@ -201,6 +205,7 @@ pub struct ProjectionRunner {
     /// Where events that keep failing are parked; `None` (rebuilds): a failure stops the run.
     parking: Option<ParkingStore>,
     policy: RetryPolicy,
+    leases: Leases,
     shared: Arc<Shared>,
 }
 
@@ -229,8 +234,20 @@ impl ProjectionRunner {
             observer: None,
             parking: None,
             policy: RetryPolicy::default(),
+            leases: Leases::default(),
             shared: Arc::default(),
         }
+    }
+
+    /// Records the leases this runner takes in `leases` (the process's set).
+    pub fn with_leases(mut self, leases: Leases) -> Self {
+        self.leases = leases;
+        self
+    }
+
+    /// The key of this runner's lease.
+    pub fn lease_key(&self) -> String {
+        format!("{PROJECTION_LEASE}{}", self.checkpoint)
     }
 
     pub fn with_batch_size(mut self, batch_size: i64) -> Self {
@@ -251,6 +268,10 @@ impl ProjectionRunner {
 
     pub fn name(&self) -> &str {
         &self.checkpoint
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     pub fn projection(&self) -> &Arc<dyn Projection> {
@@ -618,17 +639,24 @@ impl ProjectionRunner {
         })
     }
 
-    /// Runs until `shutdown` turns true: applies batches as soon as commits are signalled,
-    /// polls for other processes' writes, backs off on errors (and keeps the error in its
-    /// status). Holds the projection's lease on PostgreSQL so one process runs it at a time.
+    /// Runs until `shutdown` turns true: takes the projection's lease (waiting as a standby
+    /// while another process holds it), prepares the tables under it (only the lease holder
+    /// creates, drops or rebuilds them), then applies batches as soon as commits are signalled,
+    /// polls for other processes' writes and backs off on errors (keeping the error in its
+    /// status). The lease is checked before every batch; a lost lease ends the run with
+    /// [`ProjectionError::Lease`] at once (its supervisor starts it again as a standby).
     pub async fn run(
         self,
         mut commits: watch::Receiver<u64>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), ProjectionError> {
-        let _lease = match self.acquire_lease(&mut shutdown).await? {
-            Some(lease) => lease,
-            None => return Ok(()),
+        let key = self.lease_key();
+        let Some(mut lease) = self
+            .leases
+            .acquire(&self.store, &key, &mut shutdown)
+            .await?
+        else {
+            return Ok(());
         };
         if let Err(e) = self.prepare().await {
             *lock(&self.shared.last_error) = Some(e.to_string());
@@ -636,6 +664,7 @@ impl ProjectionRunner {
         }
         let mut backoff = Duration::from_millis(ERROR_BACKOFF_MIN_MS);
         while !*shutdown.borrow() {
+            lease.check().await?;
             let pause = match self.run_batch().await {
                 Ok(outcome) if outcome.handled() > 0 => {
                     backoff = Duration::from_millis(ERROR_BACKOFF_MIN_MS);
@@ -668,50 +697,6 @@ impl ProjectionRunner {
             }
         }
         Ok(())
-    }
-
-    /// PostgreSQL: a session advisory lock on a dedicated connection, held while the runner
-    /// runs. SQLite is single-process: no lease. `None` when shut down while waiting.
-    async fn acquire_lease(
-        &self,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<Option<Lease>, ProjectionError> {
-        let Some(pool) = self.store.pg_pool() else {
-            return Ok(Some(Lease(None)));
-        };
-        let key = format!("agora.projection:{}", self.checkpoint);
-        loop {
-            let mut conn = pool.acquire().await?;
-            let got: bool = sqlx::query("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
-                .bind(&key)
-                .fetch_one(&mut *conn)
-                .await?
-                .try_get(0)?;
-            if got {
-                return Ok(Some(Lease(Some(conn))));
-            }
-            drop(conn);
-            tracing::info!(projection = %self.checkpoint, "another process runs this projection; standing by");
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(IDLE_POLL_MS * 4)) => {}
-                _ = shutdown.changed() => {}
-            }
-            if *shutdown.borrow() {
-                return Ok(None);
-            }
-        }
-    }
-}
-
-/// Holds the lease's connection; dropping it returns the connection and (on close) the lock.
-struct Lease(#[allow(dead_code)] Option<sqlx::pool::PoolConnection<sqlx::Postgres>>);
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        if let Some(conn) = self.0.take() {
-            // Detach so the session (and its advisory lock) ends instead of returning to the pool.
-            drop(conn.detach());
-        }
     }
 }
 
