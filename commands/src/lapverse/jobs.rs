@@ -358,10 +358,17 @@ impl Workers {
     /// Runs a claimed job to its next step while renewing its lease, then releases it. A job
     /// taken over by another worker (its lease lapsed) is dropped without a release.
     async fn run_claimed(self: Arc<Self>, job: Job) {
+        // Its own task, so CPU-bound work on this one cannot hold the renewals back.
+        // Aborted when this task is (the queue's lease lost), so nothing renews a dropped job.
+        let mut renewals = AbortOnDrop(tokio::spawn({
+            let (me, job) = (self.clone(), job.clone());
+            async move { me.keep_job_lease(&job).await }
+        }));
         let next = tokio::select! {
             next = self.run_job(&job) => next,
-            () = self.keep_job_lease(&job) => return,
+            _ = &mut renewals.0 => return,
         };
+        drop(renewals);
         let next = next.unwrap_or_else(|e| {
             tracing::warn!(job = %job.job_id, error = %e, "job failed; it will run again");
             Next::RunAt(Utc::now() + chrono::Duration::seconds(1))
@@ -714,6 +721,15 @@ impl Workers {
                 tracing::error!(error = %e, "queue supervisor panicked");
             }
         }
+    }
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
