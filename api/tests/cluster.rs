@@ -88,7 +88,7 @@ fn start(url: &str, dir: &Path, addr: SocketAddr, demo_tenant: bool) -> Child {
         .env("AGORA_DATA_DIR", dir)
         .env("AGORA_LISTEN", addr.to_string())
         .env("AGORA_LEDGER_SIGNING_KEY", seed_hex)
-        .env("AGORA_API_TOKEN_SECRET", &"ab".repeat(32))
+        .env("AGORA_API_TOKEN_SECRET", "ab".repeat(32))
         .env("AGORA_BOOTSTRAP_ADMIN_KEY", ADMIN_KEY)
         .env(
             "AGORA_DEMO_TENANT",
