@@ -214,6 +214,14 @@ impl App {
             .with_dead_letters(dead_letters.clone())
             .with_retry_policy(options.retry_policy)
             .with_leases(leases.clone());
+        // The process that gets the lease first (the only one, on SQLite) catches up before it
+        // serves, so the novelty index knows every recorded template; the others stand by.
+        if let Some(_lease) = leases.try_acquire(&store, &process.lease_key()).await? {
+            process
+                .catch_up()
+                .await
+                .map_err(|e| anyhow::anyhow!("log marketplace process manager: {e}"))?;
+        }
         let (process_stop, stop_rx) = tokio::sync::watch::channel(false);
         let mut processes = Vec::new();
         {
