@@ -214,8 +214,15 @@ impl Lease {
         if lock(&self.leases.held).remove(&self.key) {
             tracing::info!(lease = %self.key, "lease released");
         }
-        // Dropping the connection closes its socket: the session ends and the lock with it.
-        self.conn = None;
+        // Closing the session ends the lock with it (dropping the connection would too, once
+        // the server notices the socket closed).
+        if let Some(conn) = self.conn.take() {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let _ = conn.close().await;
+                });
+            }
+        }
     }
 }
 

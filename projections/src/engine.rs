@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use agora_commands::lease::{LeaseError, Leases, PROJECTION_LEASE};
+use agora_commands::lease::{Lease, LeaseError, Leases, PROJECTION_LEASE};
 use agora_commands::process::{DeadLetter, DeadLetters, RetryPolicy};
 use agora_commands::store::{Backlog, LogPosition, Store, StoredEvent};
 use async_trait::async_trait;
@@ -38,6 +38,9 @@ pub const ERROR_BACKOFF_MAX_MS: u64 = 5_000;
 pub const CATCH_UP_TIMEOUT_MS: u64 = 30_000;
 /// Prefix of live read-model tables.
 pub const LIVE_PREFIX: &str = "rm_";
+/// Prefix (followed by the version and `_`) of the tables a new projection version is built in
+/// before they replace the live ones.
+pub const SHADOW_PREFIX: &str = "bg";
 
 /// A transaction on the read-model pool.
 pub type ReadTx = AnyConnection;
@@ -308,6 +311,104 @@ impl ProjectionRunner {
         .await?;
         tx.commit().await?;
         *lock(&self.shared.position) = None;
+        Ok(())
+    }
+
+    /// [`Self::prepare`] for the lease holder: when the stored version differs, the new version
+    /// is built into fresh tables (`bg<version>_…`, resumable under its own checkpoint) while
+    /// the old tables keep serving, then swapped in atomically.
+    async fn prepare_under(&self, lease: &mut Lease) -> Result<(), ProjectionError> {
+        let stored: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM projection_checkpoints WHERE name = $1")
+                .bind(&self.checkpoint)
+                .fetch_optional(self.store.read_models())
+                .await?;
+        let version = self.projection.version();
+        match stored {
+            Some(v) if v != version => self.rebuild_and_swap(lease, v).await,
+            _ => self.prepare().await,
+        }
+    }
+
+    /// Builds this version into fresh tables from position zero, checking the lease before every
+    /// batch, then swaps them in for the live ones in one transaction.
+    async fn rebuild_and_swap(&self, lease: &mut Lease, from: i64) -> Result<(), ProjectionError> {
+        let version = self.projection.version();
+        tracing::warn!(projection = %self.checkpoint, from, to = version,
+            "projection version changed: rebuilding into fresh tables; the old ones serve until the swap");
+        let fresh: Arc<dyn Projection> = Arc::from(
+            self.projection
+                .with_prefix(&format!("{SHADOW_PREFIX}{version}_")),
+        );
+        let shadow = ProjectionRunner::with_checkpoint(
+            self.store.clone(),
+            fresh.clone(),
+            format!("{}#v{version}", self.checkpoint),
+        )
+        .with_batch_size(self.batch_size);
+        shadow.prepare().await?;
+        let head = self.store.head().await?.unwrap_or(LogPosition::START);
+        loop {
+            lease.check().await?;
+            let outcome = shadow.run_batch().await?;
+            if outcome.handled() == 0 {
+                if shadow.checkpoint().await? >= head {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(HORIZON_RETRY_MS)).await;
+            }
+        }
+        lease.check().await?;
+        let at = shadow.checkpoint().await?;
+        let mut tx = self.store.begin_read_model_write().await?;
+        for (live, new) in self.projection.tables().iter().zip(fresh.tables().iter()) {
+            sqlx::query(&format!("DROP TABLE IF EXISTS {}", live.name))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(&format!("ALTER TABLE {} RENAME TO {}", new.name, live.name))
+                .execute(&mut *tx)
+                .await?;
+            if self.store.backend() == agora_commands::Backend::Postgres {
+                // PostgreSQL names the primary key's index after the table it was made with.
+                sqlx::query(&format!(
+                    "ALTER INDEX IF EXISTS {}_pkey RENAME TO {}_pkey",
+                    new.name, live.name
+                ))
+                .execute(&mut *tx)
+                .await?;
+            }
+            // Indexes keep their build names: give them the live ones.
+            for (live_stmt, new_stmt) in live.create.iter().zip(new.create.iter()) {
+                if let Some(index) = index_name(new_stmt) {
+                    sqlx::query(&format!("DROP INDEX IF EXISTS {index}"))
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(live_stmt).execute(&mut *tx).await?;
+                }
+            }
+        }
+        sqlx::query(
+            "UPDATE projection_checkpoints SET version = $1, transaction_id = $2, \
+             global_position = $3, \
+             events_applied = (SELECT events_applied FROM projection_checkpoints WHERE name = $4), \
+             updated_at_us = $5 WHERE name = $6",
+        )
+        .bind(version)
+        .bind(at.transaction_id)
+        .bind(at.global_position)
+        .bind(shadow.name())
+        .bind(Utc::now().timestamp_micros())
+        .bind(&self.checkpoint)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM projection_checkpoints WHERE name = $1")
+            .bind(shadow.name())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        *lock(&self.shared.position) = None;
+        tracing::info!(projection = %self.checkpoint, version, position = ?at,
+            "rebuilt tables swapped in");
         Ok(())
     }
 
@@ -658,7 +759,7 @@ impl ProjectionRunner {
         else {
             return Ok(());
         };
-        if let Err(e) = self.prepare().await {
+        if let Err(e) = self.prepare_under(&mut lease).await {
             *lock(&self.shared.last_error) = Some(e.to_string());
             return Err(e);
         }
@@ -698,6 +799,28 @@ impl ProjectionRunner {
         }
         Ok(())
     }
+}
+
+/// The index a `CREATE [UNIQUE] INDEX [IF NOT EXISTS] name ON …` statement creates.
+fn index_name(statement: &str) -> Option<&str> {
+    let mut words = statement.split_whitespace();
+    if !words.next()?.eq_ignore_ascii_case("CREATE") {
+        return None;
+    }
+    let mut word = words.next()?;
+    if word.eq_ignore_ascii_case("UNIQUE") {
+        word = words.next()?;
+    }
+    if !word.eq_ignore_ascii_case("INDEX") {
+        return None;
+    }
+    let mut name = words.next()?;
+    if name.eq_ignore_ascii_case("IF") {
+        words.next()?; // NOT
+        words.next()?; // EXISTS
+        name = words.next()?;
+    }
+    Some(name)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
