@@ -216,12 +216,17 @@ impl App {
             .with_leases(leases.clone());
         // The process that gets the lease first (the only one, on SQLite) catches up before it
         // serves, so the novelty index knows every recorded template; the others stand by.
-        if let Some(_lease) = leases.try_acquire(&store, &process.lease_key()).await? {
-            process
+        match leases.try_acquire(&store, &process.lease_key()).await {
+            Ok(Some(_lease)) => process
                 .catch_up()
                 .await
-                .map_err(|e| anyhow::anyhow!("log marketplace process manager: {e}"))?;
-        }
+                .map_err(|e| anyhow::anyhow!("log marketplace process manager: {e}"))?,
+            Ok(None) => 0,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not try the marketplace lease; its runner will");
+                0
+            }
+        };
         let (process_stop, stop_rx) = tokio::sync::watch::channel(false);
         let mut processes = Vec::new();
         {
