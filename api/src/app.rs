@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use agora_commands::lapverse::jobs::run_done_purge;
+use agora_commands::lease::{supervise, Leases};
 use agora_commands::logmarket::{self as market_process, LogMarket};
 use agora_commands::process::{Redeliver, RetryPolicy};
 use agora_commands::{CommandBus, CommitSignal, PoolSizes, Store, StoreLocation};
@@ -56,6 +58,8 @@ pub struct AppState {
     pub market: Arc<MarketApi>,
     pub lapverse: LapVerseApi,
     pub parked: ParkedEvents,
+    /// The leases on background work this process holds.
+    pub leases: Leases,
 }
 
 /// Tunables of a running application.
@@ -181,10 +185,19 @@ impl App {
         let public_key_hex = hex::encode(ledger_key.verifying_key().to_bytes());
         let mut projections = all_projections(Arc::new(ledger_key));
         projections.extend(options.extra_projections.0.iter().cloned());
+        // Every piece of background work runs under a lease (one process at a time) and is
+        // supervised (restarted after an error or a panic).
+        let leases = Leases::default();
         // Starts the runners without waiting for them to catch up (`/readyz` reports lag).
-        let host = ProjectionHost::start_with(&store, &signal, projections, options.retry_policy)
-            .await
-            .context("starting projections")?;
+        let host = ProjectionHost::start_with(
+            &store,
+            &signal,
+            projections,
+            options.retry_policy,
+            leases.clone(),
+        )
+        .await
+        .context("starting projections")?;
         let dead_letters = Arc::new(ParkingStore::new(store.read_models().clone()));
         let ledger = Arc::new(CommandBus::new(&store, signal.clone(), ()));
         let ledger_queries = LedgerQueries::new(store.read_models().clone());
@@ -233,14 +246,48 @@ impl App {
         market.remember_templates(hashes);
         let process = market_process::process(market)
             .with_dead_letters(dead_letters.clone())
-            .with_retry_policy(options.retry_policy);
-        process
-            .catch_up()
-            .await
-            .map_err(|e| anyhow::anyhow!("log marketplace process manager: {e}"))?;
+            .with_retry_policy(options.retry_policy)
+            .with_leases(leases.clone());
+        // The process that gets the lease first (the only one, on SQLite) catches up before it
+        // serves, so the novelty index knows every recorded template; the others stand by.
+        match leases.try_acquire(&store, &process.lease_key()).await {
+            Ok(Some(_lease)) => process
+                .catch_up()
+                .await
+                .map_err(|e| anyhow::anyhow!("log marketplace process manager: {e}"))?,
+            Ok(None) => 0,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not try the marketplace lease; its runner will");
+                0
+            }
+        };
         let (process_stop, stop_rx) = tokio::sync::watch::channel(false);
-        let commits = signal.subscribe();
-        tokio::spawn(idempotency.clone().run_purge(stop_rx.clone()));
+        let mut processes = Vec::new();
+        {
+            let (idempotency, store, leases, stop) = (
+                idempotency.clone(),
+                store.clone(),
+                leases.clone(),
+                stop_rx.clone(),
+            );
+            processes.push(tokio::spawn(supervise(
+                "idempotency purge".into(),
+                stop_rx.clone(),
+                move || {
+                    idempotency
+                        .clone()
+                        .run_purge(store.clone(), leases.clone(), stop.clone())
+                },
+            )));
+        }
+        {
+            let (store, leases, stop) = (store.clone(), leases.clone(), stop_rx.clone());
+            processes.push(tokio::spawn(supervise(
+                "job purge".into(),
+                stop_rx.clone(),
+                move || run_done_purge(store.clone(), leases.clone(), stop.clone()),
+            )));
+        }
         let metrics = Metrics::new().context("registering metrics")?;
         let lv_metrics = LapVerseMetrics::register(metrics.registry())
             .context("registering lap-verse metrics")?;
@@ -259,7 +306,8 @@ impl App {
         let service = Arc::new(service);
         let lv_process = lapverse_process::process(service.clone())
             .with_dead_letters(dead_letters)
-            .with_retry_policy(options.retry_policy);
+            .with_retry_policy(options.retry_policy)
+            .with_leases(leases.clone());
         let redeliver: Vec<Arc<dyn Redeliver>> =
             vec![Arc::new(process.clone()), Arc::new(lv_process.clone())];
         let parked = ParkedEvents::new(
@@ -268,17 +316,13 @@ impl App {
             projections.runners().to_vec(),
             redeliver,
         );
-        lv_process
-            .catch_up()
-            .await
-            .map_err(|e| anyhow::anyhow!("lap-verse process manager: {e}"))?;
-        let mut processes = vec![
-            tokio::spawn(process.run(commits, stop_rx.clone())),
-            tokio::spawn(lv_process.run(signal.subscribe(), stop_rx.clone())),
-        ];
+        // The process managers catch up in whichever process holds their lease.
+        processes.push(spawn_process(process, &signal, stop_rx.clone()));
+        processes.push(spawn_process(lv_process, &signal, stop_rx.clone()));
         if options.workers {
-            let workers = Workers::new(service.clone());
-            processes.push(tokio::spawn(workers.run(signal.subscribe(), stop_rx)));
+            let workers = Workers::new(service.clone()).with_leases(leases.clone());
+            let commits = signal.subscribe();
+            processes.push(tokio::spawn(workers.run(commits, stop_rx)));
         }
         Ok(Self {
             process_stop,
@@ -306,6 +350,7 @@ impl App {
                     queries: lv_queries,
                 },
                 parked,
+                leases,
             },
         })
     }
@@ -334,6 +379,22 @@ impl App {
         }
         store.close().await;
     }
+}
+
+/// Starts process manager `runner` under its supervisor.
+fn spawn_process<R: agora_commands::process::Reactor>(
+    runner: agora_commands::process::ProcessRunner<R>,
+    signal: &CommitSignal,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let signal = signal.clone();
+    let name = format!("process manager {}", runner.name());
+    tokio::spawn(async move {
+        supervise(name, stop.clone(), move || {
+            runner.clone().run(signal.subscribe(), stop.clone())
+        })
+        .await;
+    })
 }
 
 /// Largest request body accepted.
@@ -436,6 +497,7 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::
             "failing": failing,
             "catching_up": catching_up,
             "parked": parked_json,
+            "leases": state.leases.held(),
         })),
     )
 }

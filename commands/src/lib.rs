@@ -4,6 +4,7 @@
 pub mod bus;
 pub mod journal;
 pub mod lapverse;
+pub mod lease;
 pub mod logmarket;
 pub mod metadata;
 pub mod pgadmin;

@@ -15,6 +15,7 @@ use chrono::Utc;
 use sqlx::{AnyConnection, Row};
 use tokio::sync::watch;
 
+use crate::lease::{LeaseError, Leases, PROCESS_LEASE};
 use crate::store::{LogPosition, Store, StoredEvent, EVENT_ID_KEY};
 
 /// Events read per batch.
@@ -133,6 +134,16 @@ pub trait Redeliver: Send + Sync {
     async fn redeliver(&self, event: &StoredEvent) -> Result<(), RedeliveryFailed>;
 }
 
+/// Why a process manager's run ended.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// Its lease could not be taken or was lost: it stopped at once.
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
+    #[error("process manager {runner} cannot start: {reason}")]
+    Start { runner: String, reason: String },
+}
+
 /// Runs a [`Reactor`] over the global log from its checkpoint row in `projection_checkpoints`.
 pub struct ProcessRunner<R: Reactor> {
     name: &'static str,
@@ -140,6 +151,7 @@ pub struct ProcessRunner<R: Reactor> {
     reactor: Arc<R>,
     dead_letters: Option<Arc<dyn DeadLetters>>,
     policy: RetryPolicy,
+    leases: Leases,
 }
 
 impl<R: Reactor> Clone for ProcessRunner<R> {
@@ -150,6 +162,7 @@ impl<R: Reactor> Clone for ProcessRunner<R> {
             reactor: self.reactor.clone(),
             dead_letters: self.dead_letters.clone(),
             policy: self.policy,
+            leases: self.leases.clone(),
         }
     }
 }
@@ -189,7 +202,19 @@ impl<R: Reactor> ProcessRunner<R> {
             reactor,
             dead_letters: None,
             policy: RetryPolicy::default(),
+            leases: Leases::default(),
         }
+    }
+
+    /// Records the lease this runner takes in `leases` (the process's set).
+    pub fn with_leases(mut self, leases: Leases) -> Self {
+        self.leases = leases;
+        self
+    }
+
+    /// The key of this runner's lease.
+    pub fn lease_key(&self) -> String {
+        format!("{PROCESS_LEASE}{}", self.name)
     }
 
     /// Parks events that fail [`RetryPolicy::attempts`] times into `sink` and goes on.
@@ -331,15 +356,30 @@ impl<R: Reactor> ProcessRunner<R> {
         }
     }
 
-    /// Runs until `shutdown`: reacts as commits are signalled, polls for other processes'
-    /// writes, backs off on errors.
-    pub async fn run(self, mut commits: watch::Receiver<u64>, mut shutdown: watch::Receiver<bool>) {
-        if let Err(e) = self.prepare().await {
-            tracing::error!(process = self.name, error = %e, "process manager cannot start");
-            return;
-        }
+    /// Runs until `shutdown`: takes the process manager's lease (standing by while another
+    /// process holds it), then reacts as commits are signalled, polls for other processes'
+    /// writes and backs off on errors. The lease is checked before every batch; a lost lease
+    /// ends the run at once with [`ProcessError::Lease`] (its supervisor starts it again).
+    pub async fn run(
+        self,
+        mut commits: watch::Receiver<u64>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), ProcessError> {
+        let key = self.lease_key();
+        let Some(mut lease) = self
+            .leases
+            .acquire(&self.store, &key, &mut shutdown)
+            .await?
+        else {
+            return Ok(());
+        };
+        self.prepare().await.map_err(|e| ProcessError::Start {
+            runner: self.name.to_owned(),
+            reason: e.to_string(),
+        })?;
         let mut backoff = Duration::from_millis(ERROR_BACKOFF_MIN_MS);
         while !*shutdown.borrow() {
+            lease.check().await?;
             let pause = match self.run_batch().await {
                 Ok(n) if n > 0 => {
                     backoff = Duration::from_millis(ERROR_BACKOFF_MIN_MS);
@@ -359,6 +399,7 @@ impl<R: Reactor> ProcessRunner<R> {
                 _ = shutdown.changed() => {}
             }
         }
+        Ok(())
     }
 }
 

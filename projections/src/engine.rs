@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use agora_commands::lease::{Lease, LeaseError, Leases, PROJECTION_LEASE};
 use agora_commands::process::{DeadLetter, DeadLetters, RetryPolicy};
 use agora_commands::store::{Backlog, LogPosition, Store, StoredEvent};
 use async_trait::async_trait;
@@ -37,6 +38,9 @@ pub const ERROR_BACKOFF_MAX_MS: u64 = 5_000;
 pub const CATCH_UP_TIMEOUT_MS: u64 = 30_000;
 /// Prefix of live read-model tables.
 pub const LIVE_PREFIX: &str = "rm_";
+/// Prefix (followed by the version and `_`) of the tables a new projection version is built in
+/// before they replace the live ones.
+pub const SHADOW_PREFIX: &str = "bg";
 
 /// A transaction on the read-model pool.
 pub type ReadTx = AnyConnection;
@@ -65,6 +69,9 @@ pub enum ProjectionError {
     BalanceOutOfBounds { entry_id: String, account: String },
     #[error("projection handler failed: {0}")]
     Handler(String),
+    /// The runner's lease could not be taken or was lost: it stops at once.
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
 }
 
 impl ProjectionError {
@@ -201,6 +208,7 @@ pub struct ProjectionRunner {
     /// Where events that keep failing are parked; `None` (rebuilds): a failure stops the run.
     parking: Option<ParkingStore>,
     policy: RetryPolicy,
+    leases: Leases,
     shared: Arc<Shared>,
 }
 
@@ -229,8 +237,20 @@ impl ProjectionRunner {
             observer: None,
             parking: None,
             policy: RetryPolicy::default(),
+            leases: Leases::default(),
             shared: Arc::default(),
         }
+    }
+
+    /// Records the leases this runner takes in `leases` (the process's set).
+    pub fn with_leases(mut self, leases: Leases) -> Self {
+        self.leases = leases;
+        self
+    }
+
+    /// The key of this runner's lease.
+    pub fn lease_key(&self) -> String {
+        format!("{PROJECTION_LEASE}{}", self.checkpoint)
     }
 
     pub fn with_batch_size(mut self, batch_size: i64) -> Self {
@@ -251,6 +271,10 @@ impl ProjectionRunner {
 
     pub fn name(&self) -> &str {
         &self.checkpoint
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     pub fn projection(&self) -> &Arc<dyn Projection> {
@@ -287,6 +311,104 @@ impl ProjectionRunner {
         .await?;
         tx.commit().await?;
         *lock(&self.shared.position) = None;
+        Ok(())
+    }
+
+    /// [`Self::prepare`] for the lease holder: when the stored version differs, the new version
+    /// is built into fresh tables (`bg<version>_…`, resumable under its own checkpoint) while
+    /// the old tables keep serving, then swapped in atomically.
+    async fn prepare_under(&self, lease: &mut Lease) -> Result<(), ProjectionError> {
+        let stored: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM projection_checkpoints WHERE name = $1")
+                .bind(&self.checkpoint)
+                .fetch_optional(self.store.read_models())
+                .await?;
+        let version = self.projection.version();
+        match stored {
+            Some(v) if v != version => self.rebuild_and_swap(lease, v).await,
+            _ => self.prepare().await,
+        }
+    }
+
+    /// Builds this version into fresh tables from position zero, checking the lease before every
+    /// batch, then swaps them in for the live ones in one transaction.
+    async fn rebuild_and_swap(&self, lease: &mut Lease, from: i64) -> Result<(), ProjectionError> {
+        let version = self.projection.version();
+        tracing::warn!(projection = %self.checkpoint, from, to = version,
+            "projection version changed: rebuilding into fresh tables; the old ones serve until the swap");
+        let fresh: Arc<dyn Projection> = Arc::from(
+            self.projection
+                .with_prefix(&format!("{SHADOW_PREFIX}{version}_")),
+        );
+        let shadow = ProjectionRunner::with_checkpoint(
+            self.store.clone(),
+            fresh.clone(),
+            format!("{}#v{version}", self.checkpoint),
+        )
+        .with_batch_size(self.batch_size);
+        shadow.prepare().await?;
+        let head = self.store.head().await?.unwrap_or(LogPosition::START);
+        loop {
+            lease.check().await?;
+            let outcome = shadow.run_batch().await?;
+            if outcome.handled() == 0 {
+                if shadow.checkpoint().await? >= head {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(HORIZON_RETRY_MS)).await;
+            }
+        }
+        lease.check().await?;
+        let at = shadow.checkpoint().await?;
+        let mut tx = self.store.begin_read_model_write().await?;
+        for (live, new) in self.projection.tables().iter().zip(fresh.tables().iter()) {
+            sqlx::query(&format!("DROP TABLE IF EXISTS {}", live.name))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(&format!("ALTER TABLE {} RENAME TO {}", new.name, live.name))
+                .execute(&mut *tx)
+                .await?;
+            if self.store.backend() == agora_commands::Backend::Postgres {
+                // PostgreSQL names the primary key's index after the table it was made with.
+                sqlx::query(&format!(
+                    "ALTER INDEX IF EXISTS {}_pkey RENAME TO {}_pkey",
+                    new.name, live.name
+                ))
+                .execute(&mut *tx)
+                .await?;
+            }
+            // Indexes keep their build names: give them the live ones.
+            for (live_stmt, new_stmt) in live.create.iter().zip(new.create.iter()) {
+                if let Some(index) = index_name(new_stmt) {
+                    sqlx::query(&format!("DROP INDEX IF EXISTS {index}"))
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(live_stmt).execute(&mut *tx).await?;
+                }
+            }
+        }
+        sqlx::query(
+            "UPDATE projection_checkpoints SET version = $1, transaction_id = $2, \
+             global_position = $3, \
+             events_applied = (SELECT events_applied FROM projection_checkpoints WHERE name = $4), \
+             updated_at_us = $5 WHERE name = $6",
+        )
+        .bind(version)
+        .bind(at.transaction_id)
+        .bind(at.global_position)
+        .bind(shadow.name())
+        .bind(Utc::now().timestamp_micros())
+        .bind(&self.checkpoint)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM projection_checkpoints WHERE name = $1")
+            .bind(shadow.name())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        *lock(&self.shared.position) = None;
+        tracing::info!(projection = %self.checkpoint, version, position = ?at,
+            "rebuilt tables swapped in");
         Ok(())
     }
 
@@ -618,24 +740,32 @@ impl ProjectionRunner {
         })
     }
 
-    /// Runs until `shutdown` turns true: applies batches as soon as commits are signalled,
-    /// polls for other processes' writes, backs off on errors (and keeps the error in its
-    /// status). Holds the projection's lease on PostgreSQL so one process runs it at a time.
+    /// Runs until `shutdown` turns true: takes the projection's lease (waiting as a standby
+    /// while another process holds it), prepares the tables under it (only the lease holder
+    /// creates, drops or rebuilds them), then applies batches as soon as commits are signalled,
+    /// polls for other processes' writes and backs off on errors (keeping the error in its
+    /// status). The lease is checked before every batch; a lost lease ends the run with
+    /// [`ProjectionError::Lease`] at once (its supervisor starts it again as a standby).
     pub async fn run(
         self,
         mut commits: watch::Receiver<u64>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), ProjectionError> {
-        let _lease = match self.acquire_lease(&mut shutdown).await? {
-            Some(lease) => lease,
-            None => return Ok(()),
+        let key = self.lease_key();
+        let Some(mut lease) = self
+            .leases
+            .acquire(&self.store, &key, &mut shutdown)
+            .await?
+        else {
+            return Ok(());
         };
-        if let Err(e) = self.prepare().await {
+        if let Err(e) = self.prepare_under(&mut lease).await {
             *lock(&self.shared.last_error) = Some(e.to_string());
             return Err(e);
         }
         let mut backoff = Duration::from_millis(ERROR_BACKOFF_MIN_MS);
         while !*shutdown.borrow() {
+            lease.check().await?;
             let pause = match self.run_batch().await {
                 Ok(outcome) if outcome.handled() > 0 => {
                     backoff = Duration::from_millis(ERROR_BACKOFF_MIN_MS);
@@ -669,50 +799,28 @@ impl ProjectionRunner {
         }
         Ok(())
     }
-
-    /// PostgreSQL: a session advisory lock on a dedicated connection, held while the runner
-    /// runs. SQLite is single-process: no lease. `None` when shut down while waiting.
-    async fn acquire_lease(
-        &self,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<Option<Lease>, ProjectionError> {
-        let Some(pool) = self.store.pg_pool() else {
-            return Ok(Some(Lease(None)));
-        };
-        let key = format!("agora.projection:{}", self.checkpoint);
-        loop {
-            let mut conn = pool.acquire().await?;
-            let got: bool = sqlx::query("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
-                .bind(&key)
-                .fetch_one(&mut *conn)
-                .await?
-                .try_get(0)?;
-            if got {
-                return Ok(Some(Lease(Some(conn))));
-            }
-            drop(conn);
-            tracing::info!(projection = %self.checkpoint, "another process runs this projection; standing by");
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(IDLE_POLL_MS * 4)) => {}
-                _ = shutdown.changed() => {}
-            }
-            if *shutdown.borrow() {
-                return Ok(None);
-            }
-        }
-    }
 }
 
-/// Holds the lease's connection; dropping it returns the connection and (on close) the lock.
-struct Lease(#[allow(dead_code)] Option<sqlx::pool::PoolConnection<sqlx::Postgres>>);
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        if let Some(conn) = self.0.take() {
-            // Detach so the session (and its advisory lock) ends instead of returning to the pool.
-            drop(conn.detach());
-        }
+/// The index a `CREATE [UNIQUE] INDEX [IF NOT EXISTS] name ON …` statement creates.
+fn index_name(statement: &str) -> Option<&str> {
+    let mut words = statement.split_whitespace();
+    if !words.next()?.eq_ignore_ascii_case("CREATE") {
+        return None;
     }
+    let mut word = words.next()?;
+    if word.eq_ignore_ascii_case("UNIQUE") {
+        word = words.next()?;
+    }
+    if !word.eq_ignore_ascii_case("INDEX") {
+        return None;
+    }
+    let mut name = words.next()?;
+    if name.eq_ignore_ascii_case("IF") {
+        words.next()?; // NOT
+        words.next()?; // EXISTS
+        name = words.next()?;
+    }
+    Some(name)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -1,7 +1,13 @@
-//! Runs every projection of the process in its own task and reports their status.
+//! Runs every projection of the process in its own supervised task and reports their status.
+//!
+//! Every process starts a runner per projection; each runner takes the projection's lease
+//! (see `agora_commands::lease`), so exactly one process applies events to it and the others
+//! stand by. A runner that fails or panics is started again by [`supervise`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use agora_commands::lease::{supervise, Leases};
 use agora_commands::process::RetryPolicy;
 use agora_commands::{CommitSignal, Store};
 use tokio::sync::watch;
@@ -11,7 +17,9 @@ use ed25519_dalek::SigningKey;
 
 use crate::access::ApiKeyProjection;
 use crate::audit::AuditSealProjection;
-use crate::engine::{Projection, ProjectionError, ProjectionRunner, ProjectionStatus};
+use crate::engine::{
+    read_checkpoint, Projection, ProjectionError, ProjectionRunner, ProjectionStatus,
+};
 use crate::lapverse::LapVerseProjection;
 use crate::ledger::LedgerProjection;
 use crate::logmarket::LogMarketProjection;
@@ -35,60 +43,100 @@ pub fn projection_named(name: &str, ledger_key: Arc<SigningKey>) -> Option<Arc<d
         .find(|p| p.name() == name)
 }
 
+/// Longest [`ProjectionHost::start`] waits for every projection's tables to exist (created by
+/// whichever process holds its lease).
+pub const PREPARED_WAIT_MS: u64 = 60_000;
+/// Pause between two looks at whether the tables exist.
+const PREPARED_POLL_MS: u64 = 50;
+
 /// The running projections of this process.
 pub struct ProjectionHost {
     runners: Vec<ProjectionRunner>,
+    leases: Leases,
     shutdown: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<Result<(), ProjectionError>>>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl ProjectionHost {
-    /// Prepares (creates tables, checks versions) and starts a runner per projection. Does not
-    /// wait for them to catch up: `/readyz` reports their lag.
+    /// Starts a supervised runner per projection (each prepares its tables once it holds the
+    /// projection's lease) and waits until every projection's tables exist, whoever created
+    /// them. Does not wait for them to catch up: `/readyz` reports their lag.
     pub async fn start(
         store: &Store,
         signal: &CommitSignal,
         projections: Vec<Arc<dyn Projection>>,
     ) -> Result<Self, ProjectionError> {
-        Self::start_with(store, signal, projections, RetryPolicy::default()).await
+        Self::start_with(
+            store,
+            signal,
+            projections,
+            RetryPolicy::default(),
+            Leases::default(),
+        )
+        .await
     }
 
-    /// [`Self::start`] with the tries per event before it is parked.
+    /// [`Self::start`] with the tries per event before it is parked, recording the leases taken
+    /// in `leases`.
     pub async fn start_with(
         store: &Store,
         signal: &CommitSignal,
         projections: Vec<Arc<dyn Projection>>,
         policy: RetryPolicy,
+        leases: Leases,
     ) -> Result<Self, ProjectionError> {
         let runners: Vec<ProjectionRunner> = projections
             .into_iter()
-            .map(|p| ProjectionRunner::new(store.clone(), p).with_retry_policy(policy))
+            .map(|p| {
+                ProjectionRunner::new(store.clone(), p)
+                    .with_retry_policy(policy)
+                    .with_leases(leases.clone())
+            })
             .collect();
-        for runner in &runners {
-            runner.prepare().await?;
-        }
         let (shutdown, rx) = watch::channel(false);
         let tasks = runners
             .iter()
             .map(|runner| {
                 let runner = runner.clone();
-                let commits = signal.subscribe();
+                let signal = signal.clone();
                 let stop = rx.clone();
-                tokio::spawn(async move {
-                    let name = runner.name().to_string();
-                    let result = runner.run(commits, stop).await;
-                    if let Err(e) = &result {
-                        tracing::error!(projection = %name, error = %e, "projection runner stopped");
-                    }
-                    result
-                })
+                let name = format!("projection {}", runner.name());
+                tokio::spawn(supervise(name, rx.clone(), move || {
+                    runner.clone().run(signal.subscribe(), stop.clone())
+                }))
             })
             .collect();
-        Ok(Self {
+        let host = Self {
             runners,
+            leases,
             shutdown,
             tasks,
-        })
+        };
+        host.wait_prepared(Duration::from_millis(PREPARED_WAIT_MS))
+            .await?;
+        Ok(host)
+    }
+
+    /// Waits until every projection has its checkpoint row (its tables were created by the
+    /// lease holder, in this process or another).
+    async fn wait_prepared(&self, timeout: Duration) -> Result<(), ProjectionError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        for runner in &self.runners {
+            let store = runner.store();
+            loop {
+                match read_checkpoint(store, runner.name()).await {
+                    Ok(_) => break,
+                    Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(PREPARED_POLL_MS)).await,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The leases this process holds (projections and whatever else shares the set).
+    pub fn leases(&self) -> &Leases {
+        &self.leases
     }
 
     pub fn runners(&self) -> &[ProjectionRunner] {
@@ -114,7 +162,8 @@ impl ProjectionHost {
         self.tasks.iter().all(|t| !t.is_finished())
     }
 
-    /// Names of the projections whose runner task has ended (an error it could not get past).
+    /// Names of the projections whose supervisor has ended (only at shutdown: a failing runner
+    /// is restarted).
     pub fn stopped(&self) -> Vec<String> {
         self.runners
             .iter()
@@ -128,10 +177,8 @@ impl ProjectionHost {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         for task in self.tasks {
-            match task.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(error = %e, "projection ended with an error"),
-                Err(e) => tracing::error!(error = %e, "projection task panicked"),
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "projection supervisor panicked");
             }
         }
     }

@@ -8,6 +8,7 @@ mod common;
 mod http_errors;
 mod idempotency;
 mod lapverse;
+mod lease;
 mod ledger_guards;
 mod ledger_projection;
 mod logmarket;

@@ -62,6 +62,8 @@ enum Claim {
 pub const RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
 /// How often the purge runs.
 pub const PURGE_EVERY_MS: u64 = 10 * 60 * 1000;
+/// The purge runs in one process at a time, under the lease `agora.purge:idempotency`.
+pub const PURGE_LEASE_NAME: &str = "idempotency";
 
 impl Idempotency {
     pub fn new(pool: AnyPool) -> Self {
@@ -90,8 +92,18 @@ impl Idempotency {
     }
 
     /// Purges records older than [`RETENTION_MS`] every [`PURGE_EVERY_MS`] until `stop`.
-    pub async fn run_purge(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+    pub async fn run_purge(
+        self,
+        store: agora_commands::Store,
+        leases: agora_commands::lease::Leases,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(), agora_commands::lease::LeaseError> {
+        let key = format!("{}{PURGE_LEASE_NAME}", agora_commands::lease::PURGE_LEASE);
+        let Some(mut lease) = leases.acquire(&store, &key, &mut stop).await? else {
+            return Ok(());
+        };
         while !*stop.borrow() {
+            lease.check().await?;
             let cutoff = Utc::now().timestamp_micros() - RETENTION_MS * 1000;
             match self.purge(cutoff).await {
                 Ok(0) => {}
@@ -103,6 +115,7 @@ impl Idempotency {
                 _ = stop.changed() => {}
             }
         }
+        Ok(())
     }
 
     /// Runs `run` once per (principal, key); `request` identifies the mutation and its input.

@@ -10,9 +10,18 @@
 //! the failure with its reason. After a failed attempt the aggregate schedules the retry
 //! (1 s, 2 s, … after the failure; three attempts in all) and the job sleeps until then. A job
 //! found mid-attempt after its lease expired records that attempt as interrupted first.
+//!
+//! Each queue is run by one process at a time (the lease `agora.queue:<queue>`, see
+//! [`crate::lease`]); the row leases still guard the jobs across a takeover. While a job runs its
+//! row lease is renewed every third of the lease, so a long job is never taken over while its
+//! worker lives; a worker that finds its job taken stops running it. Due jobs are served
+//! round-robin across tenants (a tenant's best job first, then every other tenant's best, and
+//! so on), priority ordering each tenant's own jobs and the jobs of one round, so no tenant can
+//! starve the others by flooding a queue or raising priorities. Done rows are deleted
+//! [`DONE_RETENTION_MS`] after they finish (under the lease `agora.purge:lapverse_jobs`).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use agora_domain::forecast::Strategy;
 use agora_domain::tenancy::budget::WorkKind;
@@ -26,10 +35,12 @@ use agora_domain::tenancy::work::{self, Priority};
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use super::{LapVerse, LapVerseError};
 use crate::bus::{CommandBus, CommandError};
+use crate::lease::{LeaseError, Leases, PURGE_LEASE, QUEUE_LEASE};
 use crate::metadata::CommandMetadata;
 use crate::store::Store;
 
@@ -41,6 +52,16 @@ pub const QUEUES: [&str; 3] = [QUEUE_TASKS, QUEUE_COMPETITIONS, QUEUE_NOTIFY];
 pub const WORKER_ACTOR: &str = "worker:lapverse";
 /// Why an attempt found running after its lease expired is recorded as failed.
 pub const INTERRUPTED: &str = "interrupted: the worker stopped before the attempt finished";
+/// How long a finished job's row is kept (its id guards against queueing it again).
+pub const DONE_RETENTION_MS: i64 = 7 * 24 * 3_600 * 1_000;
+/// How often the done rows are purged.
+pub const DONE_PURGE_EVERY_MS: u64 = 60_000;
+/// Rows deleted per purge statement.
+pub const DONE_PURGE_BATCH: i64 = 1_000;
+/// A running job's row lease is renewed every lease / this.
+const LEASE_RENEWALS_PER_LEASE: u32 = 3;
+/// The key of the lease of the done-row purge.
+pub const JOBS_PURGE_LEASE: &str = "lapverse_jobs";
 
 fn storage(e: sqlx::Error) -> LapVerseError {
     LapVerseError::Storage(e.to_string())
@@ -170,13 +191,102 @@ pub async fn queue_depths(store: &Store) -> Result<Vec<(String, QueueDepth)>, La
     Ok(out)
 }
 
-/// One claimed job.
-#[derive(Clone, Debug)]
-struct Job {
-    job_id: String,
-    queue: String,
-    aggregate_id: String,
-    payload: Option<String>,
+/// One due or claimed job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Job {
+    pub job_id: String,
+    pub queue: String,
+    pub aggregate_id: String,
+    pub tenant: String,
+    pub payload: Option<String>,
+}
+
+/// Due jobs of `queue` at `now_us`, in the order workers take them: round-robin across tenants
+/// (each tenant's `n`-th best job comes in round `n`), by priority then age within a round.
+pub async fn due_jobs(
+    store: &Store,
+    queue: &str,
+    now_us: i64,
+    limit: i64,
+) -> Result<Vec<Job>, LapVerseError> {
+    let rows = sqlx::query(
+        "SELECT job_id, queue, aggregate_id, tenant, payload FROM ( \
+           SELECT job_id, queue, aggregate_id, tenant, payload, priority, run_after_us, \
+                  ROW_NUMBER() OVER (PARTITION BY tenant \
+                                     ORDER BY priority DESC, run_after_us ASC, job_id ASC) AS turn \
+             FROM lapverse_jobs \
+            WHERE queue = $1 AND ((state = 'queued' AND run_after_us <= $2) \
+               OR (state = 'running' AND lease_until_us < $2)) \
+         ) due \
+         ORDER BY turn ASC, priority DESC, run_after_us ASC, job_id ASC LIMIT $3",
+    )
+    .bind(queue)
+    .bind(now_us)
+    .bind(limit)
+    .fetch_all(store.read_models())
+    .await
+    .map_err(storage)?;
+    rows.iter()
+        .map(|r| {
+            Ok(Job {
+                job_id: r.try_get(0).map_err(storage)?,
+                queue: r.try_get(1).map_err(storage)?,
+                aggregate_id: r.try_get(2).map_err(storage)?,
+                tenant: r.try_get(3).map_err(storage)?,
+                payload: r.try_get(4).map_err(storage)?,
+            })
+        })
+        .collect()
+}
+
+/// Deletes done jobs that finished before `cutoff_us`, [`DONE_PURGE_BATCH`] rows per
+/// statement; returns how many were deleted.
+pub async fn purge_done_jobs(store: &Store, cutoff_us: i64) -> Result<u64, LapVerseError> {
+    let mut total = 0;
+    loop {
+        let deleted = sqlx::query(
+            "DELETE FROM lapverse_jobs WHERE job_id IN ( \
+               SELECT job_id FROM lapverse_jobs WHERE state = 'done' AND updated_at_us < $1 \
+               LIMIT $2)",
+        )
+        .bind(cutoff_us)
+        .bind(DONE_PURGE_BATCH)
+        .execute(store.read_models())
+        .await
+        .map_err(storage)?
+        .rows_affected();
+        total += deleted;
+        if deleted < DONE_PURGE_BATCH as u64 {
+            return Ok(total);
+        }
+    }
+}
+
+/// Purges done jobs older than [`DONE_RETENTION_MS`] every [`DONE_PURGE_EVERY_MS`] while
+/// holding the purge lease, until `shutdown`; the lease is checked before every purge.
+pub async fn run_done_purge(
+    store: Store,
+    leases: Leases,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), LeaseError> {
+    let key = format!("{PURGE_LEASE}{JOBS_PURGE_LEASE}");
+    let Some(mut lease) = leases.acquire(&store, &key, &mut shutdown).await? else {
+        return Ok(());
+    };
+    while !*shutdown.borrow() {
+        lease.check().await?;
+        let cutoff = Utc::now().timestamp_micros() - DONE_RETENTION_MS * 1_000;
+        match purge_done_jobs(&store, cutoff).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(jobs = n, "purged finished jobs"),
+            Err(e) => tracing::warn!(error = %e, "purging finished jobs failed; will retry"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(DONE_PURGE_EVERY_MS)) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+    Ok(())
 }
 
 /// What a job run asks of the queue.
@@ -190,6 +300,7 @@ enum Next {
 pub struct Workers {
     service: Arc<LapVerse>,
     owner: String,
+    leases: Leases,
 }
 
 impl Workers {
@@ -197,6 +308,73 @@ impl Workers {
         Self {
             service,
             owner: format!("worker-{}", Uuid::now_v7().simple()),
+            leases: Leases::default(),
+        }
+    }
+
+    /// Records the queue leases taken in `leases` (the process's set).
+    pub fn with_leases(mut self, leases: Leases) -> Self {
+        self.leases = leases;
+        self
+    }
+
+    /// The key of `queue`'s lease.
+    pub fn lease_key(queue: &str) -> String {
+        format!("{QUEUE_LEASE}{queue}")
+    }
+
+    /// Extends the row lease of running `job` every lease / [`LEASE_RENEWALS_PER_LEASE`];
+    /// returns when the job is no longer this worker's (taken over, or released).
+    async fn keep_job_lease(&self, job: &Job) {
+        let lease = self.service.settings.lease;
+        let every = lease / LEASE_RENEWALS_PER_LEASE;
+        loop {
+            tokio::time::sleep(every).await;
+            let now = Utc::now().timestamp_micros();
+            let renewed = sqlx::query(
+                "UPDATE lapverse_jobs SET lease_until_us = $1, updated_at_us = $2 \
+                 WHERE job_id = $3 AND lease_owner = $4 AND state = 'running'",
+            )
+            .bind(now + lease.as_micros() as i64)
+            .bind(now)
+            .bind(&job.job_id)
+            .bind(&self.owner)
+            .execute(self.store().read_models())
+            .await;
+            match renewed {
+                Ok(done) if done.rows_affected() == 1 => {}
+                Ok(_) => {
+                    tracing::warn!(job = %job.job_id, "job is no longer ours; stopping it");
+                    return;
+                }
+                // The lease may still be valid: try again at the next renewal.
+                Err(e) => {
+                    tracing::warn!(job = %job.job_id, error = %e, "renewing the job lease failed")
+                }
+            }
+        }
+    }
+
+    /// Runs a claimed job to its next step while renewing its lease, then releases it. A job
+    /// taken over by another worker (its lease lapsed) is dropped without a release.
+    async fn run_claimed(self: Arc<Self>, job: Job) {
+        // Its own task, so CPU-bound work on this one cannot hold the renewals back.
+        // Aborted when this task is (the queue's lease lost), so nothing renews a dropped job.
+        let mut renewals = AbortOnDrop(tokio::spawn({
+            let (me, job) = (self.clone(), job.clone());
+            async move { me.keep_job_lease(&job).await }
+        }));
+        let next = tokio::select! {
+            next = self.run_job(&job) => next,
+            _ = &mut renewals.0 => return,
+        };
+        drop(renewals);
+        let next = next.unwrap_or_else(|e| {
+            tracing::warn!(job = %job.job_id, error = %e, "job failed; it will run again");
+            Next::RunAt(Utc::now() + chrono::Duration::seconds(1))
+        });
+        if let Err(e) = self.release(&job, next).await {
+            tracing::error!(job = %job.job_id, error = %e, "could not release job");
         }
     }
 
@@ -207,28 +385,7 @@ impl Workers {
     /// Due jobs of `queue`, best first.
     async fn due(&self, queue: &str, limit: i64) -> Result<Vec<Job>, LapVerseError> {
         let now = Utc::now().timestamp_micros();
-        let rows = sqlx::query(
-            "SELECT job_id, queue, aggregate_id, payload FROM lapverse_jobs \
-             WHERE queue = $1 AND ((state = 'queued' AND run_after_us <= $2) \
-                OR (state = 'running' AND lease_until_us < $2)) \
-             ORDER BY priority DESC, run_after_us ASC LIMIT $3",
-        )
-        .bind(queue)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(self.store().read_models())
-        .await
-        .map_err(storage)?;
-        rows.iter()
-            .map(|r| {
-                Ok(Job {
-                    job_id: r.try_get(0).map_err(storage)?,
-                    queue: r.try_get(1).map_err(storage)?,
-                    aggregate_id: r.try_get(2).map_err(storage)?,
-                    payload: r.try_get(3).map_err(storage)?,
-                })
-            })
-            .collect()
+        due_jobs(self.store(), queue, now, limit).await
     }
 
     /// Takes the job if it is still due; false when another worker got it first.
@@ -482,16 +639,33 @@ impl Workers {
         Ok(Next::Done)
     }
 
-    /// Claims and runs due jobs of one queue, at most `concurrency` at a time, until shutdown.
-    async fn run_queue(
+    /// Takes `queue`'s lease (standing by while another process holds it), then claims and
+    /// runs due jobs, at most `concurrency` at a time, until shutdown. The lease is checked
+    /// before every poll; when it is lost the running jobs are aborted (their row leases lapse
+    /// and the new owner takes them over) and the run ends with the error.
+    pub async fn run_queue(
         self: Arc<Self>,
         queue: &'static str,
         mut commits: watch::Receiver<u64>,
         mut shutdown: watch::Receiver<bool>,
-    ) {
+    ) -> Result<(), LeaseError> {
+        let key = Self::lease_key(queue);
+        let Some(mut lease) = self
+            .leases
+            .acquire(self.store(), &key, &mut shutdown)
+            .await?
+        else {
+            return Ok(());
+        };
         let permits = Arc::new(Semaphore::new(self.service.settings.concurrency.max(1)));
         let poll = self.service.settings.poll;
+        let mut running = JoinSet::new();
         while !*shutdown.borrow() {
+            if let Err(e) = lease.check().await {
+                running.abort_all();
+                return Err(e);
+            }
+            while running.try_join_next().is_some() {}
             let free = permits.available_permits() as i64;
             if free > 0 {
                 match self.due(queue, free).await {
@@ -503,19 +677,8 @@ impl Workers {
                             match self.claim(&job).await {
                                 Ok(true) => {
                                     let me = self.clone();
-                                    tokio::spawn(async move {
-                                        let next = match me.run_job(&job).await {
-                                            Ok(next) => next,
-                                            Err(e) => {
-                                                tracing::warn!(job = %job.job_id, error = %e, "job failed; it will run again");
-                                                Next::RunAt(
-                                                    Utc::now() + chrono::Duration::seconds(1),
-                                                )
-                                            }
-                                        };
-                                        if let Err(e) = me.release(&job, next).await {
-                                            tracing::error!(job = %job.job_id, error = %e, "could not release job");
-                                        }
+                                    running.spawn(async move {
+                                        me.run_claimed(job).await;
                                         drop(permit);
                                     });
                                 }
@@ -533,18 +696,40 @@ impl Workers {
                 _ = shutdown.changed() => {}
             }
         }
+        // Jobs under way at shutdown finish on their own (or their leases lapse).
+        running.detach_all();
+        Ok(())
     }
 
-    /// Runs the three queues until `shutdown`.
+    /// Runs the three queues until `shutdown`, each under its lease and supervised (a queue
+    /// that loses its lease or panics is started again as a standby).
     pub async fn run(self, commits: watch::Receiver<u64>, shutdown: watch::Receiver<bool>) {
         let me = Arc::new(self);
         let handles: Vec<_> = QUEUES
             .iter()
-            .map(|q| tokio::spawn(me.clone().run_queue(q, commits.clone(), shutdown.clone())))
+            .map(|q| {
+                let (me, commits, stop) = (me.clone(), commits.clone(), shutdown.clone());
+                tokio::spawn(crate::lease::supervise(
+                    format!("queue {q}"),
+                    shutdown.clone(),
+                    move || me.clone().run_queue(q, commits.clone(), stop.clone()),
+                ))
+            })
             .collect();
         for h in handles {
-            let _ = h.await;
+            if let Err(e) = h.await {
+                tracing::error!(error = %e, "queue supervisor panicked");
+            }
         }
+    }
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
