@@ -87,9 +87,20 @@ else
   exit 1
 fi
 
+# Each PostgreSQL test server holds up to ~35 connections (pools plus a session per background
+# lease): with a server limit under 300, run fewer tests at once.
+THREADS=()
+if command -v psql >/dev/null 2>&1; then
+  max_conn=$(psql "$TEST_DATABASE_URL" -Atc 'SHOW max_connections' 2>/dev/null || echo 0)
+  if [ "${max_conn:-0}" -gt 0 ] && [ "$max_conn" -lt 300 ]; then
+    echo "test.sh: PostgreSQL allows $max_conn connections: running 2 tests at a time"
+    THREADS=(--test-threads 2)
+  fi
+fi
+
 if cargo nextest --version >/dev/null 2>&1; then
   # The workspace has no doctests (nextest does not run them).
-  cargo nextest run --workspace "$@"
+  cargo nextest run --workspace "${THREADS[@]}" "$@"
 else
-  cargo test --workspace "$@"
+  cargo test --workspace "$@" -- "${THREADS[@]}"
 fi
