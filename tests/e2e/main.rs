@@ -3,6 +3,7 @@
 mod access;
 mod api;
 mod audit_seal;
+mod bounded_load;
 mod common;
 mod http_errors;
 mod idempotency;
