@@ -185,3 +185,73 @@ fn growing_aggregates_have_snapshot_policies() {
     assert!(snapshot_policy(LogSeller::TYPE).is_some());
     assert!(snapshot_policy(TenantBudget::TYPE).is_some());
 }
+
+fn day(n: i64) -> chrono::DateTime<Utc> {
+    chrono::DateTime::parse_from_rfc3339("2026-03-01T12:00:00Z")
+        .unwrap()
+        .to_utc()
+        + chrono::Duration::days(n)
+}
+
+async fn project_ledger(t: &TestStore) -> agora_projections::ledger::LedgerQueries {
+    use agora_projections::ledger::{LedgerProjection, LedgerQueries};
+    let runner = agora_projections::ProjectionRunner::new(
+        t.store.clone(),
+        std::sync::Arc::new(LedgerProjection::default()),
+    );
+    runner.prepare().await.unwrap();
+    runner.catch_up().await.unwrap();
+    LedgerQueries::new(t.store.read_models().clone())
+}
+
+/// `balance_as_of` reads the running balance in occurrence order from one history row, kept
+/// right when entries arrive back-dated in later batches; it never re-sums the history (an
+/// amount changed under it does not change the answer).
+async fn balance_as_of_one_row(t: TestStore) {
+    use crate::common::{account, bus, money, transfer};
+    use agora_domain::money::Currency;
+    let bus = bus(&t.store);
+    let y = account("b:y");
+    let usd = Currency::usd();
+    for (id, amount, at) in [("e1", "10.00", day(0)), ("e2", "5.00", day(2))] {
+        bus.execute(id, transfer("a:x", "b:y", amount, at), &meta())
+            .await
+            .unwrap();
+    }
+    project_ledger(&t).await;
+    // Back-dated, in a later batch: between e1 and e2, and at e1's very instant.
+    for (id, amount, at) in [("e3", "1.00", day(1)), ("e4", "2.00", day(0))] {
+        bus.execute(id, transfer("a:x", "b:y", amount, at), &meta())
+            .await
+            .unwrap();
+    }
+    let q = project_ledger(&t).await;
+    for (at, expected) in [
+        (day(-1), "0"),
+        (day(0), "12.00"),
+        (day(1), "13.00"),
+        (day(2), "18.00"),
+        (day(3), "18.00"),
+    ] {
+        assert_eq!(
+            q.balance_as_of(&y, usd, at).await.unwrap(),
+            money(expected),
+            "as of {at}"
+        );
+    }
+    assert_eq!(
+        q.balance_as_of(&account("a:x"), usd, day(1)).await.unwrap(),
+        money("-13.00")
+    );
+    sqlx::query(
+        "UPDATE rm_ledger_history SET amount = '1000.00' WHERE account = 'b:y' AND seq = 1",
+    )
+    .execute(t.store.read_models())
+    .await
+    .unwrap();
+    assert_eq!(
+        q.balance_as_of(&y, usd, day(3)).await.unwrap(),
+        money("18.00")
+    );
+}
+both_backends!(balance_as_of_reads_one_running_row, balance_as_of_one_row);
