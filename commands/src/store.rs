@@ -34,6 +34,9 @@ pub const ACQUIRE_TIMEOUT_MS: u64 = 10_000;
 pub const SQLITE_BUSY_TIMEOUT_MS: u64 = 10_000;
 /// Most events one global-order read returns.
 pub const MAX_READ_BATCH: i64 = 10_000;
+/// Most events a backlog count reads ([`Store::pending_after`]): a lag beyond it is reported
+/// as this many, so a scrape never counts a whole table.
+pub const MAX_BACKLOG_EVENTS: i64 = 100_000;
 /// Settings of the SQLite read-model connections (the `Any` driver takes no options but the URL).
 /// Settings of the PostgreSQL read-model connections: see [`Store::begin_read_model_write`].
 const PG_READ_POOL_SETTINGS: &str = "SET synchronous_commit = off";
@@ -539,13 +542,26 @@ impl Store {
     }
 
     /// Events after `after` that exist but may not be readable yet (PostgreSQL: behind the
-    /// horizon; SQLite: none), and the recording time of the oldest of them.
+    /// horizon; SQLite: none), counted up to [`MAX_BACKLOG_EVENTS`], and the recording time of
+    /// the next of them in read order. Two index range reads, never a scan of the whole
+    /// backlog: `/metrics` and `/readyz` call it for every projection on every scrape.
     pub async fn pending_after(&self, after: LogPosition) -> Result<Backlog, sqlx::Error> {
+        self.pending_after_at_most(after, MAX_BACKLOG_EVENTS).await
+    }
+
+    /// [`Store::pending_after`], counting at most `cap` events.
+    pub async fn pending_after_at_most(
+        &self,
+        after: LogPosition,
+        cap: i64,
+    ) -> Result<Backlog, sqlx::Error> {
+        let cap = cap.max(1);
         match &self.native {
             NativePool::Postgres(pool) => {
                 let row = sqlx::query(PG_BACKLOG)
                     .bind(after.transaction_id)
                     .bind(after.global_position)
+                    .bind(cap)
                     .fetch_one(pool)
                     .await?;
                 Ok(Backlog {
@@ -556,6 +572,7 @@ impl Store {
             NativePool::Sqlite(pool) => {
                 let row = sqlx::query(SQLITE_BACKLOG)
                     .bind(after.global_position)
+                    .bind(cap)
                     .fetch_one(pool)
                     .await?;
                 let oldest: Option<i64> = row.try_get("oldest")?;
@@ -833,9 +850,12 @@ SELECT global_position, aggregate_type, aggregate_id, sequence, event_type, even
  WHERE global_position = $1";
 
 const PG_BACKLOG: &str = "
-SELECT count(*) AS n, min(recorded_at) AS oldest
-  FROM events
- WHERE (transaction_id, global_position) > (($1::bigint)::text::xid8, $2::bigint)";
+SELECT (SELECT count(*) FROM (SELECT 1 FROM events
+          WHERE (transaction_id, global_position) > (($1::bigint)::text::xid8, $2::bigint)
+          LIMIT $3) AS behind) AS n,
+       (SELECT recorded_at FROM events
+          WHERE (transaction_id, global_position) > (($1::bigint)::text::xid8, $2::bigint)
+          ORDER BY transaction_id, global_position LIMIT 1) AS oldest";
 
 const SQLITE_READ_GLOBAL: &str = "
 SELECT global_position, aggregate_type, aggregate_id, sequence, event_type, event_version,
@@ -846,7 +866,9 @@ SELECT global_position, aggregate_type, aggregate_id, sequence, event_type, even
  LIMIT $2";
 
 const SQLITE_BACKLOG: &str = "
-SELECT count(*) AS n, min(recorded_at_us) AS oldest FROM events WHERE global_position > $1";
+SELECT (SELECT count(*) FROM (SELECT 1 FROM events WHERE global_position > $1 LIMIT $2)) AS n,
+       (SELECT recorded_at_us FROM events WHERE global_position > $1
+         ORDER BY global_position LIMIT 1) AS oldest";
 
 fn pg_row_to_event(row: &sqlx::postgres::PgRow) -> Result<StoredEvent, sqlx::Error> {
     Ok(StoredEvent {

@@ -255,3 +255,41 @@ async fn balance_as_of_one_row(t: TestStore) {
     );
 }
 both_backends!(balance_as_of_reads_one_running_row, balance_as_of_one_row);
+
+/// The backlog behind a checkpoint (lag, read on every `/metrics` scrape and `/readyz`) counts
+/// at most a cap of events instead of every event after the checkpoint.
+async fn backlog_count_is_capped(t: TestStore) {
+    use crate::common::{bus, transfer};
+    use agora_commands::store::LogPosition;
+    let bus = bus(&t.store);
+    for i in 0..5 {
+        bus.execute(
+            &format!("b-{i}"),
+            transfer("a:x", "b:y", "1.00", Utc::now()),
+            &meta(),
+        )
+        .await
+        .unwrap();
+    }
+    let all = agora_tests::read_all(&t.store).await;
+    let capped = t
+        .store
+        .pending_after_at_most(LogPosition::START, 3)
+        .await
+        .unwrap();
+    assert_eq!(capped.events, 3);
+    assert_eq!(capped.oldest_recorded_at, Some(all[0].recorded_at));
+    assert_eq!(
+        t.store
+            .pending_after(LogPosition::START)
+            .await
+            .unwrap()
+            .events,
+        5
+    );
+    assert_eq!(
+        t.store.pending_after(all[4].position).await.unwrap().events,
+        0
+    );
+}
+both_backends!(backlog_count_is_bounded, backlog_count_is_capped);
