@@ -14,4 +14,5 @@ mod logmarket;
 mod parking;
 mod projection_engine;
 mod store_contract;
+mod subscription_limits;
 mod upcasting;
