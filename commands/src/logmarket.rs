@@ -38,6 +38,12 @@ use crate::store::{Store, StoredEvent};
 
 /// Checkpoint name of the process manager in `projection_checkpoints`.
 pub const PROCESS_CHECKPOINT: &str = "pm_logmarket";
+/// Analyses computed at once on the blocking pool (the machine's cores are shared with the
+/// async runtime and the database).
+pub const MAX_CONCURRENT_ANALYSES: usize = 2;
+/// Times an analysis is re-judged when concurrent analyses keep recording its first-time
+/// templates first; then the request fails with a retryable conflict.
+pub const MAX_NOVELTY_ATTEMPTS: usize = 3;
 /// Actor stamped on the process manager's commands.
 pub const PROCESS_ACTOR: &str = "process:logmarket";
 
@@ -166,10 +172,13 @@ pub struct LogMarket {
     sellers: CommandBus<LogSeller>,
     journal: CommandBus<JournalEntry>,
     /// Template hashes the marketplace has seen (persisted in the events; loaded at start).
-    known: RwLock<HashSet<String>>,
-    /// Serialises "judge novelty, then record": two concurrent first-time patterns cannot both
-    /// count as first.
+    /// Copied on write: an analysis reads a snapshot (an `Arc` clone) without holding a lock.
+    known: RwLock<Arc<HashSet<String>>>,
+    /// Serialises "check the novelty judgement, then record": two concurrent first-time
+    /// patterns cannot both count as first. Never held while a log is analysed.
     novelty: Mutex<()>,
+    /// Analyses running on the blocking pool at once ([`MAX_CONCURRENT_ANALYSES`]).
+    analysing: tokio::sync::Semaphore,
     /// The journal entry's facts: the touched accounts' balances.
     balances: Arc<dyn BalanceLookup>,
 }
@@ -188,8 +197,9 @@ impl LogMarket {
             analyses: CommandBus::new(store, signal.clone(), ()),
             sellers: CommandBus::new(store, signal.clone(), ()),
             journal: CommandBus::new(store, signal, ()),
-            known: RwLock::new(HashSet::new()),
+            known: RwLock::new(Arc::default()),
             novelty: Mutex::new(()),
+            analysing: tokio::sync::Semaphore::new(MAX_CONCURRENT_ANALYSES),
         }
     }
 
@@ -200,7 +210,7 @@ impl LogMarket {
     /// Adds template hashes to the known set (at start, from the templates read model).
     pub fn remember_templates<I: IntoIterator<Item = String>>(&self, hashes: I) {
         let mut known = self.known.write().unwrap_or_else(|e| e.into_inner());
-        known.extend(hashes);
+        Arc::make_mut(&mut known).extend(hashes);
     }
 
     pub fn known_templates(&self) -> usize {
@@ -236,20 +246,64 @@ impl LogMarket {
             }
             None => format!("analysis-{}", Uuid::now_v7().simple()),
         };
-        let _guard = self.novelty.lock().await;
-        let analysis = {
-            let known = self.known.read().unwrap_or_else(|e| e.into_inner());
-            analysis::analyse(content, stage, &self.config, &|h| known.contains(h))?
-        };
-        let command = LogAnalysisCommand::Record {
-            seller: seller.clone(),
-            stage,
-            analysis: Box::new(analysis.clone()),
-            occurred_at: meta.occurred_at,
-        };
-        self.analyses.execute(&analysis_id, command, meta).await?;
-        self.remember_templates(analysis.templates.iter().map(|t| t.hash.clone()));
-        Ok((analysis_id, analysis))
+        let content: Arc<str> = Arc::from(content);
+        for _ in 0..MAX_NOVELTY_ATTEMPTS {
+            let (analysis, judged_new) = self.analyse_off_runtime(&content, stage).await?;
+            let _guard = self.novelty.lock().await;
+            // Judged against a snapshot: if another analysis recorded one of "our" first-time
+            // templates meanwhile, judge again.
+            if self.any_known(&judged_new) {
+                continue;
+            }
+            let command = LogAnalysisCommand::Record {
+                seller: seller.clone(),
+                stage,
+                analysis: Box::new(analysis.clone()),
+                occurred_at: meta.occurred_at,
+            };
+            self.analyses.execute(&analysis_id, command, meta).await?;
+            self.remember_templates(analysis.templates.iter().map(|t| t.hash.clone()));
+            return Ok((analysis_id, analysis));
+        }
+        Err(LogMarketError::Conflict(
+            "first-time patterns kept changing under this analysis; retry".into(),
+        ))
+    }
+
+    /// Runs the CPU-bound analysis on tokio's blocking pool (at most
+    /// [`MAX_CONCURRENT_ANALYSES`] at once) against a snapshot of the known templates; returns
+    /// it with the template hashes it judged new.
+    async fn analyse_off_runtime(
+        &self,
+        content: &Arc<str>,
+        stage: Stage,
+    ) -> Result<(Analysis, Vec<String>), LogMarketError> {
+        let _permit = self
+            .analysing
+            .acquire()
+            .await
+            .map_err(|e| LogMarketError::Storage(format!("analysis pool closed: {e}")))?;
+        let known = Arc::clone(&self.known.read().unwrap_or_else(|e| e.into_inner()));
+        let config = self.config.clone();
+        let content = Arc::clone(content);
+        let task = tokio::task::spawn_blocking(move || {
+            let judged_new = std::cell::RefCell::new(Vec::new());
+            let analysis = analysis::analyse(&content, stage, &config, &|h| {
+                let seen = known.contains(h);
+                if !seen {
+                    judged_new.borrow_mut().push(h.to_owned());
+                }
+                seen
+            })?;
+            Ok::<_, LogMarketError>((analysis, judged_new.into_inner()))
+        });
+        task.await
+            .map_err(|e| LogMarketError::Storage(format!("analysis worker failed: {e}")))?
+    }
+
+    fn any_known(&self, hashes: &[String]) -> bool {
+        let known = self.known.read().unwrap_or_else(|e| e.into_inner());
+        hashes.iter().any(|h| known.contains(h))
     }
 
     /// Registers (or rotates) a seller's payment key.
