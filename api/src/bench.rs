@@ -41,6 +41,156 @@ pub struct BenchArgs {
     /// Client counts to measure.
     #[arg(long, value_delimiter = ',', default_value = "1,16")]
     pub clients: Vec<usize>,
+    /// Instead of the database runs: time the log analysis over crafted worst-case logs of
+    /// `DEFAULT_MAX_LOG_BYTES` each (no database needed).
+    #[arg(long)]
+    pub adversarial_logs: bool,
+}
+
+/// Times each analysis over the crafted logs is repeated (the best run is reported).
+const ADVERSARIAL_RUNS: usize = 3;
+
+/// Letters only, distinct per `i` (no digits: nothing is masked as a number).
+fn letters(mut i: usize) -> String {
+    let mut w = String::new();
+    loop {
+        w.push(char::from(b'a' + (i % 26) as u8));
+        i /= 26;
+        if i == 0 {
+            return w;
+        }
+    }
+}
+
+/// Appends `next(i)` for i = 0, 1, ... while the text stays within `bytes`.
+fn fill(bytes: usize, mut next: impl FnMut(usize) -> String) -> String {
+    let mut out = String::with_capacity(bytes);
+    for i in 0.. {
+        let piece = next(i);
+        if out.len() + piece.len() > bytes {
+            break;
+        }
+        out.push_str(&piece);
+    }
+    out
+}
+
+/// The crafted logs, each at most `bytes` long: (name, text).
+pub fn adversarial_logs(bytes: usize) -> Vec<(&'static str, String)> {
+    const LONG_LINE_BYTES: usize = 64 * 1024;
+    vec![
+        (
+            "one line of 1 MiB",
+            fill(bytes, |i| format!("{} ", letters(i % 5000))),
+        ),
+        (
+            "every line a distinct template",
+            fill(bytes, |i| {
+                format!(
+                    "svc {} {} {} {}\n",
+                    letters(i),
+                    letters(i + 7),
+                    letters(i + 13),
+                    letters(i + 29)
+                )
+            }),
+        ),
+        (
+            "distinct templates, variable first tokens",
+            fill(bytes, |i| {
+                format!(
+                    "{i} {i} {} {} {}\n",
+                    letters(i),
+                    letters(i + 3),
+                    letters(i + 5)
+                )
+            }),
+        ),
+        (
+            "one token repeated",
+            fill(bytes, |i| {
+                if i % 40 == 39 {
+                    "error\n".to_string()
+                } else {
+                    "error ".to_string()
+                }
+            }),
+        ),
+        (
+            "lines of 64 KiB",
+            fill(bytes, |i| {
+                let mut line = fill(LONG_LINE_BYTES - 1, |j| {
+                    format!("{} ", letters(i * 7919 + j))
+                });
+                line.push('\n');
+                line
+            }),
+        ),
+        (
+            "numbers, hex and paths",
+            fill(bytes, |i| {
+                format!(
+                    "GET /srv/app/{i}/lib/mod_{i}.so 0x{i:08x}deadbeef {i}.{i} ms \
+                     id={i:x} user=u{i} ip=10.{}.{}.{} took {i}ms\n",
+                    i % 256,
+                    (i / 256) % 256,
+                    i % 7
+                )
+            }),
+        ),
+    ]
+}
+
+/// One crafted log's timing.
+#[derive(Clone, Debug)]
+pub struct AdversarialResult {
+    pub name: &'static str,
+    pub bytes: usize,
+    pub lines: usize,
+    pub templates: usize,
+    pub best_ms: f64,
+}
+
+/// Times `analysis::analyse` over [`adversarial_logs`] and prints a table (milliseconds per
+/// MiB: the stated bound is under 1,000).
+pub fn run_adversarial() -> anyhow::Result<Vec<AdversarialResult>> {
+    use agora_domain::logmarket::analysis::{self, MarketConfig, Stage, DEFAULT_MAX_LOG_BYTES};
+    let config = MarketConfig::default();
+    let mut out = Vec::new();
+    println!(
+        "| input | bytes | lines | templates | best of {ADVERSARIAL_RUNS} (ms) | ms per MiB |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (name, text) in adversarial_logs(DEFAULT_MAX_LOG_BYTES) {
+        let mut best = f64::INFINITY;
+        let mut templates = 0;
+        for _ in 0..ADVERSARIAL_RUNS {
+            let started = Instant::now();
+            let a = analysis::analyse(&text, Stage::Runtime, &config, &|_| false)
+                .with_context(|| format!("analysing {name}"))?;
+            best = best.min(started.elapsed().as_secs_f64() * 1e3);
+            templates = a.templates.len();
+        }
+        let mib = text.len() as f64 / (1024.0 * 1024.0);
+        let r = AdversarialResult {
+            name,
+            bytes: text.len(),
+            lines: text.lines().count(),
+            templates,
+            best_ms: best,
+        };
+        println!(
+            "| {} | {} | {} | {} | {:.0} | {:.0} |",
+            r.name,
+            r.bytes,
+            r.lines,
+            r.templates,
+            r.best_ms,
+            r.best_ms / mib
+        );
+        out.push(r);
+    }
+    Ok(out)
 }
 
 /// One measured run.
@@ -69,6 +219,10 @@ impl RunResult {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.adversarial_logs {
+        tokio::task::spawn_blocking(run_adversarial).await??;
+        return Ok(());
+    }
     let mut results = Vec::new();
     if !args.no_postgres {
         let name = format!("agora_bench_{}", std::process::id());

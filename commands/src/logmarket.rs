@@ -40,6 +40,9 @@ use crate::store::{Store, StoredEvent};
 
 /// Checkpoint name of the process manager in `projection_checkpoints`.
 pub const PROCESS_CHECKPOINT: &str = "pm_logmarket";
+/// Analyses computed at once on the blocking pool (the machine's cores are shared with the
+/// async runtime and the database).
+pub const MAX_CONCURRENT_ANALYSES: usize = 2;
 /// Actor stamped on the process manager's commands.
 pub const PROCESS_ACTOR: &str = "process:logmarket";
 
@@ -54,8 +57,12 @@ pub enum LogMarketError {
     NotFound,
     #[error("analysis already paid in transaction {transaction_id}")]
     AlreadyPaid { transaction_id: String },
+    /// A rule refuses the request as it stands.
     #[error("{0}")]
     Conflict(String),
+    /// Contention: the target kept changing under concurrent writers; a retry may succeed.
+    #[error("{0}")]
+    Busy(String),
     /// The seller's earlier analysis of the same log content is the payable one.
     #[error("the seller's analysis {first} of the same log content was the payable one")]
     DuplicateContent { first: String },
@@ -98,7 +105,7 @@ impl From<CommandError<LogAnalysisError>> for LogMarketError {
                 Self::Conflict(e.to_string())
             }
             CommandError::Rejected(e) => Self::Conflict(e.to_string()),
-            CommandError::Conflict => Self::Conflict("analysis kept changing; retry".into()),
+            CommandError::Conflict => Self::Busy("analysis kept changing; retry".into()),
             CommandError::Storage(s) => Self::Storage(s),
         }
     }
@@ -108,7 +115,7 @@ impl From<CommandError<ClaimError>> for LogMarketError {
     fn from(e: CommandError<ClaimError>) -> Self {
         match e {
             CommandError::Rejected(e) => Self::Conflict(e.to_string()),
-            CommandError::Conflict => Self::Conflict("claim kept changing; retry".into()),
+            CommandError::Conflict => Self::Busy("claim kept changing; retry".into()),
             CommandError::Storage(s) => Self::Storage(s),
         }
     }
@@ -121,7 +128,7 @@ impl From<CommandError<SellerError>> for LogMarketError {
                 e @ (SellerError::NoPendingKey | SellerError::PendingKeyMismatch { .. }),
             ) => Self::Conflict(e.to_string()),
             CommandError::Rejected(e) => Self::BadInput(e.to_string()),
-            CommandError::Conflict => Self::Conflict("seller kept changing; retry".into()),
+            CommandError::Conflict => Self::Busy("seller kept changing; retry".into()),
             CommandError::Storage(s) => Self::Storage(s),
         }
     }
@@ -191,8 +198,11 @@ pub struct LogMarket {
     digests: CommandBus<SellerLogDigest>,
     /// Template hashes known to be claimed (a cache of the `TemplateClaim` aggregates, loaded
     /// at start from the templates read model): a template in it is not new; one not in it is
-    /// new only if this analysis wins its claim.
-    known: RwLock<HashSet<String>>,
+    /// new only if this analysis wins its claim. Copied on write: an analysis reads a snapshot
+    /// (an `Arc` clone) and holds no lock while it runs.
+    known: RwLock<Arc<HashSet<String>>>,
+    /// Analyses running on the blocking pool at once ([`MAX_CONCURRENT_ANALYSES`]).
+    analysing: tokio::sync::Semaphore,
     /// The journal entry's facts: the touched accounts' balances.
     balances: Arc<dyn BalanceLookup>,
 }
@@ -213,7 +223,8 @@ impl LogMarket {
             templates: CommandBus::new(store, signal.clone(), ()),
             digests: CommandBus::new(store, signal.clone(), ()),
             journal: CommandBus::new(store, signal, ()),
-            known: RwLock::new(HashSet::new()),
+            known: RwLock::new(Arc::default()),
+            analysing: tokio::sync::Semaphore::new(MAX_CONCURRENT_ANALYSES),
         }
     }
 
@@ -224,7 +235,7 @@ impl LogMarket {
     /// Adds template hashes to the known set (at start, from the templates read model).
     pub fn remember_templates<I: IntoIterator<Item = String>>(&self, hashes: I) {
         let mut known = self.known.write().unwrap_or_else(|e| e.into_inner());
-        known.extend(hashes);
+        Arc::make_mut(&mut known).extend(hashes);
     }
 
     pub fn known_templates(&self) -> usize {
@@ -260,9 +271,12 @@ impl LogMarket {
             }
             None => format!("analysis-{}", Uuid::now_v7().simple()),
         };
-        let first = self.analyse_with(content, stage, &HashSet::new())?;
+        let content: Arc<str> = Arc::from(content);
+        let first = self
+            .analyse_off_runtime(&content, stage, HashSet::new())
+            .await?;
         let (analysis, claimed_templates) = self
-            .claim_templates(&analysis_id, content, stage, first, meta)
+            .claim_templates(&analysis_id, &content, stage, first, meta)
             .await?;
         let command = LogAnalysisCommand::Record {
             seller: seller.clone(),
@@ -276,17 +290,33 @@ impl LogMarket {
         Ok((analysis_id, analysis))
     }
 
-    /// Analyses `content` counting as known the cached templates and `lost`.
-    fn analyse_with(
+    /// Runs the CPU-bound analysis on tokio's blocking pool (at most
+    /// [`MAX_CONCURRENT_ANALYSES`] at once), counting as known a snapshot of the cached
+    /// templates and `lost` (templates this analysis lost to others' claims); no lock is held
+    /// while it runs.
+    async fn analyse_off_runtime(
         &self,
-        content: &str,
+        content: &Arc<str>,
         stage: Stage,
-        lost: &HashSet<String>,
+        lost: HashSet<String>,
     ) -> Result<Analysis, LogMarketError> {
-        let known = self.known.read().unwrap_or_else(|e| e.into_inner());
-        Ok(analysis::analyse(content, stage, &self.config, &|h| {
-            known.contains(h) || lost.contains(h)
-        })?)
+        let _permit = self
+            .analysing
+            .acquire()
+            .await
+            .map_err(|e| LogMarketError::Storage(format!("analysis pool closed: {e}")))?;
+        let known = Arc::clone(&self.known.read().unwrap_or_else(|e| e.into_inner()));
+        let config = self.config.clone();
+        let content = Arc::clone(content);
+        let task = tokio::task::spawn_blocking(move || {
+            analysis::analyse(&content, stage, &config, &|h| {
+                known.contains(h) || lost.contains(h)
+            })
+        });
+        let analysis = task
+            .await
+            .map_err(|e| LogMarketError::Storage(format!("analysis worker failed: {e}")))??;
+        Ok(analysis)
     }
 
     /// Claims each template `analysis` judged new; a template another analysis claimed first is
@@ -295,7 +325,7 @@ impl LogMarket {
     async fn claim_templates(
         &self,
         analysis_id: &str,
-        content: &str,
+        content: &Arc<str>,
         stage: Stage,
         mut analysis: Analysis,
         meta: &CommandMetadata,
@@ -330,9 +360,11 @@ impl LogMarket {
                 return Ok((analysis, claimed));
             }
             self.remember_templates(lost.iter().cloned());
-            analysis = self.analyse_with(content, stage, &lost)?;
+            analysis = self
+                .analyse_off_runtime(content, stage, lost.clone())
+                .await?;
         }
-        Err(LogMarketError::Conflict(
+        Err(LogMarketError::Busy(
             "template claims kept changing; retry".into(),
         ))
     }
@@ -580,7 +612,7 @@ impl LogMarket {
             .await
             .map_err(|e| match e {
                 CommandError::Rejected(e) => LogMarketError::Conflict(e.to_string()),
-                CommandError::Conflict => LogMarketError::Conflict("journal busy".into()),
+                CommandError::Conflict => LogMarketError::Busy("journal busy".into()),
                 CommandError::Storage(s) => LogMarketError::Storage(s),
             })?;
         let quality = state_quality(state);

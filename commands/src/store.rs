@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -32,6 +34,9 @@ pub const ACQUIRE_TIMEOUT_MS: u64 = 10_000;
 pub const SQLITE_BUSY_TIMEOUT_MS: u64 = 10_000;
 /// Most events one global-order read returns.
 pub const MAX_READ_BATCH: i64 = 10_000;
+/// Most events a backlog count reads ([`Store::pending_after`]): a lag beyond it is reported
+/// as this many, so a scrape never counts a whole table.
+pub const MAX_BACKLOG_EVENTS: i64 = 100_000;
 /// Settings of the SQLite read-model connections (the `Any` driver takes no options but the URL).
 /// Settings of the PostgreSQL read-model connections: see [`Store::begin_read_model_write`].
 const PG_READ_POOL_SETTINGS: &str = "SET synchronous_commit = off";
@@ -180,6 +185,8 @@ pub struct Store {
     read_models: AnyPool,
     durable: AnyPool,
     location: StoreLocation,
+    /// Events read to load aggregates since connecting (see [`Store::events_loaded`]).
+    events_loaded: Arc<AtomicU64>,
 }
 
 impl Store {
@@ -251,6 +258,7 @@ impl Store {
             read_models,
             durable,
             location: location.clone(),
+            events_loaded: Arc::default(),
         })
     }
 
@@ -309,6 +317,7 @@ impl Store {
                     durable: read_models.clone(),
                     read_models,
                     location: location.clone(),
+                    events_loaded: Arc::default(),
                 }
             }
             StoreLocation::Sqlite { path } => {
@@ -341,6 +350,7 @@ impl Store {
                     durable: read_models.clone(),
                     read_models,
                     location: location.clone(),
+                    events_loaded: Arc::default(),
                 }
             }
         };
@@ -445,17 +455,36 @@ impl Store {
                 repo: PostgresEventRepository::new(pool.clone()),
                 pool: pool.clone(),
             }),
-            NativePool::Sqlite(pool) => RepoInner::Sqlite(SqliteEventRepository::new(pool.clone())),
+            NativePool::Sqlite(pool) => RepoInner::Sqlite(SqlitePoolRepo {
+                repo: SqliteEventRepository::new(pool.clone()),
+                pool: pool.clone(),
+            }),
         };
-        EventRepository { inner }
+        EventRepository {
+            inner,
+            events_loaded: Arc::clone(&self.events_loaded),
+        }
+    }
+
+    /// Events read from the log to load aggregates through this store's repositories since it
+    /// connected (snapshots not counted): what a bounded load is measured in.
+    pub fn events_loaded(&self) -> u64 {
+        self.events_loaded.load(Ordering::Relaxed)
     }
 
     /// The cqrs-es event store of aggregate `A` over this store: its events are loaded through
     /// the upcasters registered for `A` (`agora_domain::versioning`), so an event stored in an
     /// older shape reaches the aggregate in the current one, on either backend.
+    ///
+    /// Aggregates whose streams grow with use ([`SNAPSHOT_POLICIES`]) load from their latest
+    /// snapshot plus fewer than [`SnapshotPolicy::every_events`] events after it.
     pub fn event_store<A: Aggregate>(&self) -> PersistedEventStore<EventRepository, A> {
-        PersistedEventStore::new_event_store(self.event_repository())
-            .with_upcasters(agora_domain::versioning::upcasters_for(A::TYPE))
+        let repo = self.event_repository();
+        let store = match snapshot_policy(A::TYPE) {
+            Some(policy) => PersistedEventStore::new_snapshot_store(repo, policy.every_events),
+            None => PersistedEventStore::new_event_store(repo),
+        };
+        store.with_upcasters(agora_domain::versioning::upcasters_for(A::TYPE))
     }
 
     /// Answers a trivial query: the store is reachable.
@@ -513,13 +542,26 @@ impl Store {
     }
 
     /// Events after `after` that exist but may not be readable yet (PostgreSQL: behind the
-    /// horizon; SQLite: none), and the recording time of the oldest of them.
+    /// horizon; SQLite: none), counted up to [`MAX_BACKLOG_EVENTS`], and the recording time of
+    /// the next of them in read order. Two index range reads, never a scan of the whole
+    /// backlog: `/metrics` and `/readyz` call it for every projection on every scrape.
     pub async fn pending_after(&self, after: LogPosition) -> Result<Backlog, sqlx::Error> {
+        self.pending_after_at_most(after, MAX_BACKLOG_EVENTS).await
+    }
+
+    /// [`Store::pending_after`], counting at most `cap` events.
+    pub async fn pending_after_at_most(
+        &self,
+        after: LogPosition,
+        cap: i64,
+    ) -> Result<Backlog, sqlx::Error> {
+        let cap = cap.max(1);
         match &self.native {
             NativePool::Postgres(pool) => {
                 let row = sqlx::query(PG_BACKLOG)
                     .bind(after.transaction_id)
                     .bind(after.global_position)
+                    .bind(cap)
                     .fetch_one(pool)
                     .await?;
                 Ok(Backlog {
@@ -530,6 +572,7 @@ impl Store {
             NativePool::Sqlite(pool) => {
                 let row = sqlx::query(SQLITE_BACKLOG)
                     .bind(after.global_position)
+                    .bind(cap)
                     .fetch_one(pool)
                     .await?;
                 let oldest: Option<i64> = row.try_get("oldest")?;
@@ -807,9 +850,12 @@ SELECT global_position, aggregate_type, aggregate_id, sequence, event_type, even
  WHERE global_position = $1";
 
 const PG_BACKLOG: &str = "
-SELECT count(*) AS n, min(recorded_at) AS oldest
-  FROM events
- WHERE (transaction_id, global_position) > (($1::bigint)::text::xid8, $2::bigint)";
+SELECT (SELECT count(*) FROM (SELECT 1 FROM events
+          WHERE (transaction_id, global_position) > (($1::bigint)::text::xid8, $2::bigint)
+          LIMIT $3) AS behind) AS n,
+       (SELECT recorded_at FROM events
+          WHERE (transaction_id, global_position) > (($1::bigint)::text::xid8, $2::bigint)
+          ORDER BY transaction_id, global_position LIMIT 1) AS oldest";
 
 const SQLITE_READ_GLOBAL: &str = "
 SELECT global_position, aggregate_type, aggregate_id, sequence, event_type, event_version,
@@ -820,7 +866,9 @@ SELECT global_position, aggregate_type, aggregate_id, sequence, event_type, even
  LIMIT $2";
 
 const SQLITE_BACKLOG: &str = "
-SELECT count(*) AS n, min(recorded_at_us) AS oldest FROM events WHERE global_position > $1";
+SELECT (SELECT count(*) FROM (SELECT 1 FROM events WHERE global_position > $1 LIMIT $2)) AS n,
+       (SELECT recorded_at_us FROM events WHERE global_position > $1
+         ORDER BY global_position LIMIT 1) AS oldest";
 
 fn pg_row_to_event(row: &sqlx::postgres::PgRow) -> Result<StoredEvent, sqlx::Error> {
     Ok(StoredEvent {
@@ -918,7 +966,13 @@ impl StoredEvent {
 
 enum RepoInner {
     Postgres(PgRepo),
-    Sqlite(SqliteEventRepository),
+    Sqlite(SqlitePoolRepo),
+}
+
+/// sqlite-es for reads, plus our pool for the commits that write a snapshot.
+struct SqlitePoolRepo {
+    repo: SqliteEventRepository,
+    pool: SqlitePool,
 }
 
 /// postgres-es for reads and snapshots, plus our pool for the one-statement append.
@@ -969,10 +1023,213 @@ async fn pg_insert_events<A: Aggregate>(
 /// (UUIDv7) in the metadata; the rest of the metadata comes from the command.
 pub struct EventRepository {
     inner: RepoInner,
+    events_loaded: Arc<AtomicU64>,
 }
 
 /// Metadata key of the per-event id.
 pub const EVENT_ID_KEY: &str = "event_id";
+
+/// How often an aggregate type is snapshotted, and the shape of its stored state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotPolicy {
+    pub aggregate_type: &'static str,
+    /// A snapshot is written with the commit that reaches each multiple of this sequence, so
+    /// a load reads the latest snapshot and fewer than this many events.
+    pub every_events: usize,
+    /// Bumped when the aggregate's serialized state changes meaning: snapshots of another
+    /// version are ignored (the aggregate is folded from its events, and the next boundary
+    /// writes a current one).
+    pub state_version: u32,
+}
+
+/// Events between two snapshots of a long-lived aggregate.
+pub const SNAPSHOT_EVERY_EVENTS: usize = 100;
+
+/// The aggregates whose streams grow with use: a seller's credits (one or more events per paid
+/// analysis, forever) and a tenant-month budget (one per charge or refund). Snapshots are our
+/// own SQL (DESIGN.md §6: postgres-es commits its snapshot update before checking it, reads
+/// one without `ORDER BY`, and records the commit's last sequence even when the snapshot stops
+/// at an earlier boundary).
+pub const SNAPSHOT_POLICIES: &[SnapshotPolicy] = &[
+    SnapshotPolicy {
+        aggregate_type: "log_seller",
+        every_events: SNAPSHOT_EVERY_EVENTS,
+        state_version: 1,
+    },
+    SnapshotPolicy {
+        aggregate_type: "tenant_budget",
+        every_events: SNAPSHOT_EVERY_EVENTS,
+        state_version: 1,
+    },
+];
+
+/// The snapshot policy of an aggregate type, if it has one.
+pub fn snapshot_policy(aggregate_type: &str) -> Option<SnapshotPolicy> {
+    SNAPSHOT_POLICIES
+        .iter()
+        .find(|p| p.aggregate_type == aggregate_type)
+        .copied()
+}
+
+/// Keys of the stored snapshot payload: `{"v": state_version, "state": aggregate}`.
+const SNAPSHOT_VERSION_KEY: &str = "v";
+const SNAPSHOT_STATE_KEY: &str = "state";
+
+/// The sequence a snapshot handed over with `events` stands at. cqrs-es folds the snapshot
+/// only up to the last multiple of `every` among the commit's events (not necessarily the
+/// last event), so that multiple is its sequence. `None` if no event of the commit reaches one.
+fn snapshot_sequence(events: &[SerializedEvent], every: usize) -> Option<usize> {
+    let first = events.first()?.sequence;
+    let last = events.last()?.sequence;
+    let at = last.checked_div(every)?.checked_mul(every)?;
+    (at >= first && at > 0).then_some(at)
+}
+
+fn wrap_snapshot(policy: SnapshotPolicy, state: Value) -> Value {
+    serde_json::json!({ SNAPSHOT_VERSION_KEY: policy.state_version, SNAPSHOT_STATE_KEY: state })
+}
+
+/// The aggregate state of a stored snapshot payload, if it is of the current version.
+fn unwrap_snapshot(policy: SnapshotPolicy, mut payload: Value) -> Option<Value> {
+    let version = payload.get(SNAPSHOT_VERSION_KEY)?.as_u64()?;
+    if version != u64::from(policy.state_version) {
+        return None;
+    }
+    payload.get_mut(SNAPSHOT_STATE_KEY).map(Value::take)
+}
+
+const PG_SELECT_SNAPSHOT: &str = "
+SELECT last_sequence, current_snapshot, payload FROM snapshots
+ WHERE aggregate_type = $1 AND aggregate_id = $2
+ ORDER BY last_sequence DESC LIMIT 1";
+const SQLITE_SELECT_SNAPSHOT: &str = "
+SELECT last_sequence, current_snapshot, payload FROM snapshots
+ WHERE aggregate_type = ?1 AND aggregate_id = ?2
+ ORDER BY last_sequence DESC LIMIT 1";
+/// A snapshot at a sequence is a function of the events up to it: a second writer of the same
+/// row (impossible once the events' primary key admitted this commit) changes nothing.
+const INSERT_SNAPSHOT: &str = "
+INSERT INTO snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload)
+VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
+const DELETE_OLDER_SNAPSHOTS: &str = "
+DELETE FROM snapshots WHERE aggregate_type = $1 AND aggregate_id = $2 AND last_sequence < $3";
+
+fn persistence_error(e: sqlx::Error) -> PersistenceError {
+    match e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            PersistenceError::OptimisticLockError
+        }
+        e @ (sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) => {
+            PersistenceError::ConnectionError(Box::new(e))
+        }
+        e => PersistenceError::UnknownError(Box::new(e)),
+    }
+}
+
+fn to_usize(v: i64) -> Result<usize, PersistenceError> {
+    usize::try_from(v).map_err(|e| PersistenceError::UnknownError(Box::new(e)))
+}
+
+fn to_i64(v: usize) -> Result<i64, PersistenceError> {
+    i64::try_from(v).map_err(|e| PersistenceError::UnknownError(Box::new(e)))
+}
+
+/// The commit's events and its snapshot in ONE transaction: a conflicting commit writes
+/// neither, and a committed one always has the snapshot it carried.
+async fn pg_persist_with_snapshot<A: Aggregate>(
+    pool: &PgPool,
+    events: &[SerializedEvent],
+    snapshot: (String, Value, usize),
+    last_sequence: usize,
+) -> Result<(), PersistenceError> {
+    let (aggregate_id, payload, current_snapshot) = snapshot;
+    let mut tx = pool.begin().await.map_err(persistence_error)?;
+    let mut builder = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
+         payload, metadata) ",
+    );
+    builder.push_values(events, |mut row, e| {
+        row.push_bind(A::TYPE)
+            .push_bind(&e.aggregate_id)
+            .push_bind(e.sequence as i64)
+            .push_bind(&e.event_type)
+            .push_bind(&e.event_version)
+            .push_bind(&e.payload)
+            .push_bind(&e.metadata);
+    });
+    builder
+        .build()
+        .execute(&mut *tx)
+        .await
+        .map_err(persistence_error)?;
+    let last_sequence = to_i64(last_sequence)?;
+    sqlx::query(INSERT_SNAPSHOT)
+        .bind(A::TYPE)
+        .bind(&aggregate_id)
+        .bind(last_sequence)
+        .bind(to_i64(current_snapshot)?)
+        .bind(&payload)
+        .execute(&mut *tx)
+        .await
+        .map_err(persistence_error)?;
+    sqlx::query(DELETE_OLDER_SNAPSHOTS)
+        .bind(A::TYPE)
+        .bind(&aggregate_id)
+        .bind(last_sequence)
+        .execute(&mut *tx)
+        .await
+        .map_err(persistence_error)?;
+    tx.commit().await.map_err(persistence_error)
+}
+
+/// [`pg_persist_with_snapshot`] on SQLite (`BEGIN IMMEDIATE`: the single writer's lock is
+/// taken up front, so the transaction never fails on a stale read snapshot).
+async fn sqlite_persist_with_snapshot<A: Aggregate>(
+    pool: &SqlitePool,
+    events: &[SerializedEvent],
+    snapshot: (String, Value, usize),
+    last_sequence: usize,
+) -> Result<(), PersistenceError> {
+    let (aggregate_id, payload, current_snapshot) = snapshot;
+    let mut tx = pool
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(persistence_error)?;
+    for e in events {
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+             event_version, payload, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(A::TYPE)
+        .bind(&e.aggregate_id)
+        .bind(to_i64(e.sequence)?)
+        .bind(&e.event_type)
+        .bind(&e.event_version)
+        .bind(&e.payload)
+        .bind(&e.metadata)
+        .execute(&mut *tx)
+        .await
+        .map_err(persistence_error)?;
+    }
+    let last_sequence = to_i64(last_sequence)?;
+    sqlx::query(INSERT_SNAPSHOT)
+        .bind(A::TYPE)
+        .bind(&aggregate_id)
+        .bind(last_sequence)
+        .bind(to_i64(current_snapshot)?)
+        .bind(&payload)
+        .execute(&mut *tx)
+        .await
+        .map_err(persistence_error)?;
+    sqlx::query(DELETE_OLDER_SNAPSHOTS)
+        .bind(A::TYPE)
+        .bind(&aggregate_id)
+        .bind(last_sequence)
+        .execute(&mut *tx)
+        .await
+        .map_err(persistence_error)?;
+    tx.commit().await.map_err(persistence_error)
+}
 
 fn with_event_ids(events: &[SerializedEvent]) -> Vec<SerializedEvent> {
     events
@@ -988,15 +1245,86 @@ fn with_event_ids(events: &[SerializedEvent]) -> Vec<SerializedEvent> {
         .collect()
 }
 
+impl EventRepository {
+    fn count_loaded(&self, events: &[SerializedEvent]) {
+        self.events_loaded
+            .fetch_add(events.len() as u64, Ordering::Relaxed);
+    }
+
+    /// The state of aggregate `A` at sequence `at`: its latest snapshot, the stored events
+    /// after it, and the uncommitted `commit` events up to `at`. Read at a boundary only (once
+    /// per [`SnapshotPolicy::every_events`] events), so it reads fewer than that many events;
+    /// those reads are not counted in [`Store::events_loaded`].
+    async fn fold_to<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        commit: &[SerializedEvent],
+        at: usize,
+    ) -> Result<Value, PersistenceError> {
+        let (mut state, since) = match self.get_snapshot::<A>(aggregate_id).await? {
+            Some(s) => match serde_json::from_value::<A>(s.aggregate) {
+                Ok(state) => (state, s.current_sequence),
+                Err(_) => (A::default(), 0),
+            },
+            None => (A::default(), 0),
+        };
+        let stored = match &self.inner {
+            RepoInner::Postgres(r) => r.repo.get_last_events::<A>(aggregate_id, since).await,
+            RepoInner::Sqlite(r) => r.repo.get_last_events::<A>(aggregate_id, since).await,
+        }?;
+        let upcasters = agora_domain::versioning::upcasters_for(A::TYPE);
+        let pending = commit.iter().filter(|e| e.sequence <= at).cloned();
+        for event in stored.into_iter().chain(pending) {
+            let event = upcasters.iter().fold(event, |e, u| {
+                if u.can_upcast(&e.event_type, &e.event_version) {
+                    u.upcast(e)
+                } else {
+                    e
+                }
+            });
+            let event: A::Event = serde_json::from_value(event.payload)?;
+            state.apply(event);
+        }
+        Ok(serde_json::to_value(state)?)
+    }
+
+    /// The latest snapshot row: (last_sequence, current_snapshot, payload).
+    async fn latest_snapshot<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Option<(i64, i64, Value)>, PersistenceError> {
+        match &self.inner {
+            RepoInner::Postgres(r) => sqlx::query_as(PG_SELECT_SNAPSHOT)
+                .bind(A::TYPE)
+                .bind(aggregate_id)
+                .fetch_optional(r.pool())
+                .await
+                .map_err(persistence_error),
+            RepoInner::Sqlite(r) => {
+                let row: Option<(i64, i64, sqlx::types::Json<Value>)> =
+                    sqlx::query_as(SQLITE_SELECT_SNAPSHOT)
+                        .bind(A::TYPE)
+                        .bind(aggregate_id)
+                        .fetch_optional(&r.pool)
+                        .await
+                        .map_err(persistence_error)?;
+                Ok(row.map(|(seq, n, payload)| (seq, n, payload.0)))
+            }
+        }
+    }
+}
+
 impl PersistedEventRepository for EventRepository {
     async fn get_events<A: Aggregate>(
         &self,
         aggregate_id: &str,
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
-        match &self.inner {
+        let events = match &self.inner {
             RepoInner::Postgres(r) => r.repo.get_events::<A>(aggregate_id).await,
-            RepoInner::Sqlite(r) => r.get_events::<A>(aggregate_id).await,
-        }
+            RepoInner::Sqlite(r) => r.repo.get_events::<A>(aggregate_id).await,
+        }?;
+        self.count_loaded(&events);
+        Ok(events)
     }
 
     async fn get_last_events<A: Aggregate>(
@@ -1004,24 +1332,44 @@ impl PersistedEventRepository for EventRepository {
         aggregate_id: &str,
         last_sequence: usize,
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
-        match &self.inner {
+        let events = match &self.inner {
             RepoInner::Postgres(r) => {
                 r.repo
                     .get_last_events::<A>(aggregate_id, last_sequence)
                     .await
             }
-            RepoInner::Sqlite(r) => r.get_last_events::<A>(aggregate_id, last_sequence).await,
-        }
+            RepoInner::Sqlite(r) => {
+                r.repo
+                    .get_last_events::<A>(aggregate_id, last_sequence)
+                    .await
+            }
+        }?;
+        self.count_loaded(&events);
+        Ok(events)
     }
 
+    /// The latest snapshot of the current state version, if the aggregate type has a policy.
     async fn get_snapshot<A: Aggregate>(
         &self,
         aggregate_id: &str,
     ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
-        match &self.inner {
-            RepoInner::Postgres(r) => r.repo.get_snapshot::<A>(aggregate_id).await,
-            RepoInner::Sqlite(r) => r.get_snapshot::<A>(aggregate_id).await,
-        }
+        let Some(policy) = snapshot_policy(A::TYPE) else {
+            return Ok(None);
+        };
+        let Some((last_sequence, current_snapshot, payload)) =
+            self.latest_snapshot::<A>(aggregate_id).await?
+        else {
+            return Ok(None);
+        };
+        let Some(aggregate) = unwrap_snapshot(policy, payload) else {
+            return Ok(None);
+        };
+        Ok(Some(SerializedSnapshot {
+            aggregate_id: aggregate_id.to_owned(),
+            aggregate,
+            current_sequence: to_usize(last_sequence)?,
+            current_snapshot: to_usize(current_snapshot)?,
+        }))
     }
 
     async fn persist<A: Aggregate>(
@@ -1029,16 +1377,35 @@ impl PersistedEventRepository for EventRepository {
         events: &[SerializedEvent],
         snapshot_update: Option<(String, Value, usize)>,
     ) -> Result<(), PersistenceError> {
-        if events.is_empty() && snapshot_update.is_none() {
+        if events.is_empty() {
             return Ok(());
         }
         let events = with_event_ids(events);
-        match &self.inner {
-            RepoInner::Postgres(r) if snapshot_update.is_none() => {
-                pg_insert_events::<A>(r.pool(), &events).await
+        // cqrs-es hands over a snapshot when the commit reaches a boundary, but its state is
+        // folded from a context the command's events were already applied to (cqrs-es 0.5
+        // `EventSink::write` applies them, then `update_snapshot_with_events` applies them
+        // again): only the signal is used, the state is folded here from the log.
+        let snapshot = match (snapshot_update, snapshot_policy(A::TYPE)) {
+            (Some((id, _, n)), Some(policy)) => {
+                match snapshot_sequence(&events, policy.every_events) {
+                    Some(at) => {
+                        let state = self.fold_to::<A>(&id, &events, at).await?;
+                        Some(((id, wrap_snapshot(policy, state), n), at))
+                    }
+                    None => None,
+                }
             }
-            RepoInner::Postgres(r) => r.repo.persist::<A>(&events, snapshot_update).await,
-            RepoInner::Sqlite(r) => r.persist::<A>(&events, snapshot_update).await,
+            _ => None,
+        };
+        match (&self.inner, snapshot) {
+            (RepoInner::Postgres(r), None) => pg_insert_events::<A>(r.pool(), &events).await,
+            (RepoInner::Postgres(r), Some((snapshot, at))) => {
+                pg_persist_with_snapshot::<A>(r.pool(), &events, snapshot, at).await
+            }
+            (RepoInner::Sqlite(r), None) => r.repo.persist::<A>(&events, None).await,
+            (RepoInner::Sqlite(r), Some((snapshot, at))) => {
+                sqlite_persist_with_snapshot::<A>(&r.pool, &events, snapshot, at).await
+            }
         }
     }
 
@@ -1048,7 +1415,7 @@ impl PersistedEventRepository for EventRepository {
     ) -> Result<ReplayStream, PersistenceError> {
         match &self.inner {
             RepoInner::Postgres(r) => r.repo.stream_events::<A>(aggregate_id).await,
-            RepoInner::Sqlite(r) => r.stream_events::<A>(aggregate_id).await,
+            RepoInner::Sqlite(r) => r.repo.stream_events::<A>(aggregate_id).await,
         }
     }
 
@@ -1056,7 +1423,7 @@ impl PersistedEventRepository for EventRepository {
     async fn stream_all_events<A: Aggregate>(&self) -> Result<ReplayStream, PersistenceError> {
         match &self.inner {
             RepoInner::Postgres(r) => r.repo.stream_all_events::<A>().await,
-            RepoInner::Sqlite(r) => r.stream_all_events::<A>().await,
+            RepoInner::Sqlite(r) => r.repo.stream_all_events::<A>().await,
         }
     }
 }

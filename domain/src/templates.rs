@@ -55,6 +55,13 @@ pub const DEFAULT_DEPTH: usize = 4;
 pub const DEFAULT_SIMILARITY: f64 = 0.5;
 /// Most children an inner node keeps before routing new tokens to `<*>`.
 pub const DEFAULT_MAX_CHILDREN: usize = 100;
+/// Most clusters one leaf of the tree holds: a line is compared with at most this many
+/// templates. A line that matches none of a full leaf's joins the most similar one (below the
+/// threshold), so crafted logs of distinct templates cost lines × this, not lines².
+pub const MAX_CLUSTERS_PER_LEAF: usize = 64;
+/// Most templates one parser mines (one log). Past it, a line that matches nothing joins the
+/// most similar template of its leaf, or the one overflow template (`<*>`) if its leaf is empty.
+pub const MAX_TEMPLATES: usize = 5_000;
 
 /// Masks for logs of unknown origin (CI, build and runtime logs): the variable parts such logs
 /// share, most specific first so that a timestamp becomes one wildcard, not three numbers.
@@ -272,6 +279,10 @@ pub struct Drain {
     keys: HashMap<Box<str>, u32>,
     clusters: Vec<Cluster>,
     scratch: Scratch,
+    /// The catch-all cluster lines join once [`MAX_TEMPLATES`] is reached.
+    overflow: Option<usize>,
+    /// Template comparisons made by [`Drain::add`] so far.
+    comparisons: u64,
 }
 
 #[derive(Default)]
@@ -290,11 +301,49 @@ impl Drain {
             keys: HashMap::new(),
             clusters: Vec::new(),
             scratch: Scratch::default(),
+            overflow: None,
+            comparisons: 0,
         }
     }
 
     pub fn clusters(&self) -> &[Cluster] {
         &self.clusters
+    }
+
+    /// Template comparisons made by [`Drain::add`] so far (at most [`MAX_CLUSTERS_PER_LEAF`]
+    /// per line).
+    pub fn comparisons(&self) -> u64 {
+        self.comparisons
+    }
+
+    /// The most clusters any leaf holds (at most [`MAX_CLUSTERS_PER_LEAF`]).
+    pub fn largest_leaf(&self) -> usize {
+        self.nodes
+            .iter()
+            .map(|n| n.clusters.len())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The catch-all cluster, made the first time a line finds no room (see [`MAX_TEMPLATES`]).
+    fn overflow_cluster(&mut self) -> usize {
+        if let Some(id) = self.overflow {
+            return id;
+        }
+        let id = self.clusters.len();
+        self.clusters.push(Cluster {
+            id,
+            template: vec![WILDCARD.to_string()],
+            size: 0,
+            spaced: vec![false],
+            slots: vec![Slot {
+                wild: true,
+                pre: 0,
+                post: 0,
+            }],
+        });
+        self.overflow = Some(id);
+        id
     }
 
     /// The masked tokens of a line, with their delimiters (`key`, `=<*>,`).
@@ -356,12 +405,16 @@ impl Drain {
         let mut scratch = std::mem::take(&mut self.scratch);
         self.prepare(line, &mut scratch);
         let leaf = self.leaf_for(&scratch);
-        let best = best_match(
-            &self.clusters,
-            &self.nodes[leaf].clusters,
-            &scratch,
-            self.config.similarity,
-        );
+        let candidates = &self.nodes[leaf].clusters;
+        self.comparisons += candidates.len() as u64;
+        let full =
+            candidates.len() >= MAX_CLUSTERS_PER_LEAF || self.clusters.len() >= MAX_TEMPLATES;
+        // A full leaf (or parser) takes the most similar template whatever the threshold.
+        let threshold = if full { 0.0 } else { self.config.similarity };
+        let mut best = best_match(&self.clusters, candidates, &scratch, threshold);
+        if best.is_none() && full {
+            best = Some(self.overflow_cluster());
+        }
         let id = match best {
             Some(id) => {
                 let cluster = &mut self.clusters[id];
@@ -957,5 +1010,55 @@ mod tests {
             d.clusters()[a].template_text(),
             "<*> test foo::bar passed in <*> (<*> of <*>)"
         );
+    }
+
+    /// Letters only (no digits, so nothing is masked as a variable): a distinct word per `i`.
+    fn word(mut i: usize) -> String {
+        let mut w = String::new();
+        loop {
+            w.push((b'a' + (i % 26) as u8) as char);
+            i /= 26;
+            if i == 0 {
+                return w;
+            }
+        }
+    }
+
+    #[test]
+    fn one_leaf_of_distinct_templates_is_capped() {
+        // Same length and routing tokens, nothing else in common: every line is its own
+        // template, all in one leaf. Uncapped, line n is compared with n - 1 templates.
+        const LINES: usize = 20_000;
+        let mut d = Drain::new(DrainConfig::new(4, 0.5, &[]).unwrap());
+        for i in 0..LINES {
+            let line = format!(
+                "svc op {} {} {} {}",
+                word(i),
+                word(i + 1),
+                word(i + 2),
+                word(i + 3)
+            );
+            d.add(&line);
+        }
+        assert!(d.largest_leaf() <= MAX_CLUSTERS_PER_LEAF);
+        assert!(d.comparisons() <= (LINES * MAX_CLUSTERS_PER_LEAF) as u64);
+        assert!(d.clusters().iter().map(|c| c.size).sum::<usize>() == LINES);
+    }
+
+    #[test]
+    fn templates_per_parser_are_capped() {
+        // Distinct routing tokens: one leaf per line, each line its own template.
+        const LINES: usize = 3 * MAX_TEMPLATES;
+        let mut d = Drain::new(DrainConfig::new(4, 0.5, &[]).unwrap());
+        let mut ids = Vec::with_capacity(LINES);
+        for i in 0..LINES {
+            ids.push(d.add(&format!("{} {} tail", word(i % 97), word(i))));
+        }
+        // At most MAX_TEMPLATES, plus the one overflow template.
+        assert!(d.clusters().len() <= MAX_TEMPLATES + 1);
+        assert!(d.largest_leaf() <= MAX_CLUSTERS_PER_LEAF);
+        assert!(ids.iter().all(|&id| id < d.clusters().len()));
+        assert_eq!(d.clusters().iter().map(|c| c.size).sum::<usize>(), LINES);
+        assert!(d.clusters().iter().any(|c| c.template_text() == WILDCARD));
     }
 }

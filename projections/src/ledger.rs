@@ -20,7 +20,8 @@ use sqlx::{AnyPool, Row};
 use crate::engine::{Projection, ProjectionError, ReadTx, TableSpec, LIVE_PREFIX};
 
 pub const NAME: &str = "ledger";
-const VERSION: i64 = 1;
+/// 2: history rows carry `balance_as_of` (the running balance in occurrence order).
+const VERSION: i64 = 2;
 /// Most history rows one query returns.
 pub const MAX_HISTORY_PAGE: i64 = 100;
 
@@ -43,8 +44,9 @@ const HISTORY_DDL: &[&str] = &[
     balance_after TEXT NOT NULL,
     occurred_at_us BIGINT NOT NULL,
     global_position BIGINT NOT NULL,
+    balance_as_of TEXT NOT NULL,
     PRIMARY KEY (account, currency, seq))",
-    "CREATE INDEX IF NOT EXISTS {t}_as_of ON {t} (account, currency, occurred_at_us)",
+    "CREATE INDEX IF NOT EXISTS {t}_as_of ON {t} (account, currency, occurred_at_us, seq)",
 ];
 
 const ENTRIES_DDL: &[&str] = &["CREATE TABLE IF NOT EXISTS {t} (
@@ -172,7 +174,7 @@ enum Settle {
     Void,
 }
 
-/// Most rows per multi-row statement: at most 8 columns, so 4,096 parameters, under
+/// Most rows per multi-row statement: at most 9 columns, so 4,608 parameters, under
 /// PostgreSQL's 65,535 and SQLite's 32,766.
 const ROWS_PER_INSERT: usize = 512;
 
@@ -201,6 +203,10 @@ struct HistoryRow {
     balance_after: Money,
     occurred_at_us: i64,
     global_position: i64,
+    /// The posted balance after every movement that occurred before this one or at the same
+    /// instant and was recorded earlier: ordered by (occurred_at_us, seq). Set by
+    /// `LedgerProjection::order_by_occurrence` before the row is written.
+    balance_as_of: Money,
 }
 
 struct EntryRow {
@@ -357,6 +363,7 @@ impl LedgerProjection {
                 balance_after: row.posted,
                 occurred_at_us: at.timestamp_micros(),
                 global_position: pos,
+                balance_as_of: Money::ZERO,
             };
             batch.history.push(line);
         }
@@ -419,7 +426,87 @@ impl LedgerProjection {
         Ok(())
     }
 
-    async fn flush(&self, tx: &mut ReadTx, batch: Batch) -> Result<(), ProjectionError> {
+    /// Sets `balance_as_of` on the batch's new history rows and moves it on stored rows that
+    /// occurred after them. Per touched account: one indexed row for the balance before the
+    /// batch's earliest movement, and the stored rows that occurred after it, which is none
+    /// unless an entry is back-dated (then exactly the rows it moves).
+    async fn order_by_occurrence(
+        &self,
+        tx: &mut ReadTx,
+        history: &mut [HistoryRow],
+    ) -> Result<(), ProjectionError> {
+        let mut groups: HashMap<(String, String), Vec<usize>> = HashMap::new();
+        for (i, h) in history.iter().enumerate() {
+            groups
+                .entry((h.account.clone(), h.currency.clone()))
+                .or_default()
+                .push(i);
+        }
+        for ((account, currency), rows) in groups {
+            let Some(earliest) = rows.iter().map(|&i| history[i].occurred_at_us).min() else {
+                continue;
+            };
+            let base: Option<String> = sqlx::query_scalar(&format!(
+                "SELECT balance_as_of FROM {} WHERE account = $1 AND currency = $2 \
+                   AND occurred_at_us <= $3 ORDER BY occurred_at_us DESC, seq DESC LIMIT 1",
+                self.t.history
+            ))
+            .bind(&account)
+            .bind(&currency)
+            .bind(earliest)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let later = sqlx::query(&format!(
+                "SELECT seq, occurred_at_us, amount FROM {} WHERE account = $1 AND currency = $2 \
+                   AND occurred_at_us > $3",
+                self.t.history
+            ))
+            .bind(&account)
+            .bind(&currency)
+            .bind(earliest)
+            .fetch_all(&mut *tx)
+            .await?;
+            // (occurred_at_us, seq, amount, Ok(new row index) | Err(stored seq)).
+            let mut line: Vec<(i64, i64, Money, Result<usize, i64>)> = Vec::new();
+            for row in &later {
+                let seq: i64 = row.try_get("seq")?;
+                let amount = parse_money(&row.try_get::<String, _>("amount")?)?;
+                line.push((row.try_get("occurred_at_us")?, seq, amount, Err(seq)));
+            }
+            for &i in &rows {
+                let h = &history[i];
+                line.push((h.occurred_at_us, h.seq, h.amount, Ok(i)));
+            }
+            line.sort_by_key(|&(at, seq, _, _)| (at, seq));
+            let mut running = match base {
+                Some(text) => parse_money(&text)?,
+                None => Money::ZERO,
+            };
+            for (_, _, amount, which) in line {
+                running = add(running, amount)?;
+                match which {
+                    Ok(i) => history[i].balance_as_of = running,
+                    Err(seq) => {
+                        sqlx::query(&format!(
+                            "UPDATE {} SET balance_as_of = $1 WHERE account = $2 \
+                               AND currency = $3 AND seq = $4",
+                            self.t.history
+                        ))
+                        .bind(running.to_string())
+                        .bind(&account)
+                        .bind(&currency)
+                        .bind(seq)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn flush(&self, tx: &mut ReadTx, mut batch: Batch) -> Result<(), ProjectionError> {
+        self.order_by_occurrence(tx, &mut batch.history).await?;
         let mut balances: Vec<AccountBalance> = batch.balances.into_values().collect();
         balances.sort_by(|a, b| (&a.account, &a.currency).cmp(&(&b.account, &b.currency)));
         for chunk in pow2_chunks(&balances) {
@@ -445,9 +532,9 @@ impl LedgerProjection {
         }
         for chunk in pow2_chunks(&batch.history) {
             let sql = format!(
-                "INSERT INTO {} (account, currency, seq, entry_id, amount, balance_after, occurred_at_us, global_position) {}",
+                "INSERT INTO {} (account, currency, seq, entry_id, amount, balance_after, occurred_at_us, global_position, balance_as_of) {}",
                 self.t.history,
-                values_clause(chunk.len(), 8)
+                values_clause(chunk.len(), 9)
             );
             let mut q = sqlx::query(&sql);
             for h in chunk {
@@ -459,7 +546,8 @@ impl LedgerProjection {
                     .bind(h.amount.to_string())
                     .bind(h.balance_after.to_string())
                     .bind(h.occurred_at_us)
-                    .bind(h.global_position);
+                    .bind(h.global_position)
+                    .bind(h.balance_as_of.to_string());
             }
             q.execute(&mut *tx).await?;
         }
@@ -849,28 +937,29 @@ impl LedgerQueries {
     }
 
     /// The posted balance as of `at`: the sum of every posted movement that occurred at or
-    /// before `at`. Summed exactly (entries may be recorded out of occurrence order, so the
-    /// running balance of the latest row is not enough).
+    /// before `at`, read as the running balance in occurrence order (`balance_as_of`) of the
+    /// last such history row: one indexed row, whatever the account's history. Entries
+    /// recorded out of occurrence order are placed by the projection when they arrive.
     pub async fn balance_as_of(
         &self,
         account: &AccountId,
         currency: Currency,
         at: DateTime<Utc>,
     ) -> Result<Money, ProjectionError> {
-        let amounts: Vec<String> = sqlx::query_scalar(&format!(
-            "SELECT amount FROM {} WHERE account = $1 AND currency = $2 AND occurred_at_us <= $3",
+        let running: Option<String> = sqlx::query_scalar(&format!(
+            "SELECT balance_as_of FROM {} WHERE account = $1 AND currency = $2 \
+               AND occurred_at_us <= $3 ORDER BY occurred_at_us DESC, seq DESC LIMIT 1",
             self.t.history
         ))
         .bind(account.as_str())
         .bind(currency.as_str())
         .bind(at.timestamp_micros())
-        .fetch_all(&self.pool)
+        .fetch_optional(&self.pool)
         .await?;
-        let mut total = Money::ZERO;
-        for amount in &amounts {
-            total = add(total, parse_money(amount)?)?;
+        match running {
+            Some(text) => parse_money(&text),
+            None => Ok(Money::ZERO),
         }
-        Ok(total)
     }
 
     /// The balances of `accounts` in `currency` (accounts without postings are left out).

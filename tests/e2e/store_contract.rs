@@ -176,3 +176,137 @@ async fn immutable(t: TestStore) {
     assert_eq!(read_all(&t.store).await.len(), 1);
 }
 both_backends!(events_are_immutable, immutable);
+
+/// Inserts one probe event inside `tx`, in the repository's INSERT shape
+/// (`pg_insert_events`): the database fills `global_position`, `transaction_id` and
+/// `recorded_at`.
+async fn pg_insert_probe(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    id: &str,
+    marker: &str,
+) -> (i64, i64) {
+    sqlx::query_as(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
+         payload, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         RETURNING transaction_id::text::bigint, global_position",
+    )
+    .bind("journal_entry")
+    .bind(id)
+    .bind(1_i64)
+    .bind("Probe")
+    .bind("1.0")
+    .bind(json!({ "marker": marker }))
+    .bind(json!({}))
+    .fetch_one(&mut **tx)
+    .await
+    .unwrap()
+}
+
+/// Reads from `after` until `n` events came back (other tests' transactions on the same server
+/// hold the horizon back for a moment), failing after a generous deadline.
+async fn read_until(store: &agora_commands::Store, after: LogPosition, n: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let got = store.read_global(after, 100).await.unwrap();
+        if got.len() >= n {
+            return got
+                .iter()
+                .map(|e| e.payload["marker"].as_str().unwrap_or_default().to_string())
+                .collect();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {got:?} became readable"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// The PostgreSQL horizon reader never skips a slow transaction's event. Transaction A appends
+/// first (lower xid and lower global position) and stays open; B appends and commits. A reader
+/// must not see B yet: were it to, its checkpoint would move past A's position and A's event
+/// would be lost when A commits. Once A commits, both are read in (transaction_id,
+/// global_position) order, A first, and a reader at B's checkpoint sees nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_horizon_reader_waits_for_open_transactions() {
+    let t = TestStore::postgres().await;
+    let pool = t.store.pg_pool().expect("a PostgreSQL store").clone();
+    let checkpoint = LogPosition::START;
+
+    let mut tx_a = pool.begin().await.unwrap();
+    let (xid_a, pos_a) = pg_insert_probe(&mut tx_a, "h-a", "A").await;
+    let mut tx_b = pool.begin().await.unwrap();
+    let (xid_b, pos_b) = pg_insert_probe(&mut tx_b, "h-b", "B").await;
+    tx_b.commit().await.unwrap();
+    assert!(xid_a < xid_b && pos_a < pos_b, "A began and inserted first");
+
+    // B is committed, but A (older) is still open: B is behind the horizon.
+    for _ in 0..20 {
+        let seen = t.store.read_global(checkpoint, 100).await.unwrap();
+        assert!(
+            seen.is_empty(),
+            "nothing is readable while an older transaction is open, got {:?}",
+            seen.iter().map(|e| &e.payload).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let backlog = t.store.pending_after(checkpoint).await.unwrap();
+    assert_eq!(
+        backlog.events, 1,
+        "B is counted as pending, A is not committed"
+    );
+
+    tx_a.commit().await.unwrap();
+    assert_eq!(read_until(&t.store, checkpoint, 2).await, ["A", "B"]);
+    let both = t.store.read_global(checkpoint, 100).await.unwrap();
+    let positions: Vec<(i64, i64)> = both
+        .iter()
+        .map(|e| (e.position.transaction_id, e.position.global_position))
+        .collect();
+    assert_eq!(positions, [(xid_a, pos_a), (xid_b, pos_b)]);
+    // Resuming at either checkpoint neither repeats nor loses an event.
+    assert_eq!(read_until(&t.store, both[0].position, 1).await, ["B"]);
+    assert!(t
+        .store
+        .read_global(both[1].position, 100)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// A transaction that took its xid first but inserted last is still read before the younger
+/// transaction's event that it follows in `global_position`: the order is (transaction_id,
+/// global_position), so a checkpoint taken after the younger event is never ahead of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_horizon_orders_by_transaction_then_position() {
+    let t = TestStore::postgres().await;
+    let pool = t.store.pg_pool().expect("a PostgreSQL store").clone();
+
+    let mut tx_a = pool.begin().await.unwrap();
+    let _: (i64,) = sqlx::query_as("SELECT pg_current_xact_id()::text::bigint")
+        .fetch_one(&mut *tx_a)
+        .await
+        .unwrap();
+    let mut tx_b = pool.begin().await.unwrap();
+    let (xid_b, pos_b) = pg_insert_probe(&mut tx_b, "o-b", "B").await;
+    tx_b.commit().await.unwrap();
+    let (xid_a, pos_a) = pg_insert_probe(&mut tx_a, "o-a", "A").await;
+    assert!(
+        xid_a < xid_b && pos_a > pos_b,
+        "A is older but inserted later"
+    );
+    for _ in 0..10 {
+        assert!(t
+            .store
+            .read_global(LogPosition::START, 100)
+            .await
+            .unwrap()
+            .is_empty());
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    tx_a.commit().await.unwrap();
+    assert_eq!(
+        read_until(&t.store, LogPosition::START, 2).await,
+        ["A", "B"]
+    );
+}

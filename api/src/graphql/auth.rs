@@ -162,6 +162,32 @@ pub struct NewKey<'a> {
 pub struct Keys {
     bus: Arc<CommandBus<ApiKey>>,
     token_secret: Arc<TokenSecret>,
+    subscriptions: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+}
+
+/// Most GraphQL subscriptions one API key holds open at once in one process; one more is
+/// refused with `THROTTLED`.
+pub const MAX_SUBSCRIPTIONS_PER_KEY: usize = 4;
+
+/// One open subscription of a key: counted until dropped (the stream ends or the client goes).
+pub struct SubscriptionSlot {
+    key_id: String,
+    open: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+}
+
+impl Drop for SubscriptionSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = open.get_mut(&self.key_id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.key_id);
+            }
+        }
+    }
 }
 
 impl Keys {
@@ -169,7 +195,37 @@ impl Keys {
         Self {
             bus,
             token_secret: Arc::new(token_secret),
+            subscriptions: Arc::default(),
         }
+    }
+
+    /// Takes one of key `key_id`'s [`MAX_SUBSCRIPTIONS_PER_KEY`] subscription slots.
+    pub fn open_subscription(&self, key_id: &str) -> Result<SubscriptionSlot, ApiError> {
+        let mut open = self
+            .subscriptions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = open.entry(key_id.to_owned()).or_insert(0);
+        if *n >= MAX_SUBSCRIPTIONS_PER_KEY {
+            return Err(ApiError::Limited {
+                message: format!(
+                    "this API key already holds {MAX_SUBSCRIPTIONS_PER_KEY} open subscriptions"
+                ),
+                retry_after_secs: 1,
+            });
+        }
+        *n += 1;
+        Ok(SubscriptionSlot {
+            key_id: key_id.to_owned(),
+            open: Arc::clone(&self.subscriptions),
+        })
+    }
+
+    /// Whether key `key_id` is still active now (issued, not revoked, not expired): what a
+    /// long-lived subscription re-checks.
+    pub async fn still_active(&self, key_id: &str) -> Result<bool, ApiError> {
+        let key = self.bus.load(key_id).await?;
+        Ok(matches!(key.status(Utc::now()), KeyStatus::Active(_)))
     }
 
     /// The fingerprint of the secret this process derives tokens from.

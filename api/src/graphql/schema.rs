@@ -885,6 +885,82 @@ fn new_key_id() -> String {
 pub const SUBSCRIPTION_BATCH: i64 = 100;
 /// Longest a subscription waits between polls when no local commit wakes it.
 pub const SUBSCRIPTION_POLL_MS: u64 = 500;
+/// A subscription re-checks its API key at least this often ...
+pub const SUBSCRIPTION_RECHECK_MS: u64 = 1_000;
+/// ... and after this many items: a revoked or expired key ends the stream.
+pub const SUBSCRIPTION_RECHECK_ITEMS: u64 = 100;
+
+/// The state of [`guard_subscription`]'s stream.
+struct Guarded<T> {
+    inner: std::pin::Pin<Box<dyn futures::Stream<Item = Res<T>> + Send>>,
+    state: AppState,
+    key_id: String,
+    _slot: crate::graphql::auth::SubscriptionSlot,
+    ticker: tokio::time::Interval,
+    since_check: u64,
+    ended: bool,
+}
+
+/// Limits `stream` to one of the caller's subscription slots (over
+/// `MAX_SUBSCRIPTIONS_PER_KEY` → `THROTTLED`) and re-checks the caller's key every
+/// [`SUBSCRIPTION_RECHECK_MS`] and every [`SUBSCRIPTION_RECHECK_ITEMS`] items: once it is
+/// revoked or expired, the stream yields `UNAUTHENTICATED` and ends.
+pub(crate) fn guard_subscription<T: Send + 'static>(
+    state: &AppState,
+    principal: &Principal,
+    stream: impl futures::Stream<Item = Res<T>> + Send + 'static,
+) -> Result<impl futures::Stream<Item = Res<T>>, ApiError> {
+    let slot = state.keys.open_subscription(&principal.key_id)?;
+    let period = std::time::Duration::from_millis(SUBSCRIPTION_RECHECK_MS);
+    let guarded = Guarded {
+        inner: Box::pin(stream),
+        state: state.clone(),
+        key_id: principal.key_id.clone(),
+        _slot: slot,
+        ticker: tokio::time::interval_at(tokio::time::Instant::now() + period, period),
+        since_check: 0,
+        ended: false,
+    };
+    Ok(futures::stream::unfold(guarded, next_guarded))
+}
+
+async fn next_guarded<T>(mut g: Guarded<T>) -> Option<(Res<T>, Guarded<T>)> {
+    use futures::StreamExt;
+    if g.ended {
+        return None;
+    }
+    let item = loop {
+        tokio::select! {
+            item = g.inner.next() => break item?,
+            _ = g.ticker.tick() => {
+                if let Err(e) = key_still_active(&g.state, &g.key_id).await {
+                    g.ended = true;
+                    return Some((Err(e.into()), g));
+                }
+            }
+        }
+    };
+    g.since_check += 1;
+    if g.since_check >= SUBSCRIPTION_RECHECK_ITEMS {
+        g.since_check = 0;
+        if let Err(e) = key_still_active(&g.state, &g.key_id).await {
+            g.ended = true;
+            return Some((Err(e.into()), g));
+        }
+    }
+    Some((item, g))
+}
+
+/// `Ok` while the key is active; `UNAUTHENTICATED` once it is revoked or expired.
+async fn key_still_active(state: &AppState, key_id: &str) -> Result<(), ApiError> {
+    if state.keys.still_active(key_id).await? {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthenticated(
+            "this API key was revoked or has expired: the subscription ended".into(),
+        ))
+    }
+}
 
 #[derive(Default)]
 pub struct SubscriptionRoot;
@@ -920,12 +996,16 @@ impl SubscriptionRoot {
         };
         let follow = Follow {
             commits: s.signal.subscribe(),
-            state: s,
+            state: s.clone(),
             filter,
             after,
             buffer: Default::default(),
         };
-        Ok(futures::stream::unfold(follow, next_event))
+        Ok(guard_subscription(
+            &s,
+            p,
+            futures::stream::unfold(follow, next_event),
+        )?)
     }
 }
 

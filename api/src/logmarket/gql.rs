@@ -996,13 +996,17 @@ impl LogMarketSubscription {
             .map_err(|e| ApiError::internal("subscription start", e))?;
         let follow = Follow {
             commits: s.signal.subscribe(),
-            state: s,
+            state: s.clone(),
             seller,
             tenant,
             after,
             buffer: Default::default(),
         };
-        Ok(futures::stream::unfold(follow, next_analysis))
+        Ok(crate::graphql::schema::guard_subscription(
+            &s,
+            p,
+            futures::stream::unfold(follow, next_analysis),
+        )?)
     }
 }
 

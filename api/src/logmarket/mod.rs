@@ -127,6 +127,7 @@ fn market_error(e: LogMarketError) -> ApiError {
             "analysis already paid in transaction {transaction_id}"
         )),
         LogMarketError::Conflict(m) => ApiError::Conflict(m),
+        LogMarketError::Busy(m) => ApiError::Busy(m),
         e @ LogMarketError::DuplicateContent { .. } => ApiError::Conflict(e.to_string()),
         LogMarketError::Forbidden(m) => ApiError::Forbidden(m),
         LogMarketError::Storage(m) => ApiError::internal("log marketplace store", m),
