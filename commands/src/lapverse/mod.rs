@@ -131,6 +131,17 @@ impl LapVerseError {
     }
 }
 
+/// Runs an admission dry run of the work on the blocking pool: its refusal is `BadInput` (400).
+async fn off_runtime<F>(check: F) -> Result<(), LapVerseError>
+where
+    F: FnOnce() -> Result<(), work::WorkError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(check)
+        .await
+        .map_err(|e| LapVerseError::Storage(format!("admission check failed: {e}")))?
+        .map_err(|e| LapVerseError::BadInput(e.to_string()))
+}
+
 /// Tries to settle an accepted item's charge this many times before leaving it to the process
 /// manager (which repeats the settlement until it is done).
 pub const SETTLE_ATTEMPTS: u32 = 5;
@@ -649,12 +660,12 @@ impl LapVerse {
             (request.task_type == TaskType::Forecast).then(|| tenant.variant_for(&targeting));
         // Refuse now (400) what the work would refuse whenever it ran: accepted work that can
         // only fail would be charged, retried and counted against the tenant's error budget.
-        work::check_task_input(
+        let (task_type, probe, strategy) = (
             request.task_type,
-            &input,
+            input.clone(),
             variant.unwrap_or(Strategy::Balanced),
-        )
-        .map_err(|e| LapVerseError::BadInput(e.to_string()))?;
+        );
+        off_runtime(move || work::check_task_input(task_type, &probe, strategy)).await?;
         let cost = request.complexity.task_cost();
         let spec = TaskSpec {
             tenant: request.work.tenant.clone(),
@@ -796,8 +807,8 @@ impl LapVerse {
         let (cost_center, tags, meta) = self.finops(&tenant, &request.work, meta)?;
         let series = self.series_of(&tenant, &request.work)?;
         let horizon = request.work.horizon.unwrap_or(DEFAULT_HORIZON);
-        work::check_competition_input(&series, horizon, &competitors)
-            .map_err(|e| LapVerseError::BadInput(e.to_string()))?;
+        let (probe, rivals) = (series.clone(), competitors.clone());
+        off_runtime(move || work::check_competition_input(&probe, horizon, &rivals)).await?;
         let cost = count.competition_cost();
         let spec = CompetitionSpec {
             tenant: request.work.tenant.clone(),

@@ -255,64 +255,30 @@ pub fn validate_series(input: &SeriesInput) -> Result<(), WorkError> {
     parse_series(input).map(|_| ())
 }
 
-/// Rounds on a series shorter than this are run once at admission, to refuse before
-/// acceptance what would fail later (the tournament's methods, hold-out and backtests have
-/// minimum lengths); longer series pass every minimum, and are only checked structurally.
-pub const DRY_RUN_BELOW_OBSERVATIONS: usize = 200;
-
-/// What a task's input must pass before it is accepted: whatever [`execute`] would refuse at
-/// any moment it ran (a bad series, horizon or level; a series too short for the variant).
+/// What a task's input must pass before it is accepted: the work itself, run once. The work is
+/// a pure function of its stored input, so a task that passes can fail later only through the
+/// service's own fault (a crash, the store), never through its input: only such failures reach
+/// the tenant's error budget. A LOG_ANALYSIS never fails on its input.
 pub fn check_task_input(
     task_type: TaskType,
     input: &TaskInput,
     variant: Strategy,
 ) -> Result<(), WorkError> {
     match (task_type, input) {
-        (
-            TaskType::Forecast,
-            TaskInput::Series {
-                series,
-                horizon,
-                level_percent,
-            },
-        ) => {
-            let series = parse_series(series)?;
-            Horizon::parse(*horizon)?;
-            Level::parse(*level_percent)?;
-            let method = variant.method(series.season_length(), series.len());
-            let needed = method.min_observations(series.season_length())?;
-            if series.len() < needed {
-                return Err(ForecastError::TooShortForMethod {
-                    method: method.kind(),
-                    needed,
-                    actual: series.len(),
-                }
-                .into());
-            }
-            Ok(())
-        }
-        (TaskType::Analysis, TaskInput::Series { series, .. }) => parse_series(series).map(|_| ()),
         (TaskType::LogAnalysis, TaskInput::Log { .. }) => Ok(()),
-        (t, _) => Err(WorkError::BadInput(format!(
-            "a {} task was given the other kind of input",
-            t.as_str()
-        ))),
+        _ => execute(task_type, input, variant).map(|_| ()),
     }
 }
 
-/// What a round's input must pass before it is accepted: the competitors, the horizon, the
-/// tournament's minimum length, and (for short series) the tournament itself.
+/// What a round's input must pass before it is accepted: the tournament itself, run once (see
+/// [`check_task_input`]; the burn rate only decides promotion, never success).
 pub fn check_competition_input(
     series: &SeriesInput,
     horizon: usize,
     competitors: &[Strategy],
 ) -> Result<(), WorkError> {
     check_competitors(competitors)?;
-    let parsed = parse_series(series)?;
-    Horizon::parse(horizon)?;
-    if parsed.len() < DRY_RUN_BELOW_OBSERVATIONS {
-        compete(&parsed, horizon)?;
-    }
+    compete(&parse_series(series)?, horizon)?;
     Ok(())
 }
 
