@@ -111,7 +111,7 @@ fn parse_request(
     body: &[u8],
 ) -> Result<async_graphql::Request, (axum::http::StatusCode, ApiError)> {
     use axum::http::StatusCode;
-    let request: async_graphql::Request = serde_json::from_slice(body).map_err(|e| {
+    let mut request: async_graphql::Request = serde_json::from_slice(body).map_err(|e| {
         (
             StatusCode::BAD_REQUEST,
             ApiError::BadUserInput(format!(
@@ -121,7 +121,7 @@ fn parse_request(
             )),
         )
     })?;
-    guard::check_query(&request.query).map_err(|e| {
+    guard::check_request(&mut request).map_err(|e| {
         let status = match e {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::BAD_REQUEST,
