@@ -8,6 +8,7 @@ use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{Aggregate, AggregateError, CqrsFramework, EventEnvelope, Query};
 use tokio::sync::watch;
 
+use crate::append::{IngestError, IngestOutcome, IngestRecord};
 use crate::metadata::CommandMetadata;
 use crate::store::{EventRepository, Store};
 
@@ -101,6 +102,8 @@ where
 {
     cqrs: AgoraCqrs<A>,
     loader: PersistedEventStore<EventRepository, A>,
+    store: Store,
+    signal: CommitSignal,
 }
 
 impl<A> CommandBus<A>
@@ -109,10 +112,12 @@ where
     A::Command: Clone,
 {
     pub fn new(store: &Store, signal: CommitSignal, services: A::Services) -> Self {
-        let wake: Box<dyn Query<A>> = Box::new(WakeProjections(signal));
+        let wake: Box<dyn Query<A>> = Box::new(WakeProjections(signal.clone()));
         Self {
             cqrs: CqrsFramework::new(store.event_store(), vec![wake], services),
             loader: store.event_store(),
+            store: store.clone(),
+            signal,
         }
     }
 
@@ -156,5 +161,29 @@ where
             }
         }
         Err(CommandError::Conflict)
+    }
+
+    /// Appends records that each start their own stream of `A` (no decision over existing
+    /// state: DESIGN.md §8), many in one transaction, with `meta` on each; a re-sent record
+    /// is a no-op. Outcomes are in the order of `records`.
+    pub async fn ingest(
+        &self,
+        records: Vec<IngestRecord<A::Event>>,
+        meta: &CommandMetadata,
+    ) -> Result<Vec<IngestOutcome>, IngestError> {
+        let metadata: serde_json::Map<String, serde_json::Value> = meta
+            .to_map()
+            .into_iter()
+            .map(|(k, v)| (k, serde_json::Value::String(v)))
+            .collect();
+        let outcomes = self.store.ingest::<A>(records, &metadata).await?;
+        let stored = outcomes
+            .iter()
+            .filter(|o| **o == IngestOutcome::Stored)
+            .count();
+        if stored > 0 {
+            self.signal.committed(stored);
+        }
+        Ok(outcomes)
     }
 }

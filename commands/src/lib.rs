@@ -1,6 +1,7 @@
 //! Agora's write side: the event store over PostgreSQL or SQLite, command metadata, and the
 //! command bus that runs cqrs-es aggregates. Read models live in `agora-projections`.
 
+pub mod append;
 pub mod bus;
 pub mod journal;
 pub mod lapverse;

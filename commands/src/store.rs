@@ -22,6 +22,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{AnyPool, Row};
 use uuid::Uuid;
 
+use crate::append::{
+    AppendSnapshot, Appender, BatchLimits, Commit, IngestError, IngestOutcome, IngestRecord,
+    SnapshotRow, Target, WriteGate,
+};
+
 /// Connections the PostgreSQL write pool keeps at most (commands, catch-up reads).
 pub const DEFAULT_PG_POOL_SIZE: u32 = 32;
 /// Connections the read-model pool keeps at most (projection transactions, queries).
@@ -187,6 +192,9 @@ pub struct Store {
     location: StoreLocation,
     /// Events read to load aggregates since connecting (see [`Store::events_loaded`]).
     events_loaded: Arc<AtomicU64>,
+    /// Where appends go, and the group-commit queue every repository appends through.
+    target: Target,
+    appender: Appender,
 }
 
 impl Store {
@@ -253,13 +261,23 @@ impl Store {
             .connect(&any_url)
             .await
             .with_context(|| format!("opening durable pool on {}", location.redacted()))?;
+        let target = Self::target_of(&native);
         Ok(Self {
             native,
             read_models,
             durable,
             location: location.clone(),
             events_loaded: Arc::default(),
+            appender: Appender::start(target.clone(), BatchLimits::for_target(&target)),
+            target,
         })
+    }
+
+    fn target_of(native: &NativePool) -> Target {
+        match native {
+            NativePool::Postgres(pool) => Target::Postgres(pool.clone()),
+            NativePool::Sqlite(pool) => Target::Sqlite(pool.clone(), WriteGate::default()),
+        }
     }
 
     /// Connects to an existing, fully migrated database for the auditor's commands (`verify`,
@@ -311,13 +329,17 @@ impl Store {
                     .connect(url)
                     .await
                     .with_context(|| format!("connecting to {}", location.redacted()))?;
+                let native = NativePool::Postgres(native);
+                let target = Self::target_of(&native);
                 Self {
-                    native: NativePool::Postgres(native),
+                    native,
                     // Auditor tools write no idempotency records: no separate durable pool.
                     durable: read_models.clone(),
                     read_models,
                     location: location.clone(),
                     events_loaded: Arc::default(),
+                    appender: Appender::start(target.clone(), BatchLimits::for_target(&target)),
+                    target,
                 }
             }
             StoreLocation::Sqlite { path } => {
@@ -344,13 +366,17 @@ impl Store {
                     .connect(&format!("sqlite://{}?mode={mode}", path.display()))
                     .await
                     .with_context(|| format!("opening {}", location.redacted()))?;
+                let native = NativePool::Sqlite(native);
+                let target = Self::target_of(&native);
                 Self {
-                    native: NativePool::Sqlite(native),
+                    native,
                     // Auditor tools write no idempotency records: no separate durable pool.
                     durable: read_models.clone(),
                     read_models,
                     location: location.clone(),
                     events_loaded: Arc::default(),
+                    appender: Appender::start(target.clone(), BatchLimits::for_target(&target)),
+                    target,
                 }
             }
         };
@@ -423,13 +449,40 @@ impl Store {
     /// SQLite `synchronous = NORMAL` on read-model connections): a crash may undo the last few,
     /// but a checkpoint is always undone with its tables, and the events they came from are
     /// durable, so the projection simply applies them again. Commands stay fully durable.
-    pub async fn begin_read_model_write(
-        &self,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
-        match self.backend() {
-            Backend::Sqlite => self.read_models.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.read_models.begin().await,
+    ///
+    /// On SQLite the transaction holds the process's write gate (the one the appends take), so
+    /// it never waits for SQLite's write lock inside the database.
+    pub async fn begin_read_model_write(&self) -> Result<ReadModelTx, sqlx::Error> {
+        match &self.target {
+            Target::Sqlite(_, gate) => {
+                let gate = gate.lock().await;
+                let tx = self.read_models.begin_with("BEGIN IMMEDIATE").await?;
+                Ok(ReadModelTx {
+                    tx,
+                    _gate: Some(gate),
+                })
+            }
+            Target::Postgres(_) => Ok(ReadModelTx {
+                tx: self.read_models.begin().await?,
+                _gate: None,
+            }),
         }
+    }
+
+    /// Ingests records that each start their own stream of `A` (see [`crate::append::ingest`]),
+    /// with `metadata` on every event.
+    pub async fn ingest<A: Aggregate>(
+        &self,
+        records: Vec<IngestRecord<A::Event>>,
+        metadata: &serde_json::Map<String, Value>,
+    ) -> Result<Vec<IngestOutcome>, IngestError> {
+        crate::append::ingest::ingest::<A>(&self.target, self.appender.stats(), records, metadata)
+            .await
+    }
+
+    /// The append path's counters since this store connected (shared by its clones).
+    pub fn append_stats(&self) -> AppendSnapshot {
+        self.appender.stats().snapshot()
     }
 
     /// The native PostgreSQL pool, when the backend is PostgreSQL.
@@ -463,6 +516,7 @@ impl Store {
         EventRepository {
             inner,
             events_loaded: Arc::clone(&self.events_loaded),
+            appender: self.appender.clone(),
         }
     }
 
@@ -654,6 +708,37 @@ impl Store {
                 Ok(pos.map(LogPosition::sqlite))
             }
         }
+    }
+}
+
+/// A read-model write transaction ([`Store::begin_read_model_write`]). It derefs to the
+/// connection, so `&mut *tx` executes statements in it; on SQLite it holds the write gate
+/// until it ends.
+pub struct ReadModelTx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl ReadModelTx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}
+
+impl std::ops::Deref for ReadModelTx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for ReadModelTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
     }
 }
 
@@ -987,43 +1072,12 @@ impl PgRepo {
     }
 }
 
-/// Appends a commit's events in ONE multi-row `INSERT` (atomic on its own, no explicit
-/// transaction): postgres-es sends BEGIN, one INSERT per event and COMMIT. A duplicate
-/// `(aggregate_type, aggregate_id, sequence)` is the optimistic-concurrency conflict.
-async fn pg_insert_events<A: Aggregate>(
-    pool: &PgPool,
-    events: &[SerializedEvent],
-) -> Result<(), PersistenceError> {
-    let mut builder = sqlx::QueryBuilder::<sqlx::Postgres>::new(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
-         payload, metadata) ",
-    );
-    builder.push_values(events, |mut row, e| {
-        row.push_bind(A::TYPE)
-            .push_bind(&e.aggregate_id)
-            .push_bind(e.sequence as i64)
-            .push_bind(&e.event_type)
-            .push_bind(&e.event_version)
-            .push_bind(&e.payload)
-            .push_bind(&e.metadata);
-    });
-    match builder.build().execute(pool).await {
-        Ok(_) => Ok(()),
-        Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("23505") => {
-            Err(PersistenceError::OptimisticLockError)
-        }
-        Err(e @ (sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed)) => {
-            Err(PersistenceError::ConnectionError(Box::new(e)))
-        }
-        Err(e) => Err(PersistenceError::UnknownError(Box::new(e))),
-    }
-}
-
 /// The cqrs-es repository over either backend. On persist it gives every event its own id
 /// (UUIDv7) in the metadata; the rest of the metadata comes from the command.
 pub struct EventRepository {
     inner: RepoInner,
     events_loaded: Arc<AtomicU64>,
+    appender: Appender,
 }
 
 /// Metadata key of the per-event id.
@@ -1106,14 +1160,6 @@ const SQLITE_SELECT_SNAPSHOT: &str = "
 SELECT last_sequence, current_snapshot, payload FROM snapshots
  WHERE aggregate_type = ?1 AND aggregate_id = ?2
  ORDER BY last_sequence DESC LIMIT 1";
-/// A snapshot at a sequence is a function of the events up to it: a second writer of the same
-/// row (impossible once the events' primary key admitted this commit) changes nothing.
-const INSERT_SNAPSHOT: &str = "
-INSERT INTO snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload)
-VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
-const DELETE_OLDER_SNAPSHOTS: &str = "
-DELETE FROM snapshots WHERE aggregate_type = $1 AND aggregate_id = $2 AND last_sequence < $3";
-
 fn persistence_error(e: sqlx::Error) -> PersistenceError {
     match e {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
@@ -1132,103 +1178,6 @@ fn to_usize(v: i64) -> Result<usize, PersistenceError> {
 
 fn to_i64(v: usize) -> Result<i64, PersistenceError> {
     i64::try_from(v).map_err(|e| PersistenceError::UnknownError(Box::new(e)))
-}
-
-/// The commit's events and its snapshot in ONE transaction: a conflicting commit writes
-/// neither, and a committed one always has the snapshot it carried.
-async fn pg_persist_with_snapshot<A: Aggregate>(
-    pool: &PgPool,
-    events: &[SerializedEvent],
-    snapshot: (String, Value, usize),
-    last_sequence: usize,
-) -> Result<(), PersistenceError> {
-    let (aggregate_id, payload, current_snapshot) = snapshot;
-    let mut tx = pool.begin().await.map_err(persistence_error)?;
-    let mut builder = sqlx::QueryBuilder::<sqlx::Postgres>::new(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
-         payload, metadata) ",
-    );
-    builder.push_values(events, |mut row, e| {
-        row.push_bind(A::TYPE)
-            .push_bind(&e.aggregate_id)
-            .push_bind(e.sequence as i64)
-            .push_bind(&e.event_type)
-            .push_bind(&e.event_version)
-            .push_bind(&e.payload)
-            .push_bind(&e.metadata);
-    });
-    builder
-        .build()
-        .execute(&mut *tx)
-        .await
-        .map_err(persistence_error)?;
-    let last_sequence = to_i64(last_sequence)?;
-    sqlx::query(INSERT_SNAPSHOT)
-        .bind(A::TYPE)
-        .bind(&aggregate_id)
-        .bind(last_sequence)
-        .bind(to_i64(current_snapshot)?)
-        .bind(&payload)
-        .execute(&mut *tx)
-        .await
-        .map_err(persistence_error)?;
-    sqlx::query(DELETE_OLDER_SNAPSHOTS)
-        .bind(A::TYPE)
-        .bind(&aggregate_id)
-        .bind(last_sequence)
-        .execute(&mut *tx)
-        .await
-        .map_err(persistence_error)?;
-    tx.commit().await.map_err(persistence_error)
-}
-
-/// [`pg_persist_with_snapshot`] on SQLite (`BEGIN IMMEDIATE`: the single writer's lock is
-/// taken up front, so the transaction never fails on a stale read snapshot).
-async fn sqlite_persist_with_snapshot<A: Aggregate>(
-    pool: &SqlitePool,
-    events: &[SerializedEvent],
-    snapshot: (String, Value, usize),
-    last_sequence: usize,
-) -> Result<(), PersistenceError> {
-    let (aggregate_id, payload, current_snapshot) = snapshot;
-    let mut tx = pool
-        .begin_with("BEGIN IMMEDIATE")
-        .await
-        .map_err(persistence_error)?;
-    for e in events {
-        sqlx::query(
-            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
-             event_version, payload, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(A::TYPE)
-        .bind(&e.aggregate_id)
-        .bind(to_i64(e.sequence)?)
-        .bind(&e.event_type)
-        .bind(&e.event_version)
-        .bind(&e.payload)
-        .bind(&e.metadata)
-        .execute(&mut *tx)
-        .await
-        .map_err(persistence_error)?;
-    }
-    let last_sequence = to_i64(last_sequence)?;
-    sqlx::query(INSERT_SNAPSHOT)
-        .bind(A::TYPE)
-        .bind(&aggregate_id)
-        .bind(last_sequence)
-        .bind(to_i64(current_snapshot)?)
-        .bind(&payload)
-        .execute(&mut *tx)
-        .await
-        .map_err(persistence_error)?;
-    sqlx::query(DELETE_OLDER_SNAPSHOTS)
-        .bind(A::TYPE)
-        .bind(&aggregate_id)
-        .bind(last_sequence)
-        .execute(&mut *tx)
-        .await
-        .map_err(persistence_error)?;
-    tx.commit().await.map_err(persistence_error)
 }
 
 fn with_event_ids(events: &[SerializedEvent]) -> Vec<SerializedEvent> {
@@ -1397,16 +1346,23 @@ impl PersistedEventRepository for EventRepository {
             }
             _ => None,
         };
-        match (&self.inner, snapshot) {
-            (RepoInner::Postgres(r), None) => pg_insert_events::<A>(r.pool(), &events).await,
-            (RepoInner::Postgres(r), Some((snapshot, at))) => {
-                pg_persist_with_snapshot::<A>(r.pool(), &events, snapshot, at).await
-            }
-            (RepoInner::Sqlite(r), None) => r.repo.persist::<A>(&events, None).await,
-            (RepoInner::Sqlite(r), Some((snapshot, at))) => {
-                sqlite_persist_with_snapshot::<A>(&r.pool, &events, snapshot, at).await
-            }
-        }
+        let snapshot = match snapshot {
+            Some(((aggregate_id, payload, current_snapshot), at)) => Some(SnapshotRow {
+                aggregate_id,
+                last_sequence: to_i64(at)?,
+                current_snapshot: to_i64(current_snapshot)?,
+                payload,
+            }),
+            None => None,
+        };
+        self.appender
+            .append(Commit {
+                aggregate_type: A::TYPE,
+                events,
+                snapshot,
+            })
+            .await
+            .map_err(PersistenceError::from)
     }
 
     async fn stream_events<A: Aggregate>(
