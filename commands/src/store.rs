@@ -480,6 +480,11 @@ impl Store {
             .await
     }
 
+    /// Commits waiting for an append writer now.
+    pub fn append_queued(&self) -> usize {
+        self.appender.queued()
+    }
+
     /// The append path's counters since this store connected (shared by its clones).
     pub fn append_stats(&self) -> AppendSnapshot {
         self.appender.stats().snapshot()

@@ -54,3 +54,16 @@ pub fn hold(from: &str, to: &str, amount: &str, at: DateTime<Utc>) -> LedgerComm
         _ => unreachable!("transfer builds a Record"),
     }
 }
+
+/// A journal-entry event stored as is (no aggregate decided it): `marker` tells commits apart.
+pub fn raw_event(id: &str, seq: usize, marker: &str) -> cqrs_es::persist::SerializedEvent {
+    cqrs_es::persist::SerializedEvent::new(
+        id.into(),
+        seq,
+        "journal_entry".into(),
+        "Probe".into(),
+        "1.0".into(),
+        serde_json::json!({"marker": marker}),
+        serde_json::json!({}),
+    )
+}

@@ -6,10 +6,10 @@ use agora_commands::CommandError;
 use agora_domain::ledger::{JournalEntry, LedgerError, LedgerEvent};
 use agora_tests::{both_backends, read_all, TestStore};
 use chrono::Utc;
-use cqrs_es::persist::{PersistedEventRepository, PersistenceError, SerializedEvent};
+use cqrs_es::persist::{PersistedEventRepository, PersistenceError};
 use serde_json::json;
 
-use crate::common::{bus, meta, transfer};
+use crate::common::{bus, meta, raw_event, transfer};
 
 async fn append_and_load(t: TestStore) {
     let bus = bus(&t.store);
@@ -58,18 +58,6 @@ async fn append_and_load(t: TestStore) {
         .is_empty());
 }
 both_backends!(append_and_load_carry_metadata, append_and_load);
-
-fn raw_event(id: &str, seq: usize, marker: &str) -> SerializedEvent {
-    SerializedEvent::new(
-        id.into(),
-        seq,
-        "journal_entry".into(),
-        "Probe".into(),
-        "1.0".into(),
-        json!({"marker": marker}),
-        json!({}),
-    )
-}
 
 async fn conflict(t: TestStore) {
     let repo = t.store.event_repository();

@@ -136,6 +136,11 @@ impl Appender {
         })
     }
 
+    /// Commits waiting for a writer now.
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
     pub fn stats(&self) -> &Arc<AppendStats> {
         &self.stats
     }
@@ -169,6 +174,7 @@ async fn write_loop(
                 bytes += next.bytes;
                 batch.push(next);
             }
+            AppendStats::add(&stats.taken, batch.len());
             batch
         };
         settle(&target, batch, &stats).await;

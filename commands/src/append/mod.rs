@@ -107,6 +107,8 @@ pub(crate) fn classify(e: &sqlx::Error) -> AppendError {
 /// Counters of the append path since the process started (`/metrics` exports them).
 #[derive(Debug, Default)]
 pub struct AppendStats {
+    /// Commits taken from the queue by a writer.
+    pub taken: AtomicU64,
     /// Transactions that stored at least one commit.
     pub batches: AtomicU64,
     /// Commits stored.
@@ -134,6 +136,7 @@ pub struct AppendStats {
 /// A copy of [`AppendStats`] at one moment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AppendSnapshot {
+    pub taken: u64,
     pub batches: u64,
     pub commits: u64,
     pub events: u64,
@@ -153,6 +156,7 @@ impl AppendStats {
     pub fn snapshot(&self) -> AppendSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         AppendSnapshot {
+            taken: get(&self.taken),
             batches: get(&self.batches),
             commits: get(&self.commits),
             events: get(&self.events),
