@@ -35,6 +35,8 @@ use crate::logmarket::{MarketApi, MarketSettings};
 use crate::metrics::{metrics_handler, track, Metrics};
 use crate::parked::ParkedEvents;
 use crate::ratelimit::{Counters, RateLimiter};
+use crate::roles::{BackgroundRuntime, Role, BACKGROUND_THREADS};
+use tokio::runtime::Handle;
 use agora_commands::lapverse::jobs::Workers;
 use agora_commands::lapverse::process as lapverse_process;
 use agora_commands::lapverse::{FaultInjector, LapVerse, LapVerseSettings};
@@ -83,6 +85,11 @@ pub struct AppOptions {
     pub extra_projections: ExtraProjections,
     /// Where rate limits and quotas are counted.
     pub limits: LimitOptions,
+    /// What this process runs (`agora serve --role`).
+    pub role: Role,
+    /// Run background work on a runtime of its own ([`BackgroundRuntime`]); off, it shares
+    /// the caller's runtime.
+    pub background_runtime: bool,
 }
 
 /// Where rate limits and quotas are counted: Redis when a URL is given, else the database.
@@ -127,6 +134,8 @@ impl Default for AppOptions {
             retry_policy: RetryPolicy::default(),
             extra_projections: ExtraProjections::default(),
             limits: LimitOptions::default(),
+            role: Role::default(),
+            background_runtime: true,
         }
     }
 }
@@ -146,6 +155,10 @@ pub struct App {
     pub state: AppState,
     process_stop: tokio::sync::watch::Sender<bool>,
     processes: Vec<tokio::task::JoinHandle<()>>,
+    /// The background work's own store (pools opened on its runtime), when it has one.
+    background_store: Option<Store>,
+    /// Dropped last, once the work on it has stopped.
+    background: Option<BackgroundRuntime>,
 }
 
 impl App {
@@ -188,15 +201,45 @@ impl App {
         // Every piece of background work runs under a lease (one process at a time) and is
         // supervised (restarted after an error or a panic).
         let leases = Leases::default();
+        let role = options.role;
+        let background = if role.runs_background() && options.background_runtime {
+            Some(
+                BackgroundRuntime::start(BACKGROUND_THREADS)
+                    .context("starting the background runtime")?,
+            )
+        } else {
+            None
+        };
+        let bg = background
+            .as_ref()
+            .map_or_else(Handle::current, BackgroundRuntime::handle);
+        // The projections' own pools, opened on their runtime.
+        let background_store = match &background {
+            Some(_) => {
+                let (main, sizes) = (store.clone(), background_pool_sizes(&options.pool_sizes));
+                Some(
+                    bg.spawn(async move { main.sibling(&sizes).await })
+                        .await
+                        .context("opening the background pools")??,
+                )
+            }
+            None => None,
+        };
+        let projector_store = background_store.as_ref().unwrap_or(&store);
         // Starts the runners without waiting for them to catch up (`/readyz` reports lag).
-        let host = ProjectionHost::start_with(
-            &store,
-            &signal,
-            projections,
-            options.retry_policy,
-            leases.clone(),
-        )
-        .await
+        let host = if role.runs_background() {
+            ProjectionHost::start_on(
+                &bg,
+                projector_store,
+                &signal,
+                projections,
+                options.retry_policy,
+                leases.clone(),
+            )
+            .await
+        } else {
+            ProjectionHost::standby(&store, projections, options.retry_policy).await
+        }
         .context("starting projections")?;
         let dead_letters = Arc::new(ParkingStore::new(store.read_models().clone()));
         let ledger = Arc::new(CommandBus::new(&store, signal.clone(), ()));
@@ -250,7 +293,12 @@ impl App {
             .with_leases(leases.clone());
         // The process that gets the lease first (the only one, on SQLite) catches up before it
         // serves, so the novelty index knows every recorded template; the others stand by.
-        match leases.try_acquire(&store, &process.lease_key()).await {
+        let first_lease = if role.runs_background() {
+            leases.try_acquire(&store, &process.lease_key()).await
+        } else {
+            Ok(None)
+        };
+        match first_lease {
             Ok(Some(_lease)) => process
                 .catch_up()
                 .await
@@ -263,14 +311,14 @@ impl App {
         };
         let (process_stop, stop_rx) = tokio::sync::watch::channel(false);
         let mut processes = Vec::new();
-        {
+        if role.runs_background() {
             let (idempotency, store, leases, stop) = (
                 idempotency.clone(),
                 store.clone(),
                 leases.clone(),
                 stop_rx.clone(),
             );
-            processes.push(tokio::spawn(supervise(
+            processes.push(bg.spawn(supervise(
                 "idempotency purge".into(),
                 stop_rx.clone(),
                 move || {
@@ -280,9 +328,9 @@ impl App {
                 },
             )));
         }
-        {
+        if role.runs_background() {
             let (store, leases, stop) = (store.clone(), leases.clone(), stop_rx.clone());
-            processes.push(tokio::spawn(supervise(
+            processes.push(bg.spawn(supervise(
                 "job purge".into(),
                 stop_rx.clone(),
                 move || run_done_purge(store.clone(), leases.clone(), stop.clone()),
@@ -317,16 +365,20 @@ impl App {
             redeliver,
         );
         // The process managers catch up in whichever process holds their lease.
-        processes.push(spawn_process(process, &signal, stop_rx.clone()));
-        processes.push(spawn_process(lv_process, &signal, stop_rx.clone()));
-        if options.workers {
+        if role.runs_background() {
+            processes.push(spawn_process(&bg, process, &signal, stop_rx.clone()));
+            processes.push(spawn_process(&bg, lv_process, &signal, stop_rx.clone()));
+        }
+        if options.workers && role.runs_background() {
             let workers = Workers::new(service.clone()).with_leases(leases.clone());
             let commits = signal.subscribe();
-            processes.push(tokio::spawn(workers.run(commits, stop_rx)));
+            processes.push(bg.spawn(workers.run(commits, stop_rx)));
         }
         Ok(Self {
             process_stop,
             processes,
+            background_store,
+            background,
             state: AppState {
                 store,
                 signal,
@@ -377,25 +429,42 @@ impl App {
             Ok(host) => host.shutdown().await,
             Err(_) => tracing::warn!("projections still shared at shutdown; not waiting for them"),
         }
+        if let Some(background_store) = self.background_store {
+            background_store.close().await;
+        }
         store.close().await;
+        drop(self.background);
     }
 }
 
 /// Starts process manager `runner` under its supervisor.
 fn spawn_process<R: agora_commands::process::Reactor>(
+    runtime: &Handle,
     runner: agora_commands::process::ProcessRunner<R>,
     signal: &CommitSignal,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     let signal = signal.clone();
     let name = format!("process manager {}", runner.name());
-    tokio::spawn(async move {
+    runtime.spawn(async move {
         supervise(name, stop.clone(), move || {
             runner.clone().run(signal.subscribe(), stop.clone())
         })
         .await;
     })
 }
+
+/// Pools of the background work's own store: the projections and leases need few
+/// connections, whatever the API's pools are.
+fn background_pool_sizes(api: &PoolSizes) -> PoolSizes {
+    PoolSizes {
+        write: api.write.min(BACKGROUND_POOL_SIZE),
+        read: api.read.min(BACKGROUND_POOL_SIZE),
+    }
+}
+
+/// Largest connections per pool of the background store.
+pub const BACKGROUND_POOL_SIZE: u32 = 8;
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
@@ -417,6 +486,18 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics_handler))
         .merge(crate::logmarket::rest::routes())
         .merge(crate::lapverse::rest::routes())
+        .route_layer(middleware::from_fn_with_state(state.clone(), track))
+        .fallback(crate::http_errors::not_found)
+        .layer(middleware::from_fn(crate::http_errors::typed_errors))
+        .with_state(state)
+}
+
+/// The operations routes alone (`agora serve --role projector`): health, readiness, metrics.
+pub fn ops_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_handler))
         .route_layer(middleware::from_fn_with_state(state.clone(), track))
         .fallback(crate::http_errors::not_found)
         .layer(middleware::from_fn(crate::http_errors::typed_errors))

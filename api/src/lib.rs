@@ -16,4 +16,5 @@ pub mod parked;
 pub mod parked_cli;
 pub mod ratelimit;
 pub mod redact;
+pub mod roles;
 pub mod serve;

@@ -13,7 +13,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (the default).
-    Serve,
+    Serve(serve::ServeArgs),
     /// Apply the database migrations and exit.
     Migrate,
     /// Measure command throughput and projection lag (see docs/BENCHMARKS.md).
@@ -44,8 +44,11 @@ async fn main() -> std::process::ExitCode {
         }
     };
     serve::init_tracing(config.log_format);
-    let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve::serve(&config).await.map(|()| true),
+    let command = cli
+        .command
+        .unwrap_or_else(|| Command::Serve(serve::ServeArgs::default()));
+    let result = match command {
+        Command::Serve(args) => serve::serve(&config, &args).await.map(|()| true),
         Command::Migrate => migrate(&config).await.map(|()| true),
         Command::Bench(args) => bench::run(args).await.map(|()| true),
         Command::Verify(args) => audit_cli::verify(&config, &args).await,

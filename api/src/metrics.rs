@@ -35,6 +35,9 @@ pub struct Metrics {
     lag_seconds: GaugeVec,
     applied: IntGaugeVec,
     parked: IntGaugeVec,
+    append: IntCounterVec,
+    ingest: IntCounterVec,
+    append_gauges: IntGaugeVec,
 }
 
 impl Metrics {
@@ -91,6 +94,31 @@ impl Metrics {
             ),
             &["runner"],
         )?;
+        let append = IntCounterVec::new(
+            Opts::new(
+                "agora_append_total",
+                "The group-commit append path: batches (transactions), commits, events, \
+                 conflicts, failures and batches settled again",
+            ),
+            &["kind"],
+        )?;
+        let ingest = IntCounterVec::new(
+            Opts::new(
+                "agora_ingest_total",
+                "Batched ingest: calls (outcome=call) and records by outcome",
+            ),
+            &["outcome"],
+        )?;
+        let append_gauges = IntGaugeVec::new(
+            Opts::new(
+                "agora_append_state",
+                "The append queue now (queued) and the largest batch so far (max_batch)",
+            ),
+            &["kind"],
+        )?;
+        registry.register(Box::new(append.clone()))?;
+        registry.register(Box::new(ingest.clone()))?;
+        registry.register(Box::new(append_gauges.clone()))?;
         registry.register(Box::new(parked.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
@@ -109,7 +137,46 @@ impl Metrics {
             lag_seconds,
             applied,
             parked,
+            append,
+            ingest,
+            append_gauges,
         })
+    }
+
+    /// Brings the append-path metrics up to the store's counters.
+    fn sync_append(&self, store: &agora_commands::Store) {
+        let a = store.append_stats();
+        let bump = |c: prometheus::IntCounter, to: u64| {
+            let seen = c.get();
+            if to > seen {
+                c.inc_by(to - seen);
+            }
+        };
+        for (kind, value) in [
+            ("batches", a.batches),
+            ("commits", a.commits),
+            ("events", a.events),
+            ("conflicts", a.conflicts),
+            ("failures", a.failures),
+            ("resettled", a.resettled),
+        ] {
+            bump(self.append.with_label_values(&[kind]), value);
+        }
+        for (outcome, value) in [
+            ("call", a.ingest_batches),
+            ("stored", a.ingest_stored),
+            ("duplicate", a.ingest_duplicates),
+            ("conflict", a.ingest_conflicts),
+            ("invalid", a.ingest_invalid),
+        ] {
+            bump(self.ingest.with_label_values(&[outcome]), value);
+        }
+        self.append_gauges
+            .with_label_values(&["queued"])
+            .set(store.append_queued() as i64);
+        self.append_gauges
+            .with_label_values(&["max_batch"])
+            .set(a.max_batch as i64);
     }
 
     /// The registry (other modules register their metrics here).
@@ -131,6 +198,7 @@ pub async fn metrics_handler(State(state): State<AppState>) -> Response {
     if appended > seen {
         m.events_appended.inc_by(appended - seen);
     }
+    m.sync_append(&state.store);
     for status in state.projections.statuses().await.into_iter().flatten() {
         m.lag_events
             .with_label_values(&[&status.name])

@@ -5,8 +5,18 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use crate::app::{router, App};
+use crate::app::{ops_router, router, App};
 use crate::config::{Config, LogFormat};
+use crate::roles::Role;
+
+/// `agora serve` options.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct ServeArgs {
+    /// What this process runs: `api` (GraphQL and REST), `projector` (projections, process
+    /// managers and workers, with the operations routes) or `all`.
+    #[arg(long, value_enum, env = "AGORA_ROLE", default_value_t = Role::All)]
+    pub role: Role,
+}
 
 /// Sets up tracing once: human-readable or JSON, filtered by `RUST_LOG` (default `info`).
 pub fn init_tracing(format: LogFormat) {
@@ -26,8 +36,8 @@ pub fn init_tracing(format: LogFormat) {
 
 /// Starts the application and serves until SIGTERM or Ctrl-C: in-flight requests finish, then
 /// the projections stop after their current batch.
-pub async fn serve(config: &Config) -> anyhow::Result<()> {
-    tracing::info!(store = %config.store.redacted(), "starting agora");
+pub async fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
+    tracing::info!(store = %config.store.redacted(), role = args.role.as_str(), "starting agora");
     // The listen address first: a taken or invalid address fails before a key is generated or
     // printed and before a database is created.
     let listener = TcpListener::bind(config.listen)
@@ -49,17 +59,23 @@ pub async fn serve(config: &Config) -> anyhow::Result<()> {
             config.api_token_secret.as_ref(),
             &config.data_dir,
         )?,
+        role: args.role,
         ..crate::app::AppOptions::default()
     };
     let app = App::start_with(&config.store, key, bootstrap, options).await?;
-    if config.demo_tenant {
+    if config.demo_tenant && args.role.serves_api() {
         crate::lapverse::demo::ensure_demo_tenant(&app.state.lapverse.service)
             .await
             .context("registering the demo tenant")?;
     }
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
-    axum::serve(listener, router(app.state.clone()))
+    let routes = if args.role.serves_api() {
+        router(app.state.clone())
+    } else {
+        ops_router(app.state.clone())
+    };
+    axum::serve(listener, routes)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving HTTP")?;

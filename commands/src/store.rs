@@ -200,6 +200,26 @@ pub struct Store {
 impl Store {
     /// Connects to the location. Does not migrate: call [`Store::migrate`].
     pub async fn connect(location: &StoreLocation, sizes: &PoolSizes) -> anyhow::Result<Self> {
+        Self::connect_gated(location, sizes, WriteGate::default()).await
+    }
+
+    /// Another store on the same database with pools and append writers of its own, for work
+    /// on another runtime (a connection belongs to the runtime that opened it: call this on
+    /// that runtime). On SQLite it shares this store's write gate, so the process keeps one
+    /// writer at a time.
+    pub async fn sibling(&self, sizes: &PoolSizes) -> anyhow::Result<Self> {
+        let gate = match &self.target {
+            Target::Sqlite(_, gate) => gate.clone(),
+            Target::Postgres(_) => WriteGate::default(),
+        };
+        Self::connect_gated(&self.location, sizes, gate).await
+    }
+
+    async fn connect_gated(
+        location: &StoreLocation,
+        sizes: &PoolSizes,
+        gate: WriteGate,
+    ) -> anyhow::Result<Self> {
         use anyhow::Context;
         sqlx::any::install_default_drivers();
         let acquire = Duration::from_millis(ACQUIRE_TIMEOUT_MS);
@@ -261,7 +281,7 @@ impl Store {
             .connect(&any_url)
             .await
             .with_context(|| format!("opening durable pool on {}", location.redacted()))?;
-        let target = Self::target_of(&native);
+        let target = Self::target_of(&native, gate);
         Ok(Self {
             native,
             read_models,
@@ -273,10 +293,10 @@ impl Store {
         })
     }
 
-    fn target_of(native: &NativePool) -> Target {
+    fn target_of(native: &NativePool, gate: WriteGate) -> Target {
         match native {
             NativePool::Postgres(pool) => Target::Postgres(pool.clone()),
-            NativePool::Sqlite(pool) => Target::Sqlite(pool.clone(), WriteGate::default()),
+            NativePool::Sqlite(pool) => Target::Sqlite(pool.clone(), gate),
         }
     }
 
@@ -330,7 +350,7 @@ impl Store {
                     .await
                     .with_context(|| format!("connecting to {}", location.redacted()))?;
                 let native = NativePool::Postgres(native);
-                let target = Self::target_of(&native);
+                let target = Self::target_of(&native, WriteGate::default());
                 Self {
                     native,
                     // Auditor tools write no idempotency records: no separate durable pool.
@@ -367,7 +387,7 @@ impl Store {
                     .await
                     .with_context(|| format!("opening {}", location.redacted()))?;
                 let native = NativePool::Sqlite(native);
-                let target = Self::target_of(&native);
+                let target = Self::target_of(&native, WriteGate::default());
                 Self {
                     native,
                     // Auditor tools write no idempotency records: no separate durable pool.

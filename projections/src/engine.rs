@@ -21,6 +21,8 @@ use crate::parking::{ParkingError, ParkingStore};
 
 /// Events applied per transaction.
 pub const DEFAULT_BATCH_SIZE: i64 = 500;
+/// Largest batch a runner grows to while behind (bounded by the store's read limit).
+pub const MAX_ADAPTIVE_BATCH_SIZE: i64 = 5_000;
 /// Longest a runner sleeps with nothing to do before looking again (other processes' writes
 /// do not wake it).
 pub const IDLE_POLL_MS: u64 = 500;
@@ -195,6 +197,9 @@ struct Shared {
     position: Mutex<Option<LogPosition>>,
     applied: AtomicU64,
     last_error: Mutex<Option<String>>,
+    /// The batch size now: grows while batches come back full (a backlog), shrinks back to
+    /// the configured size once they do not ([`ProjectionRunner::adapt_batch`]). 0 = not set.
+    batch_now: std::sync::atomic::AtomicI64,
 }
 
 /// Runs one projection against the store under a checkpoint name.
@@ -204,6 +209,8 @@ pub struct ProjectionRunner {
     projection: Arc<dyn Projection>,
     checkpoint: String,
     batch_size: i64,
+    /// Whether the batch size adapts to the backlog (not when set with `with_batch_size`).
+    adaptive: bool,
     observer: Option<Arc<dyn BatchObserver>>,
     /// Where events that keep failing are parked; `None` (rebuilds): a failure stops the run.
     parking: Option<ParkingStore>,
@@ -234,6 +241,7 @@ impl ProjectionRunner {
             projection,
             checkpoint,
             batch_size: DEFAULT_BATCH_SIZE,
+            adaptive: true,
             observer: None,
             parking: None,
             policy: RetryPolicy::default(),
@@ -253,8 +261,10 @@ impl ProjectionRunner {
         format!("{PROJECTION_LEASE}{}", self.checkpoint)
     }
 
+    /// A fixed batch size (no adapting to the backlog).
     pub fn with_batch_size(mut self, batch_size: i64) -> Self {
         self.batch_size = batch_size.max(1);
+        self.adaptive = false;
         self
     }
 
@@ -340,12 +350,14 @@ impl ProjectionRunner {
             self.projection
                 .with_prefix(&format!("{SHADOW_PREFIX}{version}_")),
         );
-        let shadow = ProjectionRunner::with_checkpoint(
+        let mut shadow = ProjectionRunner::with_checkpoint(
             self.store.clone(),
             fresh.clone(),
             format!("{}#v{version}", self.checkpoint),
         )
         .with_batch_size(self.batch_size);
+        // A rebuild is all backlog: it grows its batches like the live runner would.
+        shadow.adaptive = self.adaptive;
         shadow.prepare().await?;
         let head = self.store.head().await?.unwrap_or(LogPosition::START);
         loop {
@@ -446,7 +458,9 @@ impl ProjectionRunner {
         limit: Option<LogPosition>,
     ) -> Result<BatchOutcome, ProjectionError> {
         let from = self.checkpoint().await?;
-        let mut events = self.store.read_global(from, self.batch_size).await?;
+        let size = self.current_batch_size();
+        let mut events = self.store.read_global(from, size).await?;
+        self.adapt_batch(size, events.len());
         if let Some(limit) = limit {
             events.retain(|e| e.position <= limit);
         }
@@ -482,6 +496,32 @@ impl ProjectionRunner {
             parked: 0,
             position: last,
         })
+    }
+
+    /// The batch size to read now.
+    pub fn current_batch_size(&self) -> i64 {
+        match self.shared.batch_now.load(Ordering::Relaxed) {
+            0 => self.batch_size,
+            n => n,
+        }
+    }
+
+    /// Doubles the batch size after a full read (up to [`MAX_ADAPTIVE_BATCH_SIZE`]: fewer,
+    /// larger transactions while behind) and halves it back toward the configured size after
+    /// a read under a quarter full (small batches, low latency, when caught up).
+    fn adapt_batch(&self, asked: i64, got: usize) {
+        if !self.adaptive {
+            return;
+        }
+        let got = got as i64;
+        let next = if got >= asked {
+            (asked * 2).min(MAX_ADAPTIVE_BATCH_SIZE.max(self.batch_size))
+        } else if got < asked / 4 {
+            (asked / 2).max(self.batch_size)
+        } else {
+            asked
+        };
+        self.shared.batch_now.store(next, Ordering::Relaxed);
     }
 
     /// Records a commit that moved the checkpoint to `to` applying `applied`.
@@ -769,7 +809,7 @@ impl ProjectionRunner {
             let pause = match self.run_batch().await {
                 Ok(outcome) if outcome.handled() > 0 => {
                     backoff = Duration::from_millis(ERROR_BACKOFF_MIN_MS);
-                    if (outcome.handled() as i64) < self.batch_size / 4 {
+                    if (outcome.handled() as i64) < self.current_batch_size() / 4 {
                         tokio::time::sleep(Duration::from_millis(WAKE_DEBOUNCE_MS)).await;
                     }
                     continue;

@@ -85,6 +85,20 @@ impl ProjectionHost {
         policy: RetryPolicy,
         leases: Leases,
     ) -> Result<Self, ProjectionError> {
+        let here = tokio::runtime::Handle::current();
+        Self::start_on(&here, store, signal, projections, policy, leases).await
+    }
+
+    /// [`Self::start_with`] with the runner tasks on `runtime` (a runtime of their own, so
+    /// request handling and command writers do not starve them of threads).
+    pub async fn start_on(
+        runtime: &tokio::runtime::Handle,
+        store: &Store,
+        signal: &CommitSignal,
+        projections: Vec<Arc<dyn Projection>>,
+        policy: RetryPolicy,
+        leases: Leases,
+    ) -> Result<Self, ProjectionError> {
         let runners: Vec<ProjectionRunner> = projections
             .into_iter()
             .map(|p| {
@@ -101,7 +115,7 @@ impl ProjectionHost {
                 let signal = signal.clone();
                 let stop = rx.clone();
                 let name = format!("projection {}", runner.name());
-                tokio::spawn(supervise(name, rx.clone(), move || {
+                runtime.spawn(supervise(name, rx.clone(), move || {
                     runner.clone().run(signal.subscribe(), stop.clone())
                 }))
             })
@@ -111,6 +125,30 @@ impl ProjectionHost {
             leases,
             shutdown,
             tasks,
+        };
+        host.wait_prepared(Duration::from_millis(PREPARED_WAIT_MS))
+            .await?;
+        Ok(host)
+    }
+
+    /// The runners of `projections` without running them: a process that serves reads while
+    /// other processes apply the events (`agora serve --role api`). Statuses are read from the
+    /// checkpoints; waits, like [`Self::start`], until every projection's tables exist.
+    pub async fn standby(
+        store: &Store,
+        projections: Vec<Arc<dyn Projection>>,
+        policy: RetryPolicy,
+    ) -> Result<Self, ProjectionError> {
+        let runners = projections
+            .into_iter()
+            .map(|p| ProjectionRunner::new(store.clone(), p).with_retry_policy(policy))
+            .collect();
+        let (shutdown, _) = watch::channel(false);
+        let host = Self {
+            runners,
+            leases: Leases::default(),
+            shutdown,
+            tasks: Vec::new(),
         };
         host.wait_prepared(Duration::from_millis(PREPARED_WAIT_MS))
             .await?;
