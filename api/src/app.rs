@@ -36,11 +36,11 @@ use crate::metrics::{metrics_handler, track, Metrics};
 use crate::parked::ParkedEvents;
 use crate::ratelimit::{Counters, RateLimiter};
 use crate::roles::{BackgroundRuntime, Role, BACKGROUND_THREADS};
-use tokio::runtime::Handle;
 use agora_commands::lapverse::jobs::Workers;
 use agora_commands::lapverse::process as lapverse_process;
 use agora_commands::lapverse::{FaultInjector, LapVerse, LapVerseSettings};
 use agora_projections::lapverse::LapVerseQueries;
+use tokio::runtime::Handle;
 
 /// Everything a request handler may use. Cheap to clone.
 #[derive(Clone)]
@@ -330,11 +330,11 @@ impl App {
         }
         if role.runs_background() {
             let (store, leases, stop) = (store.clone(), leases.clone(), stop_rx.clone());
-            processes.push(bg.spawn(supervise(
-                "job purge".into(),
-                stop_rx.clone(),
-                move || run_done_purge(store.clone(), leases.clone(), stop.clone()),
-            )));
+            processes.push(
+                bg.spawn(supervise("job purge".into(), stop_rx.clone(), move || {
+                    run_done_purge(store.clone(), leases.clone(), stop.clone())
+                })),
+            );
         }
         let metrics = Metrics::new().context("registering metrics")?;
         let lv_metrics = LapVerseMetrics::register(metrics.registry())

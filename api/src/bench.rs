@@ -1,24 +1,17 @@
-//! `agora bench`: command throughput through the cqrs-es path next to a raw INSERT baseline on
-//! the same database in the same run, and projection lag while the writers run.
+//! `agora bench`: the write path (raw INSERT baselines, commands, commands with every
+//! projection, batched ingest; see [`write_path`]) per backend and client count in one run,
+//! and the analysis over crafted worst-case logs (`--adversarial-logs`).
 //! docs/BENCHMARKS.md records results and the command that reproduces them.
 
-use std::sync::{Arc, Mutex};
+pub mod write_path;
+
 use std::time::{Duration, Instant};
 
-use agora_commands::store::StoredEvent;
-use agora_commands::{
-    pgadmin, CommandBus, CommandMetadata, CommitSignal, PoolSizes, Store, StoreLocation,
-};
-use agora_domain::ledger::{AccountId, JournalEntry, LedgerCommand, Posting};
-use agora_domain::money::{Currency, Money};
-use agora_projections::engine::{BatchObserver, ProjectionRunner};
-use agora_projections::ledger::LedgerProjection;
+use agora_commands::{pgadmin, PoolSizes, Store, StoreLocation};
 use anyhow::Context;
-use chrono::Utc;
 use clap::Args;
-use futures::future::try_join_all;
-use serde_json::json;
-use tokio::sync::watch;
+
+use write_path::{bench_backend, Load, Row, Scenario};
 
 #[derive(Args, Clone, Debug)]
 pub struct BenchArgs {
@@ -35,9 +28,18 @@ pub struct BenchArgs {
     /// Skip SQLite.
     #[arg(long)]
     pub no_sqlite: bool,
-    /// Operations per client in each measured run.
+    /// Events per client in each measured scenario (ignored with `--duration`).
     #[arg(long, default_value_t = 1000)]
     pub ops_per_client: usize,
+    /// Run each scenario for this long instead (`10`, `10s`, `500ms`).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Scenarios to run (default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub scenarios: Vec<Scenario>,
+    /// One JSON object a line per measured row instead of the table.
+    #[arg(long)]
+    pub json: bool,
     /// Client counts to measure.
     #[arg(long, value_delimiter = ',', default_value = "1,16")]
     pub clients: Vec<usize>,
@@ -45,6 +47,22 @@ pub struct BenchArgs {
     /// `DEFAULT_MAX_LOG_BYTES` each (no database needed).
     #[arg(long)]
     pub adversarial_logs: bool,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (number, scale) = if let Some(ms) = s.strip_suffix("ms") {
+        (ms, 1e-3)
+    } else if let Some(secs) = s.strip_suffix('s') {
+        (secs, 1.0)
+    } else {
+        (s, 1.0)
+    };
+    match number.trim().parse::<f64>() {
+        Ok(v) if v > 0.0 && v * scale <= 3_600.0 => Ok(Duration::from_secs_f64(v * scale)),
+        _ => Err(format!(
+            "`{s}` is not a duration between 1ms and 1h (`10`, `10s`, `500ms`)"
+        )),
+    }
 }
 
 /// Times each analysis over the crafted logs is repeated (the best run is reported).
@@ -193,37 +211,21 @@ pub fn run_adversarial() -> anyhow::Result<Vec<AdversarialResult>> {
     Ok(out)
 }
 
-/// One measured run.
-#[derive(Clone, Debug)]
-pub struct RunResult {
-    pub backend: &'static str,
-    pub clients: usize,
-    pub raw_events_per_s: f64,
-    /// Commands with no projection running (the write path alone).
-    pub command_only_events_per_s: f64,
-    /// Commands while the ledger projection follows the log.
-    pub command_events_per_s: f64,
-    pub lag_p50_ms: f64,
-    pub lag_p99_ms: f64,
-    pub lag_max_ms: f64,
-}
-
-impl RunResult {
-    pub fn ratio_alone(&self) -> f64 {
-        self.command_only_events_per_s / self.raw_events_per_s
-    }
-
-    pub fn ratio_projected(&self) -> f64 {
-        self.command_events_per_s / self.raw_events_per_s
-    }
-}
-
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.adversarial_logs {
         tokio::task::spawn_blocking(run_adversarial).await??;
         return Ok(());
     }
-    let mut results = Vec::new();
+    let load = match args.duration {
+        Some(d) => Load::Duration(d),
+        None => Load::Ops(args.ops_per_client),
+    };
+    let scenarios = if args.scenarios.is_empty() {
+        Scenario::ALL.to_vec()
+    } else {
+        args.scenarios.clone()
+    };
+    let mut rows = Vec::new();
     if !args.no_postgres {
         let name = format!("agora_bench_{}", std::process::id());
         let url = pgadmin::create_database(&args.postgres_url, &name)
@@ -231,266 +233,79 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             .context(
                 "creating the benchmark database (is PostgreSQL running? see --postgres-url)",
             )?;
-        let outcome = bench_backend("postgres", StoreLocation::Postgres { url }, &args).await;
+        let outcome = on_fresh_store(
+            "postgres",
+            StoreLocation::Postgres { url },
+            &args,
+            load,
+            &scenarios,
+        )
+        .await;
         pgadmin::drop_database(&args.postgres_url, &name).await?;
-        results.extend(outcome?);
+        rows.extend(outcome?);
     }
     if !args.no_sqlite {
         let dir = std::env::temp_dir().join(format!("agora_bench_{}", std::process::id()));
         let location = StoreLocation::Sqlite {
             path: dir.join("bench.db"),
         };
-        let outcome = bench_backend("sqlite", location, &args).await;
+        let outcome = on_fresh_store("sqlite", location, &args, load, &scenarios).await;
         let _ = std::fs::remove_dir_all(&dir);
-        results.extend(outcome?);
+        rows.extend(outcome?);
     }
-    print_report(&results, &args);
+    if args.json {
+        for r in &rows {
+            println!("{}", serde_json::to_string(r)?);
+        }
+    } else {
+        print_report(&rows, load);
+    }
     Ok(())
 }
 
-fn print_report(results: &[RunResult], args: &BenchArgs) {
-    println!(
-        "\nagora bench: {} ops per client; events/s committed; lag = projection commit time minus event recorded time\n",
-        args.ops_per_client
-    );
-    println!("| backend | clients | raw INSERT ev/s | commands ev/s | ratio | commands + projection ev/s | ratio | lag p50 ms | lag p99 ms | lag max ms |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for r in results {
-        println!(
-            "| {} | {} | {:.0} | {:.0} | {:.2} | {:.0} | {:.2} | {:.1} | {:.1} | {:.1} |",
-            r.backend,
-            r.clients,
-            r.raw_events_per_s,
-            r.command_only_events_per_s,
-            r.ratio_alone(),
-            r.command_events_per_s,
-            r.ratio_projected(),
-            r.lag_p50_ms,
-            r.lag_p99_ms,
-            r.lag_max_ms
-        );
-    }
-}
-
-async fn bench_backend(
+async fn on_fresh_store(
     backend: &'static str,
     location: StoreLocation,
     args: &BenchArgs,
-) -> anyhow::Result<Vec<RunResult>> {
+    load: Load,
+    scenarios: &[Scenario],
+) -> anyhow::Result<Vec<Row>> {
     let store = Store::connect(&location, &PoolSizes::default()).await?;
     store.migrate().await?;
-    create_raw_table(&store).await?;
-    let mut out = Vec::new();
-    for &clients in &args.clients {
-        let raw = raw_inserts(&store, clients, args.ops_per_client).await?;
-        let (alone, _) = commands(&store, clients, args.ops_per_client, false).await?;
-        let (cmd, lags) = commands(&store, clients, args.ops_per_client, true).await?;
-        let (p50, p99, max) = percentiles(lags);
-        out.push(RunResult {
-            backend,
-            clients,
-            raw_events_per_s: raw,
-            command_only_events_per_s: alone,
-            command_events_per_s: cmd,
-            lag_p50_ms: p50,
-            lag_p99_ms: p99,
-            lag_max_ms: max,
-        });
-        eprintln!(
-            "{backend} clients={clients}: raw {raw:.0}/s, commands {cmd:.0}/s, lag p99 {p99:.1} ms"
+    let rows = bench_backend(backend, &store, &args.clients, load, scenarios).await;
+    store.close().await;
+    rows
+}
+
+fn print_report(rows: &[Row], load: Load) {
+    let load = match load {
+        Load::Ops(n) => format!("{n} events per client"),
+        Load::Duration(d) => format!("{:.1} s per scenario", d.as_secs_f64()),
+    };
+    println!(
+        "\nagora bench: {load}; events/s committed; ratios against the raw INSERTs of the same \
+         run; lag = projection commit time minus event recording time\n"
+    );
+    println!("| backend | clients | scenario | events/s | × raw single | × raw multi | op p50 ms | op p99 ms | lag p50 ms | lag p99 ms | lag max ms | max batch |");
+    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let ratio = |r: Option<f64>| r.map_or_else(|| "".to_owned(), |r| format!("{r:.2}"));
+    for r in rows {
+        println!(
+            "| {} | {} | {} | {:.0} | {} | {} | {:.2} | {:.2} | {:.1} | {:.1} | {:.1} | {} |",
+            r.backend,
+            r.clients,
+            r.scenario,
+            r.events_per_s,
+            ratio(r.ratio_raw_single),
+            ratio(r.ratio_raw_multi),
+            r.latency_p50_ms,
+            r.latency_p99_ms,
+            r.lag_p50_ms,
+            r.lag_p99_ms,
+            r.lag_max_ms,
+            r.append_max_batch
         );
     }
-    store.close().await;
-    Ok(out)
-}
-
-/// A table of the same shape as `events` (columns, defaults, identity, keys; no triggers).
-async fn create_raw_table(store: &Store) -> anyhow::Result<()> {
-    if let Some(pool) = store.pg_pool() {
-        sqlx::query("CREATE TABLE raw_events (LIKE events INCLUDING ALL)")
-            .execute(pool)
-            .await?;
-    }
-    if let Some(pool) = store.sqlite_pool() {
-        sqlx::query(
-            "CREATE TABLE raw_events (aggregate_type TEXT NOT NULL, aggregate_id TEXT NOT NULL, \
-             sequence INTEGER NOT NULL, event_type TEXT NOT NULL, event_version TEXT NOT NULL, \
-             payload TEXT NOT NULL, metadata TEXT NOT NULL, global_position INTEGER, \
-             recorded_at_us INTEGER NOT NULL DEFAULT 0, \
-             PRIMARY KEY (aggregate_type, aggregate_id, sequence))",
-        )
-        .execute(pool)
-        .await?;
-    }
-    Ok(())
-}
-
-fn sample_command(i: usize) -> anyhow::Result<LedgerCommand> {
-    let cents = 100 + (i as i64 % 9_900);
-    let amount = Money::from_cents(cents)?;
-    Ok(LedgerCommand::Record {
-        currency: Currency::usd(),
-        postings: vec![
-            Posting::new(
-                AccountId::parse(&format!("seller:s{}:payable", i % 64))?,
-                amount.checked_neg()?,
-            ),
-            Posting::new(AccountId::marketplace_funding(), amount),
-        ],
-        memo: "bench".into(),
-        occurred_at: Utc::now(),
-        // At most 99 per entry over a bench run: far from the ±10^15 bound, so the bench does
-        // not pay for a balance lookup per command.
-        balances: agora_domain::ledger::AccountBalances::none(),
-    })
-}
-
-async fn raw_inserts(store: &Store, clients: usize, ops: usize) -> anyhow::Result<f64> {
-    let payload = serde_json::to_value(sample_event(0)?)?;
-    let metadata =
-        json!({"actor": "bench", "tenant": "bench", "event_id": uuid::Uuid::now_v7().to_string()});
-    let run_id = uuid::Uuid::now_v7();
-    let started = Instant::now();
-    let tasks = (0..clients).map(|c| {
-        let store = store.clone();
-        let (payload, metadata) = (payload.clone(), metadata.clone());
-        async move {
-            for i in 0..ops {
-                let id = format!("{run_id}-{c}-{i}");
-                raw_insert(&store, &id, &payload, &metadata).await?;
-            }
-            anyhow::Ok(())
-        }
-    });
-    try_join_all(tasks.map(tokio::spawn))
-        .await?
-        .into_iter()
-        .collect::<anyhow::Result<()>>()?;
-    Ok((clients * ops) as f64 / started.elapsed().as_secs_f64())
-}
-
-fn sample_event(i: usize) -> anyhow::Result<agora_domain::ledger::LedgerEvent> {
-    match sample_command(i)? {
-        LedgerCommand::Record {
-            currency,
-            postings,
-            memo,
-            occurred_at,
-            ..
-        } => Ok(agora_domain::ledger::LedgerEvent::EntryRecorded {
-            currency,
-            postings,
-            memo,
-            occurred_at,
-        }),
-        _ => anyhow::bail!("sample command is a Record"),
-    }
-}
-
-async fn raw_insert(
-    store: &Store,
-    id: &str,
-    payload: &serde_json::Value,
-    metadata: &serde_json::Value,
-) -> anyhow::Result<()> {
-    const SQL: &str =
-        "INSERT INTO raw_events (aggregate_type, aggregate_id, sequence, event_type, \
-                       event_version, payload, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7)";
-    if let Some(pool) = store.pg_pool() {
-        sqlx::query(SQL)
-            .bind("journal_entry")
-            .bind(id)
-            .bind(1i32)
-            .bind("EntryRecorded")
-            .bind("1.0")
-            .bind(payload)
-            .bind(metadata)
-            .execute(pool)
-            .await?;
-    } else if let Some(pool) = store.sqlite_pool() {
-        sqlx::query(SQL)
-            .bind("journal_entry")
-            .bind(id)
-            .bind(1i32)
-            .bind("EntryRecorded")
-            .bind("1.0")
-            .bind(payload)
-            .bind(metadata)
-            .execute(pool)
-            .await?;
-    }
-    Ok(())
-}
-
-#[derive(Default)]
-struct LagRecorder {
-    armed: std::sync::atomic::AtomicBool,
-    lags_ms: Mutex<Vec<f64>>,
-}
-
-impl BatchObserver for LagRecorder {
-    fn batch_committed(&self, _projection: &str, events: &[StoredEvent]) {
-        if !self.armed.load(std::sync::atomic::Ordering::Relaxed) {
-            return;
-        }
-        let now = Utc::now();
-        let mut lags = self.lags_ms.lock().unwrap_or_else(|p| p.into_inner());
-        for e in events {
-            let lag = (now - e.recorded_at).num_microseconds().unwrap_or(0) as f64 / 1000.0;
-            lags.push(lag.max(0.0));
-        }
-    }
-}
-
-/// Runs `clients × ops` commands, with or without the ledger projection following the log;
-/// returns events/s and the projection lag of every event applied from the first command until
-/// it caught up.
-async fn commands(
-    store: &Store,
-    clients: usize,
-    ops: usize,
-    with_projection: bool,
-) -> anyhow::Result<(f64, Vec<f64>)> {
-    let signal = CommitSignal::new();
-    let recorder = Arc::new(LagRecorder::default());
-    let runner = ProjectionRunner::new(store.clone(), Arc::new(LedgerProjection::default()))
-        .with_observer(recorder.clone());
-    runner.prepare().await?;
-    runner.catch_up().await?;
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let task =
-        with_projection.then(|| tokio::spawn(runner.clone().run(signal.subscribe(), stop_rx)));
-    let bus = Arc::new(CommandBus::<JournalEntry>::new(store, signal.clone(), ()));
-    let run_id = uuid::Uuid::now_v7();
-    recorder
-        .armed
-        .store(true, std::sync::atomic::Ordering::Relaxed);
-    let started = Instant::now();
-    let tasks = (0..clients).map(|c| {
-        let bus = bus.clone();
-        async move {
-            let meta = CommandMetadata::new("bench", "bench", Utc::now())?;
-            for i in 0..ops {
-                let id = format!("{run_id}-{c}-{i}");
-                bus.execute(&id, sample_command(i)?, &meta)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-            }
-            anyhow::Ok(())
-        }
-    });
-    try_join_all(tasks.map(tokio::spawn))
-        .await?
-        .into_iter()
-        .collect::<anyhow::Result<()>>()?;
-    let elapsed = started.elapsed();
-    runner.catch_up_to_head(Duration::from_secs(60)).await?;
-    let _ = stop_tx.send(true);
-    if let Some(task) = task {
-        task.await??;
-    }
-    let lags = std::mem::take(&mut *recorder.lags_ms.lock().unwrap_or_else(|p| p.into_inner()));
-    Ok(((clients * ops) as f64 / elapsed.as_secs_f64(), lags))
 }
 
 /// p50, p99 and max of `values` (nearest-rank); zeros when empty.

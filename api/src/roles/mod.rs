@@ -59,12 +59,7 @@ impl BackgroundRuntime {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let runtime = Builder::new_multi_thread()
             .worker_threads(threads.max(1))
-            .thread_name_fn(|| {
-                format!(
-                    "agora-background-{}",
-                    NEXT.fetch_add(1, Ordering::Relaxed)
-                )
-            })
+            .thread_name_fn(|| format!("agora-background-{}", NEXT.fetch_add(1, Ordering::Relaxed)))
             .enable_all()
             .build()?;
         Ok(Self {
