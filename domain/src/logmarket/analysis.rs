@@ -272,6 +272,12 @@ static TEMPLATE_CONFIG: LazyLock<DrainConfig> = LazyLock::new(|| DrainConfig {
     ..DrainConfig::new(4, 0.5, GENERAL_MASKS).expect("general masks compile")
 });
 
+/// The template miner settings used for every submitted log (the marketplace's general
+/// configuration: no per-system settings).
+pub fn template_config() -> &'static DrainConfig {
+    &TEMPLATE_CONFIG
+}
+
 static METRIC: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\b\d+(?:\.\d+)?\s?(?:ms|s|sec|seconds|MB|GB|KB|MiB|GiB|%)(?:\W|$)")
         .expect("metric regex")
