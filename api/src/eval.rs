@@ -264,14 +264,34 @@ pub struct GeneralRow {
 }
 
 /// A general-configuration accuracy below this is reported as a miss where Drain's published
-/// figure is higher (issue 16).
+/// figure is higher, or unknown (issue 16).
 pub const GENERAL_ACCURACY_FLOOR: f64 = 0.8;
 
+/// Drain's published grouping accuracy (ICSE'19) on the Loghub-2k systems that have no
+/// per-system setting here, so a folder of them is judged against the same floor.
+pub const PUBLISHED_WITHOUT_SETTING: &[(&str, f64)] = &[
+    ("HealthApp", 0.780),
+    ("Linux", 0.690),
+    ("OpenSSH", 0.788),
+    ("Thunderbird", 0.955),
+];
+
 impl GeneralRow {
-    /// Below the floor although Drain (with per-system settings) did better.
+    /// Drain's published figure for this system, when known.
+    pub fn published(&self) -> Option<f64> {
+        self.per_system.as_ref().map(|r| r.published).or_else(|| {
+            PUBLISHED_WITHOUT_SETTING
+                .iter()
+                .find(|(n, _)| *n == self.name)
+                .map(|&(_, p)| p)
+        })
+    }
+
+    /// Below [`GENERAL_ACCURACY_FLOOR`] although Drain's published figure is above it (or
+    /// unknown).
     pub fn misses_floor(&self) -> bool {
-        let published = self.per_system.as_ref().map_or(1.0, |r| r.published);
-        self.general.accuracy + 1e-9 < GENERAL_ACCURACY_FLOOR.min(published)
+        self.general.accuracy + 1e-9 < GENERAL_ACCURACY_FLOOR
+            && self.published().is_none_or(|p| p > GENERAL_ACCURACY_FLOOR)
     }
 }
 
@@ -337,17 +357,19 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<bool> {
 fn print_general_table(rows: &[GeneralRow]) {
     println!(
         "General configuration (the marketplace's template miner for any submitted log) next to \
-         the per-system setting:"
+         the per-system setting. Floor: {GENERAL_ACCURACY_FLOOR} where Drain's published \
+         figure is higher or unknown."
     );
     println!();
-    println!("| system | lines | true templates | general: found | general: accuracy | per-system: accuracy | Drain (published) | general ≥ min(0.8, published) |");
+    println!("| system | lines | true templates | general: found | general: accuracy | per-system: accuracy | Drain (published) | meets the floor |");
     println!("|---|---:|---:|---:|---:|---:|---:|---|");
     let mut acc = 0.0;
     for r in rows {
-        let (own, published) = match &r.per_system {
-            Some(p) => (format!("{:.4}", p.accuracy), format!("{:.3}", p.published)),
-            None => ("–".to_owned(), "–".to_owned()),
-        };
+        let own = r
+            .per_system
+            .as_ref()
+            .map_or("–".to_owned(), |p| format!("{:.4}", p.accuracy));
+        let published = r.published().map_or("–".to_owned(), |p| format!("{p:.3}"));
         println!(
             "| {} | {} | {} | {} | {:.4} | {own} | {published} | {} |",
             r.name,
