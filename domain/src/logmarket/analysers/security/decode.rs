@@ -403,6 +403,51 @@ mod tests {
     }
 
     #[test]
+    fn arbitrary_input_does_not_panic() {
+        const PIECES: &[&str] = &[
+            "%",
+            "%2",
+            "%25",
+            "%u",
+            "%u00",
+            "%c0%ae",
+            "%e0%80",
+            "\\x",
+            "\\x2",
+            "&",
+            "&#",
+            "&#x",
+            "&lt",
+            ";",
+            "+",
+            "?",
+            "=",
+            "&amp;",
+            "é",
+            "\u{10ffff}",
+            "/",
+            "..",
+            "://",
+            "#",
+            "a",
+            "1",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..2_000 {
+            let mut s = String::new();
+            for _ in 0..(seed % 40) {
+                seed = seed
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                s.push_str(PIECES[(seed >> 33) as usize % PIECES.len()]);
+            }
+            let t = decode_target(&s);
+            assert!(t.params.len() <= MAX_PARAMS);
+            assert!(decode_value(&s).len() <= 3 * MAX_VALUE_BYTES);
+        }
+    }
+
+    #[test]
     fn bounded_work() {
         let long = "%41".repeat(MAX_VALUE_BYTES);
         // 8,192 bytes: 2,730 whole escapes and a cut one (`%4`), which stays.

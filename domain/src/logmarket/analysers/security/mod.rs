@@ -1675,6 +1675,112 @@ mod tests {
         assert_eq!(of(&all, InsightKind::SuspiciousIp).len(), 2);
     }
 
+    /// One combined-format access log line (Apache/nginx) for `target`.
+    fn access(ip: &str, target: &str, status: u16) -> String {
+        format!(
+            "{ip} - - [06/Nov/2025:10:45:00 +0000] \"GET {target} HTTP/1.1\" {status} 1043 \"-\" \
+             \"Mozilla/5.0 (X11; Linux x86_64)\"\n"
+        )
+    }
+
+    #[test]
+    fn decoded_values_of_each_kind() {
+        let cases = [
+            // Double-encoded quote, libinjection's tokenizer.
+            (
+                "/item?id=7%2527%2520or%2520sleep(5)%2523",
+                InsightKind::SqlInjection,
+            ),
+            // Plus for spaces, no quote.
+            (
+                "/list?sort=1+and+1%3Dconvert(int,(select+@@version))",
+                InsightKind::SqlInjection,
+            ),
+            // HTML-entity-encoded tag inside a percent-encoded value.
+            (
+                "/p?name=%26lt%3Bsvg%2Fonload%3Dalert(1)%26gt%3B",
+                InsightKind::Xss,
+            ),
+            (
+                "/p?next=%22%3E%3Cimg%20src%3Dx%20onerror%3Dprompt(1)%3E",
+                InsightKind::Xss,
+            ),
+            (
+                "/ping?host=127.0.0.1%3Bcat%20%2Fetc%2Fshadow",
+                InsightKind::CommandInjection,
+            ),
+            ("/run?cmd=%60whoami%60", InsightKind::CommandInjection),
+            (
+                "/download?file=..%2F..%2F..%2Fetc%2Fpasswd",
+                InsightKind::PathTraversal,
+            ),
+            (
+                "/download?file=%252e%252e%252fconfig.php",
+                InsightKind::PathTraversal,
+            ),
+            (
+                "/static/%c0%ae%c0%ae/%c0%ae%c0%ae/windows/win.ini",
+                InsightKind::PathTraversal,
+            ),
+        ];
+        for (target, kind) in cases {
+            let all = run(&access("192.0.2.10", target, 200));
+            let found = of(&all, kind);
+            assert_eq!(found.len(), 1, "{target}: {all:#?}");
+            assert!(found[0].severity >= Severity::High, "{target}");
+            assert_eq!(d(&found[0], "source"), "192.0.2.10");
+        }
+    }
+
+    #[test]
+    fn command_injection_and_traversal_insights() {
+        let log = format!(
+            "{}{}{}",
+            access("192.0.2.11", "/ping?host=8.8.8.8%7Cid", 200),
+            access("192.0.2.11", "/ping?host=8.8.8.8%3B%2Fbin%2Fls", 500),
+            access("192.0.2.12", "/img?f=....%2F%2F....%2F%2Fetc%2Fhosts", 404),
+        );
+        let all = run(&log);
+        let c = of(&all, InsightKind::CommandInjection);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].severity, Severity::Critical);
+        assert_eq!(d(&c[0], "occurrences"), "2");
+        assert_eq!(
+            c[0].title,
+            "Command injection attempt from 192.0.2.11 (2 requests)"
+        );
+        let p = of(&all, InsightKind::PathTraversal);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].severity, Severity::Medium);
+        assert_eq!(d(&p[0], "path"), "/img");
+        assert!(of(&all, InsightKind::SuspiciousIp)
+            .iter()
+            .any(|i| i.title.contains("192.0.2.11") || d(i, "source") == "192.0.2.11"));
+    }
+
+    #[test]
+    fn benign_requests_raise_nothing() {
+        let targets = [
+            "/search?q=O%27Brien",
+            "/search?q=Mary+O%27Neil%2C+l%27Aquila",
+            "/signup?email=ana.lopez%2Bnews%40example.org&name=Ana+L%C3%B3pez",
+            "/redirect?to=https%3A%2F%2Fexample.com%2Fa%2Fb%3Fc%3Dd",
+            "/api?filter=%7B%22status%22%3A%22open%22%2C%22ids%22%3A%5B1%2C2%5D%7D",
+            "/reviews?text=It%27s+a+dog%27s+life%2C+isn%27t+it%3F",
+            "/addr?street=c%2F+mayor+s%2Fn%2C+3-b",
+            "/q?price=%3C+20+and+%3E+10",
+            "/q?band=rock+%26+roll&page=2",
+            "/docs/v1.2/guide.html?see=chapter+2...3",
+            "/search?q=select+your+plan+or+cancel",
+            "/search?q=50%25+off",
+            "/p?id=identity&t=cat+food",
+        ];
+        for t in targets {
+            let all = run(&access("192.0.2.20", t, 200));
+            assert!(all.is_empty(), "{t}: {all:#?}");
+        }
+    }
+
     #[test]
     fn xss_payloads_and_rails_parameters() {
         let log = "198.51.100.23 - - [06/Nov/2025:10:45:00 +0000] \"GET /search?q=%3Cscript%3Ealert(document.cookie)%3C/script%3E HTTP/1.1\" 200 812\nStarted POST \"/comments\" for 198.51.100.24 at 2025-11-06 10:45:00 +0000\n  Parameters: {\"body\"=>\"<img src=x onerror=alert(1)>\", \"q\"=>\"' OR 1=1--\"}\n";
