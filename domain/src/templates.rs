@@ -112,8 +112,9 @@ pub struct DrainConfig {
     pub split_key_values: bool,
     /// A run of adjacent wildcards counts as one token.
     pub collapse_wildcards: bool,
-    /// Before the masks, every whitespace-separated chunk holding an ASCII digit becomes `<*>`
-    /// (one byte pass, no regex): a coarse, fast mask for logs of unknown origin.
+    /// Before the masks, every piece of a whitespace-separated chunk (split at `=,()[]{}|;`)
+    /// that holds an ASCII digit becomes `<*>` (one byte pass, no regex): a coarse, fast mask
+    /// for logs of unknown origin.
     pub digit_chunks_as_wildcards: bool,
 }
 
@@ -170,6 +171,35 @@ impl DrainConfig {
         Self::new(DEFAULT_DEPTH, DEFAULT_SIMILARITY, general_masks())
             .expect("the general masks compile")
     }
+}
+
+/// Bytes that end a piece inside a whitespace-separated chunk in
+/// [`DrainConfig::digit_chunks_as_wildcards`] mode: the structure of `key=value,key=value`,
+/// `call(1, 2)`, `a|b|c` and `{…}` stays, and only the pieces between them that hold a digit
+/// become `<*>`. `.`, `/`, `-`, `_` and `:` do not split, so an address, a path, a version, a
+/// time or `host:port` is one wildcard.
+const PIECE_DELIMITERS: &[u8] = b"=,()[]{}|;";
+
+/// Appends `chunk` to `text` with every piece (between [`PIECE_DELIMITERS`]) that holds an
+/// ASCII digit replaced by [`WILDCARD`]. One pass, no allocation beyond `text`.
+fn push_digit_pieces(text: &mut String, chunk: &str) {
+    if !chunk.bytes().any(|b| b.is_ascii_digit()) {
+        text.push_str(chunk);
+        return;
+    }
+    let mut start = 0;
+    let mut digit = false;
+    for (i, b) in chunk.bytes().enumerate() {
+        if PIECE_DELIMITERS.contains(&b) {
+            text.push_str(if digit { WILDCARD } else { &chunk[start..i] });
+            text.push(b as char);
+            start = i + 1;
+            digit = false;
+        } else if b.is_ascii_digit() {
+            digit = true;
+        }
+    }
+    text.push_str(if digit { WILDCARD } else { &chunk[start..] });
 }
 
 /// One mined template.
@@ -370,11 +400,7 @@ impl Drain {
                 if i > 0 {
                     text.push(' ');
                 }
-                if chunk.bytes().any(|b| b.is_ascii_digit()) {
-                    text.push_str(WILDCARD);
-                } else {
-                    text.push_str(chunk);
-                }
+                push_digit_pieces(text, chunk);
             }
         } else {
             text.push_str(line.trim());
@@ -935,6 +961,17 @@ mod tests {
         let b = d.add("GET /api/v2/users 500 in 3400ms from 10.0.0.7");
         assert_eq!(a, b);
         assert_eq!(d.clusters()[a].template_text(), "GET <*> in <*> from <*>");
+        // Inside a chunk, only the pieces between `=,()[]{}|;` that hold a digit go, so a
+        // whitespace-free key-value list or call keeps its keys.
+        let mut text = String::new();
+        push_digit_pieces(&mut text, "ready=true,policy=3,mode=0x1f,name=svc");
+        assert_eq!(text, "ready=true,policy=<*>,mode=<*>,name=svc");
+        text.clear();
+        push_digit_pieces(&mut text, "setSource(166,");
+        assert_eq!(text, "setSource(<*>,");
+        text.clear();
+        push_digit_pieces(&mut text, "10.0.0.1:8080/a_2");
+        assert_eq!(text, "<*>");
     }
 
     #[test]

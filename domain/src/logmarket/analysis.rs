@@ -262,15 +262,23 @@ pub struct Analysis {
 }
 
 /// Masks for template mining of logs of unknown origin: double-quoted strings; and, without a
-/// regex, any whitespace-free run that holds a digit (timestamps, numbers with units, ids, hex,
-/// IPs, paths with line numbers, versions: `DrainConfig::digit_chunks_as_wildcards`). Deliberately coarse: templates here only
-/// judge whether a pattern is new, and one cheap pass keeps the priced analysis fast.
+/// regex, every piece of a whitespace-free run (split at `=,()[]{}|;`) that holds a digit
+/// (timestamps, numbers with units, ids, hex, IPs, paths with line numbers, versions, the values
+/// of `k=v,k=v` lists: `DrainConfig::digit_chunks_as_wildcards`). Deliberately coarse:
+/// templates here only judge whether a pattern is new, and one cheap pass keeps the priced
+/// analysis fast.
 pub const GENERAL_MASKS: &[&str] = &[r#""[^"]*""#];
 
 static TEMPLATE_CONFIG: LazyLock<DrainConfig> = LazyLock::new(|| DrainConfig {
     digit_chunks_as_wildcards: true,
     ..DrainConfig::new(4, 0.5, GENERAL_MASKS).expect("general masks compile")
 });
+
+/// The template miner settings used for every submitted log (the marketplace's general
+/// configuration: no per-system settings).
+pub fn template_config() -> &'static DrainConfig {
+    &TEMPLATE_CONFIG
+}
 
 static METRIC: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\b\d+(?:\.\d+)?\s?(?:ms|s|sec|seconds|MB|GB|KB|MiB|GiB|%)(?:\W|$)")

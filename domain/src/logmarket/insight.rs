@@ -135,6 +135,10 @@ pub enum InsightKind {
     DeprecatedDependency,
     Warning,
     MissingErrorHandling,
+    // Security Guardian, added later: new variants go last so that stored events (which name
+    // kinds by their serde name) and the derived order of the earlier kinds stay as they were.
+    CommandInjection,
+    PathTraversal,
 }
 
 impl InsightKind {
@@ -147,7 +151,7 @@ impl InsightKind {
                 Agent::PerformanceAnalyzer
             }
             UnauthorizedAccess | BruteForce | SqlInjection | Xss | ExposedSecret | SuspiciousIp
-            | AuthFailure => Agent::SecurityGuardian,
+            | AuthFailure | CommandInjection | PathTraversal => Agent::SecurityGuardian,
             LowCoverage | DeprecatedDependency | Warning | MissingErrorHandling => {
                 Agent::QualityInspector
             }

@@ -263,7 +263,7 @@ pub fn hours_saved(kind: InsightKind) -> Decimal {
         HighMemory | SlowResponse => 20,
         LargeImage => 10,
         UnauthorizedAccess | AuthFailure | SuspiciousIp => 10,
-        BruteForce | SqlInjection | Xss => 20,
+        BruteForce | SqlInjection | Xss | CommandInjection | PathTraversal => 20,
         ExposedSecret => 30,
         LowCoverage => 20,
         DeprecatedDependency => 5,

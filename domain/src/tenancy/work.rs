@@ -617,6 +617,8 @@ fn insight_kind_name(kind: InsightKind) -> &'static str {
         DeprecatedDependency => "deprecated_dependency",
         Warning => "warning",
         MissingErrorHandling => "missing_error_handling",
+        CommandInjection => "command_injection",
+        PathTraversal => "path_traversal",
     }
 }
 
@@ -1143,6 +1145,8 @@ error: could not compile `demo` (bin \"demo\") due to 1 previous error
             DeprecatedDependency,
             Warning,
             MissingErrorHandling,
+            CommandInjection,
+            PathTraversal,
         ];
         for kind in all {
             assert_eq!(

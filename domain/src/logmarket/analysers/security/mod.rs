@@ -20,6 +20,10 @@ use chrono::NaiveDate;
 use memchr::memmem;
 use regex::Regex;
 
+pub mod decode;
+pub mod injection;
+
+use self::injection::Finding;
 use super::cap_per_kind;
 use super::performance::{insight, set};
 use super::{AnalyserConfig, LogText};
@@ -291,70 +295,6 @@ static RE_TS_SYSLOG: LazyLock<Regex> = LazyLock::new(|| {
     re(r"^(?:<\d+>)?(?:\d+\s+)?([A-Z][a-z]{2})\s+(\d{1,2})\s+(\d{2}):(\d{2}):(\d{2})\b")
 });
 
-struct Signature {
-    name: &'static str,
-    regex: Regex,
-}
-
-fn sig(name: &'static str, pattern: &str) -> Signature {
-    Signature {
-        name,
-        regex: re(pattern),
-    }
-}
-
-/// SQL injection signatures, matched on the URL-decoded, lower-cased request target.
-static SQLI: LazyLock<Vec<Signature>> = LazyLock::new(|| {
-    vec![
-        sig(
-            "tautology (' OR '1'='1)",
-            r#"['"]\s*(?:or|\|\|)\s*['"]?\w+['"]?\s*(?:=|like)\s*['"]?\w+"#,
-        ),
-        sig("tautology (OR 1=1)", r"\bor\s+1\s*=\s*1\b"),
-        sig(
-            "UNION SELECT",
-            r"\bunion(?:\s+|/\*.*?\*/)+(?:all(?:\s+|/\*.*?\*/)+)?select\b",
-        ),
-        sig(
-            "stacked query (; DROP TABLE)",
-            r";\s*(?:drop|truncate|alter)\s+(?:table|database)\b",
-        ),
-        sig(
-            "stacked query",
-            r";\s*(?:delete\s+from|insert\s+into|update\s+\w+\s+set|shutdown|exec(?:ute)?\s)",
-        ),
-        sig(
-            "time-based (SLEEP/BENCHMARK)",
-            r"\b(?:sleep|pg_sleep|benchmark)\s*\(|\bwaitfor\s+delay\b",
-        ),
-        sig("information_schema probe", r"information_schema"),
-        sig("xp_cmdshell", r"xp_cmdshell"),
-        sig("comment after quote ('--)", r"'\s*(?:--|#|/\*)"),
-        sig(
-            "error-based (EXTRACTVALUE/UPDATEXML)",
-            r"\b(?:extractvalue|updatexml)\s*\(",
-        ),
-    ]
-});
-
-/// XSS signatures, matched on the URL-decoded, lower-cased request target.
-static XSS: LazyLock<Vec<Signature>> = LazyLock::new(|| {
-    vec![
-        sig("<script> tag", r"<\s*script\b"),
-        sig("javascript: URL", r"javascript\s*:"),
-        sig(
-            "event handler (onerror=/onload=)",
-            r"\bon(?:error|load|mouseover|focus|click|toggle|start)\s*=",
-        ),
-        sig(
-            "HTML injection (<img>/<svg>/<iframe>)",
-            r"<\s*(?:img|svg|iframe|body|object|embed)\b",
-        ),
-        sig("document.cookie", r"document\.cookie"),
-        sig("alert() probe", r"\balert\s*\(|fromcharcode\s*\("),
-    ]
-});
-
 // ---------------------------------------------------------------------------------------------
 // Analyser
 // ---------------------------------------------------------------------------------------------
@@ -420,7 +360,8 @@ struct Deny {
 
 struct Attack {
     first_line: usize,
-    count: u32,
+    /// Lines with a finding of this kind (a line counts once however many values matched).
+    lines: BTreeSet<usize>,
     signatures: BTreeSet<&'static str>,
     severity: Severity,
     status: Option<u16>,
@@ -525,7 +466,7 @@ impl State {
             self.last_request_source.clone_from(&source);
         }
         let src = source.clone().unwrap_or_else(|| "unknown".to_owned());
-        self.payloads(i, req.target, req.path(), req.status, &src);
+        self.payloads(i, req.target, true, req.path(), req.status, &src);
         let path = req.path();
         match req.status {
             Some(401 | 403) if is_login_path(path) => {
@@ -579,31 +520,42 @@ impl State {
             .map(str::to_owned)
             .or_else(|| self.last_request_source.clone())
             .unwrap_or_else(|| "unknown".to_owned());
-        self.payloads(i, &line[p..], "", None, &source);
+        self.payloads(i, &line[p..], false, "", None, &source);
     }
 
-    fn payloads(&mut self, i: usize, raw: &str, path: &str, status: Option<u16>, source: &str) {
-        let decoded = url_decode(raw);
-        if !may_hold_payload(&decoded) {
-            return;
-        }
-        let lower = decoded.to_ascii_lowercase();
-        for (kind, sigs) in [
-            (InsightKind::SqlInjection, &*SQLI),
-            (InsightKind::Xss, &*XSS),
-        ] {
-            let names: Vec<&'static str> = sigs
-                .iter()
-                .filter(|s| s.regex.is_match(&lower))
-                .map(|s| s.name)
-                .collect();
-            if names.is_empty() {
-                continue;
+    /// Injection payloads in request data. `raw` is an HTTP request target (each query value
+    /// decoded and classified on its own, the path checked for traversal) or logged parameters
+    /// (`is_target` false). Both also get the whole-text signatures.
+    fn payloads(
+        &mut self,
+        i: usize,
+        raw: &str,
+        is_target: bool,
+        path: &str,
+        status: Option<u16>,
+        source: &str,
+    ) {
+        let mut found: Vec<Finding> = Vec::new();
+        if is_target {
+            let target = decode::decode_target(raw);
+            for p in &target.params {
+                found.extend(injection::classify_value(&p.value));
             }
+            found.extend(injection::classify_path(&target.path));
+        }
+        let decoded = url_decode(raw);
+        if may_hold_payload(&decoded) {
+            found.extend(injection::signature_findings(&decoded.to_ascii_lowercase()));
+        }
+        for Finding { kind, signature } in found {
             let reached = status.is_some_and(|s| (200..300).contains(&s) || s >= 500);
             let severity = match (kind, reached, status) {
-                (InsightKind::SqlInjection, true, _) => Severity::Critical,
-                (InsightKind::SqlInjection, false, _) => Severity::High,
+                (InsightKind::SqlInjection | InsightKind::CommandInjection, true, _) => {
+                    Severity::Critical
+                }
+                (InsightKind::SqlInjection | InsightKind::CommandInjection, false, _) => {
+                    Severity::High
+                }
                 (_, _, Some(200..=299)) => Severity::High,
                 _ => Severity::Medium,
             };
@@ -612,14 +564,14 @@ impl State {
                 .entry((kind, source.to_owned()))
                 .or_insert_with(|| Attack {
                     first_line: i,
-                    count: 0,
+                    lines: BTreeSet::new(),
                     signatures: BTreeSet::new(),
                     severity,
                     status,
                     path: path.to_owned(),
                 });
-            a.count += 1;
-            a.signatures.extend(names);
+            a.lines.insert(i);
+            a.signatures.insert(signature);
             if severity > a.severity {
                 a.severity = severity;
                 a.status = status;
@@ -1028,24 +980,14 @@ impl State {
             out.push(ins);
         }
 
-        // SQL injection and XSS.
+        // SQL injection, XSS, command injection, path traversal.
         for ((kind, source), a) in &self.attacks {
             let sigs = a.signatures.iter().copied().collect::<Vec<_>>().join(", ");
-            let (what, fix) = if *kind == InsightKind::SqlInjection {
-                (
-                    "SQL injection attempt",
-                    "Use parameterised queries (prepared statements) wherever this input \
-                     reaches SQL, validate input, and block the source at the WAF",
-                )
-            } else {
-                (
-                    "XSS attempt",
-                    "Encode output for its context (HTML, attribute, JS), validate input, set a \
-                     Content-Security-Policy, and block the source at the WAF",
-                )
-            };
-            let title = if a.count > 1 {
-                format!("{what} from {source} ({} requests)", a.count)
+            let count = a.lines.len();
+            let text = attack_text(*kind);
+            let what = text.what;
+            let title = if count > 1 {
+                format!("{what} from {source} ({count} requests)")
             } else {
                 format!("{what} from {source}")
             };
@@ -1065,16 +1007,8 @@ impl State {
                 Some(s) => format!("Answered {s}"),
                 None => "Logged as request parameters".to_owned(),
             };
-            ins.impact = if *kind == InsightKind::SqlInjection {
-                "If the input reaches a query unescaped, the attacker can read or change the \
-                 database"
-                    .to_owned()
-            } else {
-                "If the input is reflected unescaped, the attacker can run script in users' \
-                 browsers (session theft)"
-                    .to_owned()
-            };
-            ins.fix = fix.to_owned();
+            ins.impact = text.impact.to_owned();
+            ins.fix = text.fix.to_owned();
             set(&mut ins, "source", source);
             set(&mut ins, "method", format!("{what} ({sigs})"));
             set(&mut ins, "signatures", &sigs);
@@ -1089,18 +1023,13 @@ impl State {
                 None => outcome,
             };
             set(&mut ins, "action", action);
-            set(&mut ins, "occurrences", a.count);
+            set(&mut ins, "occurrences", count);
             out.push(ins);
             if source.parse::<IpAddr>().is_ok() {
-                let label = if *kind == InsightKind::SqlInjection {
-                    "SQL injection"
-                } else {
-                    "XSS"
-                };
                 signal(
                     source,
                     a.first_line,
-                    format!("{label} payloads ({} requests)", a.count),
+                    format!("{} payloads ({count} requests)", text.label),
                 );
             }
         }
@@ -1343,6 +1272,51 @@ fn is_sensitive(resource: &str) -> bool {
     ]
     .iter()
     .any(|k| r.contains(k))
+}
+
+/// How an injection finding reads.
+struct AttackText {
+    what: &'static str,
+    label: &'static str,
+    impact: &'static str,
+    fix: &'static str,
+}
+
+fn attack_text(kind: InsightKind) -> AttackText {
+    match kind {
+        InsightKind::SqlInjection => AttackText {
+            what: "SQL injection attempt",
+            label: "SQL injection",
+            impact: "If the input reaches a query unescaped, the attacker can read or change the \
+                     database",
+            fix: "Use parameterised queries (prepared statements) wherever this input reaches \
+                  SQL, validate input, and block the source at the WAF",
+        },
+        InsightKind::CommandInjection => AttackText {
+            what: "Command injection attempt",
+            label: "command injection",
+            impact: "If the input reaches a shell, the attacker runs commands on the server with \
+                     the application's rights",
+            fix: "Never pass request input to a shell: call programs with an argument list (no \
+                  shell), allow-list the values, and block the source at the WAF",
+        },
+        InsightKind::PathTraversal => AttackText {
+            what: "Path traversal attempt",
+            label: "path traversal",
+            impact: "If the input is used in a file path, the attacker can read files outside \
+                     the served directory (configuration, credentials)",
+            fix: "Resolve the path and check it stays under the allowed directory (or map ids \
+                  to files), reject `..` and absolute paths, and block the source at the WAF",
+        },
+        _ => AttackText {
+            what: "XSS attempt",
+            label: "XSS",
+            impact: "If the input is reflected unescaped, the attacker can run script in users' \
+                     browsers (session theft)",
+            fix: "Encode output for its context (HTML, attribute, JS), validate input, set a \
+                  Content-Security-Policy, and block the source at the WAF",
+        },
+    }
 }
 
 /// Percent-decodes `%XX` and `+` (twice, for double encoding).
@@ -1699,6 +1673,112 @@ mod tests {
         assert_eq!(high.severity, Severity::High);
         assert!(d(high, "signatures").contains("UNION SELECT"));
         assert_eq!(of(&all, InsightKind::SuspiciousIp).len(), 2);
+    }
+
+    /// One combined-format access log line (Apache/nginx) for `target`.
+    fn access(ip: &str, target: &str, status: u16) -> String {
+        format!(
+            "{ip} - - [06/Nov/2025:10:45:00 +0000] \"GET {target} HTTP/1.1\" {status} 1043 \"-\" \
+             \"Mozilla/5.0 (X11; Linux x86_64)\"\n"
+        )
+    }
+
+    #[test]
+    fn decoded_values_of_each_kind() {
+        let cases = [
+            // Double-encoded quote, libinjection's tokenizer.
+            (
+                "/item?id=7%2527%2520or%2520sleep(5)%2523",
+                InsightKind::SqlInjection,
+            ),
+            // Plus for spaces, no quote.
+            (
+                "/list?sort=1+and+1%3Dconvert(int,(select+@@version))",
+                InsightKind::SqlInjection,
+            ),
+            // HTML-entity-encoded tag inside a percent-encoded value.
+            (
+                "/p?name=%26lt%3Bsvg%2Fonload%3Dalert(1)%26gt%3B",
+                InsightKind::Xss,
+            ),
+            (
+                "/p?next=%22%3E%3Cimg%20src%3Dx%20onerror%3Dprompt(1)%3E",
+                InsightKind::Xss,
+            ),
+            (
+                "/ping?host=127.0.0.1%3Bcat%20%2Fetc%2Fshadow",
+                InsightKind::CommandInjection,
+            ),
+            ("/run?cmd=%60whoami%60", InsightKind::CommandInjection),
+            (
+                "/download?file=..%2F..%2F..%2Fetc%2Fpasswd",
+                InsightKind::PathTraversal,
+            ),
+            (
+                "/download?file=%252e%252e%252fconfig.php",
+                InsightKind::PathTraversal,
+            ),
+            (
+                "/static/%c0%ae%c0%ae/%c0%ae%c0%ae/windows/win.ini",
+                InsightKind::PathTraversal,
+            ),
+        ];
+        for (target, kind) in cases {
+            let all = run(&access("192.0.2.10", target, 200));
+            let found = of(&all, kind);
+            assert_eq!(found.len(), 1, "{target}: {all:#?}");
+            assert!(found[0].severity >= Severity::High, "{target}");
+            assert_eq!(d(&found[0], "source"), "192.0.2.10");
+        }
+    }
+
+    #[test]
+    fn command_injection_and_traversal_insights() {
+        let log = format!(
+            "{}{}{}",
+            access("192.0.2.11", "/ping?host=8.8.8.8%7Cid", 200),
+            access("192.0.2.11", "/ping?host=8.8.8.8%3B%2Fbin%2Fls", 500),
+            access("192.0.2.12", "/img?f=....%2F%2F....%2F%2Fetc%2Fhosts", 404),
+        );
+        let all = run(&log);
+        let c = of(&all, InsightKind::CommandInjection);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].severity, Severity::Critical);
+        assert_eq!(d(&c[0], "occurrences"), "2");
+        assert_eq!(
+            c[0].title,
+            "Command injection attempt from 192.0.2.11 (2 requests)"
+        );
+        let p = of(&all, InsightKind::PathTraversal);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].severity, Severity::Medium);
+        assert_eq!(d(&p[0], "path"), "/img");
+        assert!(of(&all, InsightKind::SuspiciousIp)
+            .iter()
+            .any(|i| i.title.contains("192.0.2.11") || d(i, "source") == "192.0.2.11"));
+    }
+
+    #[test]
+    fn benign_requests_raise_nothing() {
+        let targets = [
+            "/search?q=O%27Brien",
+            "/search?q=Mary+O%27Neil%2C+l%27Aquila",
+            "/signup?email=ana.lopez%2Bnews%40example.org&name=Ana+L%C3%B3pez",
+            "/redirect?to=https%3A%2F%2Fexample.com%2Fa%2Fb%3Fc%3Dd",
+            "/api?filter=%7B%22status%22%3A%22open%22%2C%22ids%22%3A%5B1%2C2%5D%7D",
+            "/reviews?text=It%27s+a+dog%27s+life%2C+isn%27t+it%3F",
+            "/addr?street=c%2F+mayor+s%2Fn%2C+3-b",
+            "/q?price=%3C+20+and+%3E+10",
+            "/q?band=rock+%26+roll&page=2",
+            "/docs/v1.2/guide.html?see=chapter+2...3",
+            "/search?q=select+your+plan+or+cancel",
+            "/search?q=50%25+off",
+            "/p?id=identity&t=cat+food",
+        ];
+        for t in targets {
+            let all = run(&access("192.0.2.20", t, 200));
+            assert!(all.is_empty(), "{t}: {all:#?}");
+        }
     }
 
     #[test]
