@@ -501,3 +501,105 @@ fn uuid_like() -> String {
         .unwrap_or_default();
     format!("{nanos:x}_{}", std::process::id())
 }
+
+const RECORD_ENTRY: &str = "mutation($id: String!, $k: String) {
+  recordJournalEntry(idempotencyKey: $k, input: {entryId: $id, memo: \"crash\", postings: [
+    {account: \"platform:funding\", amount: \"1.00\"},
+    {account: \"seller:crash:payable\", amount: \"-1.00\"}]}) { entryId status } }";
+/// Acknowledged entries before the kill.
+const ACKS_BEFORE_KILL: usize = 300;
+/// Clients recording entries at once (so commits share group-commit batches).
+const CRASH_CLIENTS: usize = 12;
+
+/// Records `id` over GraphQL; true when the reply acknowledges it.
+fn record_entry(addr: SocketAddr, id: &str) -> bool {
+    let body = json!({"query": RECORD_ENTRY, "variables": {"id": id, "k": id}}).to_string();
+    match http(addr, "POST", "/graphql", &auth(), &body) {
+        Some((200, reply)) => {
+            let reply: Value = serde_json::from_str(&reply).unwrap_or(Value::Null);
+            reply["data"]["recordJournalEntry"]["entryId"].as_str() == Some(id)
+        }
+        _ => false,
+    }
+}
+
+/// Many clients record journal entries through one process (commits grouped into shared
+/// transactions) until it is killed with `kill -9`: every acknowledged entry is in the log
+/// exactly once, and after a restart the same requests are answered without a second event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_commits_lose_nothing_acknowledged_across_kill_9() {
+    let name = format!("agora_crash_{}", uuid_like());
+    let url = pgadmin::create_database(&admin_url(), &name)
+        .await
+        .expect("PostgreSQL at TEST_DATABASE_URL");
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_port();
+    let mut reaper = Reaper(vec![start(&url, dir.path(), addr, false)]);
+    wait_healthy(&mut reaper.0[0], addr);
+    let acked = Arc::new(Mutex::new(BTreeSet::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..CRASH_CLIENTS)
+        .map(|n| {
+            let (acked, stop) = (acked.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut i = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let id = format!("crash-{n}-{i}");
+                    if record_entry(addr, &id) {
+                        acked.lock().unwrap().insert(id);
+                    }
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + SETTLE * 2;
+    while acked.lock().unwrap().len() < ACKS_BEFORE_KILL {
+        assert!(Instant::now() < deadline, "too few acknowledgements");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Killed while the clients are still sending: some commits are in flight.
+    kill_9(&mut reaper.0[0]);
+    stop.store(true, Ordering::SeqCst);
+    for c in clients {
+        c.join().unwrap();
+    }
+    let acked: BTreeSet<String> = acked.lock().unwrap().clone();
+    let store = Store::connect(
+        &StoreLocation::Postgres { url: url.clone() },
+        &PoolSizes { write: 2, read: 2 },
+    )
+    .await
+    .unwrap();
+    let entries = |events: &[StoredEvent]| {
+        let mut n: BTreeMap<String, usize> = BTreeMap::new();
+        for e in events
+            .iter()
+            .filter(|e| e.aggregate_type == "journal_entry")
+        {
+            *n.entry(e.aggregate_id.clone()).or_default() += 1;
+        }
+        n
+    };
+    let stored = entries(&read_all(&store).await);
+    for id in &acked {
+        assert_eq!(stored.get(id), Some(&1), "acknowledged entry {id}");
+    }
+    assert!(stored.values().all(|n| *n == 1), "an entry stored twice");
+    eprintln!(
+        "kill -9 after {} acknowledged entries; {} in the log",
+        acked.len(),
+        stored.len()
+    );
+    // Restarted: the acknowledged requests, sent again with their keys, change nothing.
+    reaper.0[0] = start(&url, dir.path(), addr, false);
+    wait_healthy(&mut reaper.0[0], addr);
+    for id in acked.iter().take(20) {
+        assert!(record_entry(addr, id), "retry of {id} answered");
+    }
+    let after = entries(&read_all(&store).await);
+    assert_eq!(after, stored, "retries wrote nothing");
+    drop(reaper);
+    store.close().await;
+    let _ = pgadmin::drop_database(&admin_url(), &name).await;
+}
