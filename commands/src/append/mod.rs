@@ -1,6 +1,6 @@
 //! Group commit: every event append of a process goes through one queue, and a writer takes
 //! whatever is waiting when it is free and appends it in ONE transaction with ONE multi-row
-//! `INSERT` (DESIGN.md §12). Many commands then share one commit, so one disk flush makes many
+//! `INSERT` (docs/ARCHITECTURE.md, "Group commit"). Many commands then share one commit, so one disk flush makes many
 //! commands durable instead of one.
 //!
 //! Each command keeps its own optimistic-concurrency check: a command whose stream moved is
