@@ -257,7 +257,7 @@ impl App {
             println!("agora: first start: admin API key (shown once, keep it): {token}");
         }
         // Outcomes a client relies on are committed durably, not on the read-model pool.
-        let idempotency = Idempotency::new(store.durable().clone());
+        let idempotency = Idempotency::new(store.durable().clone()).with_gate(store.write_gate());
         let api_key_queries = ApiKeyQueries::new(store.read_models().clone());
         let projections = Arc::new(host);
         let market = Arc::new(LogMarket::new(
@@ -270,7 +270,7 @@ impl App {
             Some(url) => Counters::redis(url, &options.limits.redis_prefix)
                 .await
                 .context("connecting to Redis (AGORA_REDIS_URL)")?,
-            None => Counters::database(store.durable().clone()),
+            None => Counters::database(store.durable().clone(), store.write_gate()),
         };
         let market_api = MarketApi::new(
             &store,

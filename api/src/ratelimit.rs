@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use agora_commands::append::WriteGate;
 use chrono::{DateTime, Utc};
 use sqlx::AnyPool;
 
@@ -73,6 +74,8 @@ enum Backend {
     Database {
         pool: AnyPool,
         checks: AtomicU64,
+        /// The store's SQLite write gate, held around each write.
+        gate: Option<WriteGate>,
     },
     Redis {
         connection: redis::aio::ConnectionManager,
@@ -95,11 +98,13 @@ impl Counters {
         Self(Arc::new(Backend::Memory(Mutex::new(HashMap::new()))))
     }
 
-    /// Counters in the database's `limit_windows` table (migration 0008).
-    pub fn database(pool: AnyPool) -> Self {
+    /// Counters in the database's `limit_windows` table (migration 0008); `gate` is the
+    /// store's SQLite write gate (`Store::write_gate`), held around each write.
+    pub fn database(pool: AnyPool, gate: Option<WriteGate>) -> Self {
         Self(Arc::new(Backend::Database {
             pool,
             checks: AtomicU64::new(0),
+            gate,
         }))
     }
 
@@ -136,7 +141,8 @@ impl Counters {
                 entry.0 += u64::from(n);
                 Ok(true)
             }
-            Backend::Database { pool, checks } => {
+            Backend::Database { pool, checks, gate } => {
+                let _writer = WriteGate::hold(gate).await;
                 if checks.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY_CHECKS == 0 {
                     prune(pool, w.now_ms).await?;
                 }

@@ -234,13 +234,15 @@ impl<R: Reactor> ProcessRunner<R> {
 
     /// Creates the checkpoint row if missing.
     pub async fn prepare(&self) -> Result<(), R::Error> {
-        sqlx::query(
-            "INSERT INTO projection_checkpoints (name, version) VALUES ($1, 1) \
+        self.store
+            .write_read_models(
+                sqlx::query(
+                    "INSERT INTO projection_checkpoints (name, version) VALUES ($1, 1) \
              ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(self.name)
-        .execute(self.store.read_models())
-        .await?;
+                )
+                .bind(self.name),
+            )
+            .await?;
         Ok(())
     }
 
@@ -258,6 +260,7 @@ impl<R: Reactor> ProcessRunner<R> {
     }
 
     async fn advance(&self, from: LogPosition, to: LogPosition, n: usize) -> Result<(), R::Error> {
+        let _writer = crate::append::WriteGate::hold(&self.store.write_gate()).await;
         let mut conn = self.store.read_models().acquire().await?;
         move_checkpoint(&mut conn, self.name, from, to, n).await?;
         Ok(())

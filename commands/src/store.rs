@@ -500,6 +500,25 @@ impl Store {
             .await
     }
 
+    /// The process's SQLite write gate (`None` on PostgreSQL): every SQLite writer of the
+    /// process takes it, so none waits inside SQLite for its lock or starves behind the others.
+    pub fn write_gate(&self) -> Option<WriteGate> {
+        match &self.target {
+            Target::Sqlite(_, gate) => Some(gate.clone()),
+            Target::Postgres(_) => None,
+        }
+    }
+
+    /// Runs one write statement on the read-model pool, holding the SQLite write gate while it
+    /// runs (a no-op on PostgreSQL).
+    pub async fn write_read_models<'q>(
+        &self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> Result<sqlx::any::AnyQueryResult, sqlx::Error> {
+        let _writer = WriteGate::hold(&self.write_gate()).await;
+        query.execute(&self.read_models).await
+    }
+
     /// Commits waiting for an append writer now.
     pub fn append_queued(&self) -> usize {
         self.appender.queued()

@@ -105,7 +105,8 @@ both_backends!(
 async fn pending_ownership(t: TestStore) {
     let s = TestServer::start(t).await;
     // Renewed every 200 ms, taken over after 3 s without renewal; the request runs 5 s.
-    let idem = Idempotency::with_timing(s.store.store.durable().clone(), 3_000, 200);
+    let idem = Idempotency::with_timing(s.store.store.durable().clone(), 3_000, 200)
+        .with_gate(s.store.store.write_gate());
     let runs = Arc::new(AtomicU32::new(0));
     let slow = {
         let (idem, runs) = (idem.clone(), runs.clone());

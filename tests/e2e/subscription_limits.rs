@@ -54,32 +54,72 @@ async fn first_within(
         .ok()
 }
 
+/// A stream polled by a task of its own (so its resolver runs however busy the test is); its
+/// items arrive on the receiver. Aborting the task drops the stream.
+fn keep_polling(
+    mut stream: futures::stream::BoxStream<'static, async_graphql::Response>,
+) -> (
+    tokio::task::JoinHandle<()>,
+    tokio::sync::mpsc::UnboundedReceiver<async_graphql::Response>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        while let Some(item) = stream.next().await {
+            if tx.send(item).is_err() {
+                return;
+            }
+        }
+    });
+    (task, rx)
+}
+
+/// Waits (generously) until key `key_id` holds `n` open subscriptions in the server.
+async fn wait_open(s: &TestServer, key_id: &str, n: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while s.state.keys.open_subscriptions(key_id) != n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{key_id} never held {n} subscriptions (holds {})",
+            s.state.keys.open_subscriptions(key_id)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 async fn per_key_limit(t: TestStore) {
     let s = TestServer::start(t).await;
     let token = issue(&s, "watcher", Role::Admin).await;
     let mut open_streams = Vec::new();
     for i in 0..MAX_SUBSCRIPTIONS_PER_KEY {
         let query = if i % 2 == 0 { EVENTS } else { ANALYSES };
-        let mut stream = open(&s, &token, query).await;
-        assert!(
-            first_within(&mut stream, 100).await.is_none(),
-            "subscription {i} is open"
-        );
-        open_streams.push(stream);
+        open_streams.push(keep_polling(open(&s, &token, query).await));
+        wait_open(&s, "watcher", i + 1).await;
     }
     let mut over = open(&s, &token, EVENTS).await;
-    let refused = first_within(&mut over, 2_000)
+    let refused = tokio::time::timeout(Duration::from_secs(60), over.next())
         .await
-        .flatten()
+        .expect("an answer")
         .expect("an answer");
-    assert_eq!(code(&refused).as_deref(), Some("THROTTLED"));
+    assert_eq!(code(&refused).as_deref(), Some("THROTTLED"), "{refused:?}");
+    assert_eq!(
+        s.state.keys.open_subscriptions("watcher"),
+        MAX_SUBSCRIPTIONS_PER_KEY
+    );
     // Another key is not affected, and a closed subscription frees its slot.
     let other = issue(&s, "other", Role::Auditor).await;
-    let mut theirs = open(&s, &other, EVENTS).await;
-    assert!(first_within(&mut theirs, 100).await.is_none());
-    drop(open_streams.pop());
-    let mut again = open(&s, &token, ANALYSES).await;
-    assert!(first_within(&mut again, 100).await.is_none());
+    let (_theirs, mut their_items) = keep_polling(open(&s, &other, EVENTS).await);
+    wait_open(&s, "other", 1).await;
+    if let Ok(item) = their_items.try_recv() {
+        assert!(item.errors.is_empty(), "{item:?}");
+    }
+    let (task, _) = open_streams.pop().expect("an open stream");
+    task.abort();
+    wait_open(&s, "watcher", MAX_SUBSCRIPTIONS_PER_KEY - 1).await;
+    let (_again, mut again_items) = keep_polling(open(&s, &token, ANALYSES).await);
+    wait_open(&s, "watcher", MAX_SUBSCRIPTIONS_PER_KEY).await;
+    if let Ok(item) = again_items.try_recv() {
+        assert!(item.errors.is_empty(), "{item:?}");
+    }
 }
 both_backends!(subscriptions_per_key_are_limited, per_key_limit);
 

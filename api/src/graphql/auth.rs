@@ -221,6 +221,16 @@ impl Keys {
         })
     }
 
+    /// Subscriptions key `key_id` holds open in this process now.
+    pub fn open_subscriptions(&self, key_id: &str) -> usize {
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(key_id)
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// Whether key `key_id` is still active now (issued, not revoked, not expired): what a
     /// long-lived subscription re-checks.
     pub async fn still_active(&self, key_id: &str) -> Result<bool, ApiError> {

@@ -12,6 +12,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use agora_commands::append::WriteGate;
 use chrono::Utc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -50,6 +51,8 @@ pub struct Idempotency {
     pool: AnyPool,
     takeover_ms: i64,
     heartbeat_ms: u64,
+    /// The store's SQLite write gate, taken around each write.
+    gate: Option<WriteGate>,
 }
 
 enum Claim {
@@ -78,15 +81,33 @@ impl Idempotency {
             pool,
             takeover_ms,
             heartbeat_ms,
+            gate: None,
         }
+    }
+
+    /// Runs one write statement, holding the SQLite write gate while it runs.
+    async fn write<'q>(
+        &self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> Result<sqlx::any::AnyQueryResult, sqlx::Error> {
+        let _writer = WriteGate::hold(&self.gate).await;
+        query.execute(&self.pool).await
+    }
+
+    /// Takes the store's SQLite write gate around every write (see `Store::write_gate`).
+    pub fn with_gate(mut self, gate: Option<WriteGate>) -> Self {
+        self.gate = gate;
+        self
     }
 
     /// Deletes finished records last touched before `older_than_us` (and `pending` ones left by
     /// requests that died long ago); returns how many. A retry after that runs as a new request.
     pub async fn purge(&self, older_than_us: i64) -> Result<u64, sqlx::Error> {
-        let done = sqlx::query("DELETE FROM idempotency_records WHERE updated_at_us < $1")
-            .bind(older_than_us)
-            .execute(&self.pool)
+        let done = self
+            .write(
+                sqlx::query("DELETE FROM idempotency_records WHERE updated_at_us < $1")
+                    .bind(older_than_us),
+            )
             .await?;
         Ok(done.rows_affected())
     }
@@ -159,7 +180,7 @@ impl Idempotency {
         loop {
             let now = Utc::now().timestamp_micros();
             let owner = uuid::Uuid::now_v7().to_string();
-            let inserted = sqlx::query(
+            let inserted = self.write(sqlx::query(
                 "INSERT INTO idempotency_records (principal, key, request_hash, state, created_at_us, updated_at_us, owner) \
                  VALUES ($1, $2, $3, 'pending', $4, $4, $5) ON CONFLICT (principal, key) DO NOTHING",
             )
@@ -168,7 +189,7 @@ impl Idempotency {
             .bind(hash)
             .bind(now)
             .bind(&owner)
-            .execute(&self.pool)
+            )
             .await
             .map_err(|e| ApiError::internal("idempotency claim", e))?
             .rows_affected();
@@ -224,16 +245,18 @@ impl Idempotency {
     async fn heartbeat(self, scope: String, key: String, owner: String) {
         loop {
             tokio::time::sleep(Duration::from_millis(self.heartbeat_ms)).await;
-            let renewed = sqlx::query(
-                "UPDATE idempotency_records SET updated_at_us = $1 \
+            let renewed = self
+                .write(
+                    sqlx::query(
+                        "UPDATE idempotency_records SET updated_at_us = $1 \
                   WHERE principal = $2 AND key = $3 AND state = 'pending' AND owner = $4",
-            )
-            .bind(Utc::now().timestamp_micros())
-            .bind(&scope)
-            .bind(&key)
-            .bind(&owner)
-            .execute(&self.pool)
-            .await;
+                    )
+                    .bind(Utc::now().timestamp_micros())
+                    .bind(&scope)
+                    .bind(&key)
+                    .bind(&owner),
+                )
+                .await;
             match renewed {
                 Ok(r) if r.rows_affected() == 1 => {}
                 Ok(_) => return,
@@ -250,19 +273,21 @@ impl Idempotency {
         now: i64,
         owner: &str,
     ) -> Result<bool, ApiError> {
-        let n = sqlx::query(
-            "UPDATE idempotency_records SET updated_at_us = $1, owner = $5 \
+        let n = self
+            .write(
+                sqlx::query(
+                    "UPDATE idempotency_records SET updated_at_us = $1, owner = $5 \
               WHERE principal = $2 AND key = $3 AND state = 'pending' AND updated_at_us = $4",
-        )
-        .bind(now)
-        .bind(scope)
-        .bind(key)
-        .bind(seen)
-        .bind(owner)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| ApiError::internal("idempotency takeover", e))?
-        .rows_affected();
+                )
+                .bind(now)
+                .bind(scope)
+                .bind(key)
+                .bind(seen)
+                .bind(owner),
+            )
+            .await
+            .map_err(|e| ApiError::internal("idempotency takeover", e))?
+            .rows_affected();
         Ok(n == 1)
     }
 
@@ -276,21 +301,22 @@ impl Idempotency {
         let outcome = match result {
             Ok(value) => json!({ "ok": value }),
             Err(e) if e.is_retryable() => {
-                sqlx::query(
-                    "DELETE FROM idempotency_records WHERE principal = $1 AND key = $2 \
+                self.write(
+                    sqlx::query(
+                        "DELETE FROM idempotency_records WHERE principal = $1 AND key = $2 \
                       AND owner = $3 AND state = 'pending'",
+                    )
+                    .bind(scope)
+                    .bind(key)
+                    .bind(owner),
                 )
-                .bind(scope)
-                .bind(key)
-                .bind(owner)
-                .execute(&self.pool)
                 .await
                 .map_err(|e| ApiError::internal("idempotency release", e))?;
                 return Ok(());
             }
             Err(e) => json!({ "error": { "code": e.code(), "message": e.message() } }),
         };
-        let stored = sqlx::query(
+        let stored = self.write(sqlx::query(
             "UPDATE idempotency_records SET state = 'done', outcome = $1, updated_at_us = $2 \
               WHERE principal = $3 AND key = $4 AND owner = $5 AND state = 'pending'",
         )
@@ -299,7 +325,7 @@ impl Idempotency {
         .bind(scope)
         .bind(key)
         .bind(owner)
-        .execute(&self.pool)
+        )
         .await
         .map_err(|e| ApiError::internal("idempotency store", e))?;
         if stored.rows_affected() == 0 {

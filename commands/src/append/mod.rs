@@ -47,6 +47,15 @@ impl WriteGate {
     pub async fn lock(&self) -> tokio::sync::OwnedMutexGuard<()> {
         Arc::clone(&self.0).lock_owned().await
     }
+
+    /// Takes `gate` if there is one (SQLite); a no-op on PostgreSQL. Hold the guard for one
+    /// statement or transaction only, never across anything that writes through the gate.
+    pub async fn hold(gate: &Option<WriteGate>) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match gate {
+            Some(g) => Some(g.lock().await),
+            None => None,
+        }
+    }
 }
 
 /// One command's commit: the events it decided for one aggregate, and the snapshot to store

@@ -137,7 +137,7 @@ async fn insert_job(
     at: DateTime<Utc>,
 ) -> Result<(), LapVerseError> {
     let now = Utc::now().timestamp_micros();
-    sqlx::query(
+    store.write_read_models(sqlx::query(
         "INSERT INTO lapverse_jobs (job_id, queue, aggregate_id, tenant, priority, payload, state, \
          run_after_us, lease_owner, lease_until_us, runs, created_at_us, updated_at_us) \
          VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, NULL, NULL, 0, $8, $8) \
@@ -151,7 +151,7 @@ async fn insert_job(
     .bind(payload)
     .bind(at.timestamp_micros())
     .bind(now)
-    .execute(store.read_models())
+    )
     .await
     .map_err(storage)?;
     Ok(())
@@ -244,17 +244,19 @@ pub async fn due_jobs(
 pub async fn purge_done_jobs(store: &Store, cutoff_us: i64) -> Result<u64, LapVerseError> {
     let mut total = 0;
     loop {
-        let deleted = sqlx::query(
-            "DELETE FROM lapverse_jobs WHERE job_id IN ( \
+        let deleted = store
+            .write_read_models(
+                sqlx::query(
+                    "DELETE FROM lapverse_jobs WHERE job_id IN ( \
                SELECT job_id FROM lapverse_jobs WHERE state = 'done' AND updated_at_us < $1 \
                LIMIT $2)",
-        )
-        .bind(cutoff_us)
-        .bind(DONE_PURGE_BATCH)
-        .execute(store.read_models())
-        .await
-        .map_err(storage)?
-        .rows_affected();
+                )
+                .bind(cutoff_us)
+                .bind(DONE_PURGE_BATCH),
+            )
+            .await
+            .map_err(storage)?
+            .rows_affected();
         total += deleted;
         if deleted < DONE_PURGE_BATCH as u64 {
             return Ok(total);
@@ -331,16 +333,19 @@ impl Workers {
         loop {
             tokio::time::sleep(every).await;
             let now = Utc::now().timestamp_micros();
-            let renewed = sqlx::query(
-                "UPDATE lapverse_jobs SET lease_until_us = $1, updated_at_us = $2 \
+            let renewed = self
+                .store()
+                .write_read_models(
+                    sqlx::query(
+                        "UPDATE lapverse_jobs SET lease_until_us = $1, updated_at_us = $2 \
                  WHERE job_id = $3 AND lease_owner = $4 AND state = 'running'",
-            )
-            .bind(now + lease.as_micros() as i64)
-            .bind(now)
-            .bind(&job.job_id)
-            .bind(&self.owner)
-            .execute(self.store().read_models())
-            .await;
+                    )
+                    .bind(now + lease.as_micros() as i64)
+                    .bind(now)
+                    .bind(&job.job_id)
+                    .bind(&self.owner),
+                )
+                .await;
             match renewed {
                 Ok(done) if done.rows_affected() == 1 => {}
                 Ok(_) => {
@@ -392,7 +397,7 @@ impl Workers {
     async fn claim(&self, job: &Job) -> Result<bool, LapVerseError> {
         let now = Utc::now().timestamp_micros();
         let lease = now + self.service.settings.lease.as_micros() as i64;
-        let done = sqlx::query(
+        let done = self.store().write_read_models(sqlx::query(
             "UPDATE lapverse_jobs SET state = 'running', lease_owner = $1, lease_until_us = $2, \
              runs = runs + 1, updated_at_us = $3 \
              WHERE job_id = $4 AND ((state = 'queued' AND run_after_us <= $3) \
@@ -402,7 +407,7 @@ impl Workers {
         .bind(lease)
         .bind(now)
         .bind(&job.job_id)
-        .execute(self.store().read_models())
+        )
         .await
         .map_err(storage)?;
         Ok(done.rows_affected() == 1)
@@ -414,18 +419,20 @@ impl Workers {
             Next::Done => ("done", now),
             Next::RunAt(at) => ("queued", at.timestamp_micros()),
         };
-        sqlx::query(
-            "UPDATE lapverse_jobs SET state = $1, run_after_us = $2, lease_owner = NULL, \
+        self.store()
+            .write_read_models(
+                sqlx::query(
+                    "UPDATE lapverse_jobs SET state = $1, run_after_us = $2, lease_owner = NULL, \
              lease_until_us = NULL, updated_at_us = $3 WHERE job_id = $4 AND lease_owner = $5",
-        )
-        .bind(state)
-        .bind(run_after)
-        .bind(now)
-        .bind(&job.job_id)
-        .bind(&self.owner)
-        .execute(self.store().read_models())
-        .await
-        .map_err(storage)?;
+                )
+                .bind(state)
+                .bind(run_after)
+                .bind(now)
+                .bind(&job.job_id)
+                .bind(&self.owner),
+            )
+            .await
+            .map_err(storage)?;
         Ok(())
     }
 
