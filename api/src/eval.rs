@@ -20,6 +20,14 @@ pub struct EvalArgs {
     /// Only the template-mining table (skip running the tools and the agents' evaluation).
     #[arg(long)]
     pub templates_only: bool,
+    /// Instead: score the Error Detective's failure locator on a LogChunks folder
+    /// (`build-failure-reason/` + `logs/`), see `eval_logchunks`.
+    #[arg(long, value_name = "FOLDER")]
+    pub logchunks: Option<PathBuf>,
+    /// With `--logchunks`: also print one line per log (path, rank of the first locating
+    /// insight or `-`, insights).
+    #[arg(long, requires = "logchunks")]
+    pub per_log: bool,
 }
 
 /// Per system: masks, depth and similarity threshold (the published Drain benchmark's
@@ -203,6 +211,9 @@ pub fn evaluate(
 }
 
 pub fn run(args: &EvalArgs) -> anyhow::Result<bool> {
+    if let Some(folder) = &args.logchunks {
+        return crate::eval_logchunks::run(folder, args.per_log);
+    }
     anyhow::ensure!(
         args.data.is_dir(),
         "{} not found: pass --data with the loghub_2k folder",

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod config;
 pub mod eval;
 pub mod eval_agents;
+pub mod eval_logchunks;
 pub mod graphql;
 pub mod http_errors;
 pub mod keys;
