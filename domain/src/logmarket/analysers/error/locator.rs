@@ -118,8 +118,16 @@ pub fn strip_ansi(s: &str) -> String {
                     i += 1;
                 }
             }
-            Some(c) if c.is_ascii() => i += 1,
-            _ => {}
+            Some(_) => {
+                // `ESC intermediates… final` (charset designations such as `ESC ( B`).
+                while i < b.len() && (0x20..0x30).contains(&b[i]) {
+                    i += 1;
+                }
+                if i < b.len() && (0x30..0x7f).contains(&b[i]) {
+                    i += 1;
+                }
+            }
+            None => {}
         }
     }
     out
@@ -339,7 +347,9 @@ fn is_noise(t: &str) -> bool {
         || l.starts_with("npm ERR! Failed at the")
         || l.starts_with("npm ERR!     /")
         || is_wrapper_echo(l)
-        || re!(r"(?i)\b(?:0|no) (?:errors?|failures?|failed)\b|errors?: 0\b|failures?: 0\b|-Werror|error_reporting|(?:on|if|when|for) (?:an? )?errors?\b|\berrors?\.(?:go|c|h|rs|py|js|ts|java|rb)\b|warnings? as errors")
+        || re!(r"(?i)(?:errors?|failures?|failed):\s*0\b").is_match(l)
+            && !re!(r"(?i)(?:errors?|failures?|failed):\s*[1-9]").is_match(l)
+        || re!(r"(?i)\b(?:0|no) (?:errors?|failures?|failed)\b|-Werror|error_reporting|(?:on|if|when|for) (?:an? )?errors?\b|\berrors?\.(?:go|c|h|rs|py|js|ts|java|rb)\b|warnings? as errors")
             .is_match(l)
 }
 
@@ -360,6 +370,10 @@ pub fn classify(raw: &str) -> Option<LineClass> {
     let t = raw.trim_end();
     if is_noise(t) {
         return None;
+    }
+    // pytest's `path.py:9: AssertionError` closes a test failure (not a compiler's line).
+    if re!(r"^\S+\.py:\d+: \w*(?:Error|Exception|Failed)$").is_match(t) {
+        return Some(LineClass::TestFailure);
     }
     // Compiler / linter diagnostics with a location.
     if re!(r"(?x)
@@ -726,7 +740,8 @@ fn order(
         .map(|mut r| {
             cite_line(bodies, &mut r);
             let l = r.log_line as usize - 1;
-            let s = kind_score(r.kind) + if inside(l) { 100 } else { 0 };
+            // A rule's finding outranks a block of the same class (rules read more context).
+            let s = kind_score(r.kind) + if inside(l) { 105 } else { 0 };
             (s, l, r)
         })
         .collect();
@@ -758,4 +773,365 @@ fn order(
         .iter()
         .all(|i| i.excerpt.chars().count() <= MAX_EXCERPT_CHARS));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logmarket::analysers::{AnalyserConfig, LogText};
+
+    fn run(text: &str) -> Vec<Insight> {
+        super::super::analyse(&LogText::new(text), &AnalyserConfig::default())
+    }
+
+    #[test]
+    fn ansi_and_carriage_returns_are_resolved() {
+        assert_eq!(
+            strip_ansi("\u{1b}[1m\u{1b}[31mE   assert 1 == 2\u{1b}[0m"),
+            "E   assert 1 == 2"
+        );
+        assert_eq!(
+            strip_ansi("\u{1b}]0;title\u{7}x\u{1b}]8;;http://a\u{1b}\\y\u{1b}(Bz\u{1b}["),
+            "xyz"
+        );
+        assert_eq!(
+            clean_line("Downloading 10%\rDownloading 55%\rDownloading 100%"),
+            "Downloading 100%"
+        );
+        assert_eq!(
+            clean_line("travis_time:end:0a1b:start=1,finish=2\r\u{1b}[0K\u{1b}[31;1mThe command \"make\" exited with 2.\u{1b}[0m"),
+            "The command \"make\" exited with 2."
+        );
+        assert_eq!(clean_line("done\r\u{1b}[0K"), "done");
+        assert_eq!(clean_line("plain"), "plain");
+        // Line numbers are kept.
+        let clean = clean_lines(&["a\u{1b}[0m", "", "b\rc"]).unwrap();
+        assert_eq!(clean, "a\n\nc");
+        assert!(clean_lines(&["a", "b"]).is_none());
+    }
+
+    #[test]
+    fn failing_step_from_ci_wrappers() {
+        let travis = [
+            "$ pip install -r requirements.txt",
+            "ok",
+            "The command \"pip install -r requirements.txt\" exited with 0.",
+            "$ pytest -q",
+            "F",
+            "The command \"pytest -q\" exited with 1.",
+            "$ flake8",
+            "The command \"flake8\" exited with 1.",
+            "Done. Your build exited with 1.",
+        ];
+        let s = failing_step(&travis).unwrap();
+        assert_eq!((s.start, s.end), (3, 5));
+        assert_eq!(s.command.as_deref(), Some("pytest -q"));
+
+        // A command over two lines.
+        let wrapped = [
+            "$ make &&",
+            "  make test",
+            "boom",
+            "The command \"make &&",
+            "  make test\" exited with 2.",
+        ];
+        let s = failing_step(&wrapped).unwrap();
+        assert_eq!((s.start, s.end), (0, 3));
+
+        let gha = [
+            "##[group]Run npm ci",
+            "##[endgroup]",
+            "added 10 packages",
+            "##[group]Run npm test",
+            "##[endgroup]",
+            "FAIL src/a.test.js",
+            "##[error]Process completed with exit code 1.",
+        ];
+        let s = failing_step(&gha).unwrap();
+        assert_eq!((s.start, s.end), (3, 6));
+
+        let gitlab = [
+            "$ bundle exec rspec",
+            "1 example, 1 failure",
+            "ERROR: Job failed: exit code 1",
+        ];
+        assert_eq!(failing_step(&gitlab).unwrap().start, 0);
+
+        let jenkins = [
+            "[Pipeline] sh",
+            "+ go test ./...",
+            "--- FAIL: TestX",
+            "ERROR: script returned exit code 1",
+            "Finished: FAILURE",
+        ];
+        let s = failing_step(&jenkins).unwrap();
+        assert_eq!((s.start, s.end), (0, 3));
+
+        // Healthy logs have no failing step.
+        assert!(failing_step(&[
+            "##[group]Run make",
+            "ok",
+            "Process completed with exit code 0"
+        ])
+        .is_none());
+        assert!(failing_step(&["$ make", "The command \"make\" exited with 0."]).is_none());
+    }
+
+    #[test]
+    fn diagnostics_in_common_formats() {
+        use LineClass::*;
+        for (line, class) in [
+            ("src/main.c:12:5: error: 'x' undeclared (first use in this function)", Diagnostic),
+            ("src/lib.rs:3:9: fatal error: 'foo.h' file not found", Diagnostic),
+            ("error[E0308]: mismatched types", Diagnostic),
+            ("  --> src/lib.rs:4:5", Diagnostic),
+            ("src/app.ts(14,7): error TS2322: Type 'string' is not assignable to type 'number'.", Diagnostic),
+            ("Program.cs(10,18): error CS1002: ; expected", Diagnostic),
+            ("[ERROR] /home/ci/app/src/main/java/a/B.java:[5,1] class, interface, or enum expected", Diagnostic),
+            ("B.java:5: error: cannot find symbol", Diagnostic),
+            ("  12:5  error  'foo' is defined but never used  no-unused-vars", Diagnostic),
+            ("app/models/user.py:10:1: E302 expected 2 blank lines, found 1", Diagnostic),
+            ("lib/thing.rb:158:17: C: Style/RegexpMatch: Use match? instead of =~", Diagnostic),
+            ("pkg/server/handler.go:41:2: undefined: ctx", Diagnostic),
+            ("src/Parser.hs:22:13: error:", Diagnostic),
+            ("docs/README.md: 29: MD012/no-multiple-blanks Multiple consecutive blank lines", Diagnostic),
+            ("docs/guide.md:120:Line longer than 80 characters.", Diagnostic),
+            ("src/widget.js:635 Replace `a` with `b` (prettier/prettier)", Diagnostic),
+            ("  429:1  Unexpected missing newline at end of file (no-missing-eof-newline)", Diagnostic),
+            ("** (CompileError) lib/app.ex:7: undefined function foo/0", Diagnostic),
+            ("❌  /Users/ci/App/Sources/View.swift:9:3: use of unresolved identifier 'x'", Diagnostic),
+            ("src/a.c:3:1: warning: unused variable 'y'", Warning),
+        ] {
+            assert_eq!(classify(line), Some(class), "{line}");
+        }
+    }
+
+    #[test]
+    fn test_framework_failures() {
+        for line in [
+            "FAILED tests/test_api.py::test_login - AssertionError: 401 != 200",
+            "E       assert 401 == 200",
+            "______________________________ test_login ______________________________",
+            "FAIL: test_parse (tests.test_parser.ParserTest)",
+            "Tests run: 12, Failures: 1, Errors: 0, Skipped: 0, Time elapsed: 0.4 sec <<< FAILURE! - in a.BTest",
+            "testAdd(a.BTest)  Time elapsed: 0.01 sec  <<< FAILURE!",
+            "Failed tests: ",
+            "a.BTest > testAdd FAILED",
+            "> Task :app:test FAILED",
+            "* What went wrong:",
+            "[info] - should add numbers *** FAILED ***",
+            "[error] Failed tests:",
+            "  1) test parses input (ParserTest)",
+            "Failure/Error: expect(user).to be_valid",
+            "rspec ./spec/models/user_spec.rb:12 # User is valid",
+            "  1) Failure:",
+            "  ● Cart › adds an item",
+            "not ok 3 - parses dates",
+            "--- FAIL: TestHandler (0.00s)",
+            "test parser::tests::parses ... FAILED",
+            "thread 'main' panicked at src/main.rs:3:5:",
+            "There was 1 failure:",
+            "FAILURES!",
+            "Tests: 12, Assertions: 30, Failures: 1.",
+            "Test Case '-[AppTests.ViewTests testLayout]' failed (0.01 seconds).",
+            "#   Failed test 'parses dates'",
+            "Failed 1/12 test programs. 1/80 subtests failed.",
+            "inet_SUITE:t_gethost failed on line 696",
+            "[-] Get-Thing returns a value 12ms",
+            "  parses empty input:                         FAIL",
+            "  2 failing",
+        ] {
+            assert_eq!(classify(line), Some(LineClass::TestFailure), "{line}");
+        }
+    }
+
+    #[test]
+    fn missing_things_dependencies_traces_and_general() {
+        use LineClass::*;
+        for (line, class) in [
+            ("bash: line 1: yarnn: command not found", Missing),
+            ("cp: cannot stat 'dist/app.js': No such file or directory", Missing),
+            ("make: *** No rule to make target 'install'.  Stop.", Missing),
+            ("ModuleNotFoundError: No module named 'requests'", Missing),
+            ("Error: Cannot find module 'left-pad'", Missing),
+            ("[ERROR] Failed to execute goal on project app: Could not resolve dependencies for project a:b:jar:1.0", Dependency),
+            ("ERROR: No matching distribution found for numpy==9.9", Dependency),
+            ("Your requirements could not be resolved to an installable set of packages.", Dependency),
+            ("Because app depends on foo ^2.0.0 which doesn't match any versions, version solving failed.", Dependency),
+            ("Traceback (most recent call last):", Trace),
+            ("Exception in thread \"main\" java.lang.IllegalStateException: boom", Trace),
+            ("java.lang.NullPointerException: name", Trace),
+            ("panic: runtime error: index out of range [3] with length 3", Trace),
+            ("** (RuntimeError) boom", Trace),
+            ("Segmentation fault (core dumped)", Trace),
+            ("ERROR: something went wrong while packaging", General),
+            ("Build FAILED.", General),
+        ] {
+            assert_eq!(classify(line), Some(class), "{line}");
+        }
+        for line in [
+            "",
+            "$ make test",
+            "Tests run: 12, Failures: 0, Errors: 0, Skipped: 0",
+            "0 errors, 0 warnings",
+            "gcc -Werror -Wall -c a.c",
+            "npm ERR! Test failed.  See above for more details.",
+            "error Command failed with exit code 1.",
+            "make: *** [Makefile:12: test] Error 2",
+            "The command \"make\" exited with 2.",
+            "compiling src/errors.rs",
+            // boilerplate: the lines after it carry the reason
+            "npm ERR! code ERESOLVE",
+        ] {
+            assert_eq!(classify(line), None, "{line}");
+        }
+    }
+
+    #[test]
+    fn travis_pytest_failure_is_first() {
+        let log = "travis_fold:start:install\r\u{1b}[0K$ pip install -r requirements.txt\n\
+                   Could not find a version that satisfies nothing here, just chatter\n\
+                   travis_fold:end:install\r\u{1b}[0K\n\
+                   $ pytest\n\
+                   ============================= FAILURES =============================\n\
+                   \u{1b}[1m______________________________ test_total ______________________________\u{1b}[0m\n\
+                   \n\
+                   \u{1b}[1m    def test_total():\u{1b}[0m\n\
+                   \u{1b}[1m>       assert total([1, 2]) == 4\u{1b}[0m\n\
+                   \u{1b}[1m\u{1b}[31mE       assert 3 == 4\u{1b}[0m\n\
+                   \n\
+                   \u{1b}[1m\u{1b}[31mtests/test_cart.py\u{1b}[0m:9: AssertionError\n\
+                   ===================== 1 failed, 12 passed in 0.31s =====================\n\
+                   travis_time:end:1:start=1,finish=2\r\u{1b}[0K\u{1b}[31;1mThe command \"pytest\" exited with 1.\u{1b}[0m\n\
+                   \n\
+                   Done. Your build exited with 1.\n";
+        let v = run(log);
+        assert!(!v.is_empty() && v.len() <= MAX_RANKED, "{v:#?}");
+        let top = &v[0];
+        assert_eq!(top.kind, InsightKind::TestFailure, "{v:#?}");
+        assert!(
+            v.iter().take(3).any(|i| i.excerpt.contains("assert 3 == 4")
+                || i.excerpt.contains("tests/test_cart.py:9: AssertionError")),
+            "{v:#?}"
+        );
+        assert!(v.iter().all(|i| !i.excerpt.contains('\u{1b}')));
+    }
+
+    #[test]
+    fn silent_failing_step_cites_its_tail_and_wrapper_line() {
+        let log = "$ npm ci\nadded 1 package\nThe command \"npm ci\" exited with 0.\n\
+                   $ npm run size\n> size-limit\n\n  Package size limit has exceeded by 934 B\n  Size limit:   103 KB\n  Package size: 103.91 KB\n\
+                   npm ERR! code ELIFECYCLE\nnpm ERR! Test failed.  See above for more details.\n\
+                   The command \"npm run size\" exited with 1.\nDone. Your build exited with 1.\n";
+        let v = run(log);
+        assert!(v[0].excerpt.contains("Package size: 103.91 KB"), "{v:#?}");
+        assert!(
+            v.iter()
+                .any(|i| i.title == "The command \"npm run size\" exited with 1."),
+            "{v:#?}"
+        );
+        assert_eq!(v[0].details["step"], "npm run size");
+
+        let timeout = "$ ./ci/build.sh\nbuilding\nThe command \"./ci/build.sh\" exited with 124.\n";
+        let v = run(timeout);
+        assert!(
+            v.iter().any(|i| i.title.contains("exited with 124")),
+            "{v:#?}"
+        );
+    }
+
+    #[test]
+    fn logs_without_a_failed_step_get_no_locator_blocks() {
+        // The rules still run; the locator adds nothing and only orders them.
+        assert!(run(
+            "##[group]Run make\nerror count is configurable\nProcess completed with exit code 0\n"
+        )
+        .is_empty());
+        assert!(run("INFO all good\nWARN retrying once\n").is_empty());
+    }
+
+    /// Decorations a CI adds around a line: colours, a timestamp prefix, progress overwrites.
+    fn decorate(line: &str, seed: u64) -> String {
+        if line.is_empty() {
+            return String::new();
+        }
+        let mut out = String::new();
+        match seed % 3 {
+            0 => out.push_str("2025-11-06T10:49:42.2491016Z "),
+            1 => out.push_str("[2025-11-06T10:44:23.366Z] "),
+            _ => {}
+        }
+        if seed % 5 == 0 {
+            out.push_str("Downloading 40%\r");
+        }
+        let colour =
+            ["\u{1b}[31m", "\u{1b}[1;33m", "\u{1b}[0K", "\u{1b}[32;1m"][(seed % 4) as usize];
+        // Colour around the whole line or around its first word.
+        if seed % 2 == 0 {
+            out.push_str(colour);
+            out.push_str(line);
+            out.push_str("\u{1b}[0m");
+        } else {
+            let (a, b) = line.split_at(line.find(' ').unwrap_or(line.len()));
+            out.push_str(&format!("{colour}{a}\u{1b}[0m{b}"));
+        }
+        out
+    }
+
+    /// Property: ANSI codes, CI timestamp prefixes and progress overwrites never change what is
+    /// found (kind, line, title, excerpt, order).
+    #[test]
+    fn decorations_never_change_what_is_found() {
+        let logs = [
+            "$ cargo test\nrunning 2 tests\ntest a::t ... FAILED\n\nfailures:\n\n---- a::t stdout ----\nthread 'a::t' panicked at src/a.rs:3:5:\nassertion failed: x\n\ntest result: FAILED. 1 passed; 1 failed; 0 ignored\nThe command \"cargo test\" exited with 101.\n",
+            "$ make\ncc -c a.c\na.c:3:1: error: expected ';' before '}' token\nmake: *** [a.o] Error 1\nThe command \"make\" exited with 2.\n",
+            "$ mvn test\n[ERROR] Tests run: 3, Failures: 1, Errors: 0, Skipped: 0\n[ERROR] Failures: \n[ERROR]   CartTest.total:12 expected:<4> but was:<3>\nThe command \"mvn test\" exited with 1.\n",
+            "$ ./lint.sh\nChecking style\nsrc/app.js:12 Missing semicolon (semi)\nThe command \"./lint.sh\" exited with 1.\n",
+            "$ go test ./...\n--- FAIL: TestParse (0.00s)\n    parse_test.go:14: got 1, want 2\nFAIL\nFAIL\texample.com/p\t0.01s\nThe command \"go test ./...\" exited with 1.\n",
+            "$ npm test\n\n  1) Cart adds:\n     AssertionError: expected 3 to equal 4\n      at Context.<anonymous> (test/cart.js:9:10)\n\nThe command \"npm test\" exited with 1.\n",
+            "$ ./deploy.sh\nUploading\nThe command \"./deploy.sh\" exited with 3.\n",
+            "Traceback (most recent call last):\n  File \"app.py\", line 3, in <module>\n    main()\nValueError: bad input\n",
+        ];
+        let key = |v: Vec<Insight>| {
+            v.into_iter()
+                .map(|i| (i.kind, i.log_line, i.title, i.excerpt))
+                .collect::<Vec<_>>()
+        };
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for log in logs {
+            let plain = key(run(log));
+            assert!(!plain.is_empty(), "{log}");
+            for round in 0..40 {
+                let decorated: String = log
+                    .lines()
+                    .map(|l| {
+                        // xorshift: deterministic, different per line and round
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        decorate(l, seed) + "\n"
+                    })
+                    .collect();
+                assert_eq!(key(run(&decorated)), plain, "round {round}:\n{decorated:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn worst_case_inputs_are_bounded() {
+        // One 1 MiB line, 100,000 short lines, pathological repetition: no panic, small output.
+        let long = "error ".repeat(1 << 17) + "\n";
+        let short = "x\n".repeat(100_000);
+        let repeated = "$ make\n".to_string()
+            + &"a.c:1:1: error: e\n".repeat(20_000)
+            + "The command \"make\" exited with 2.\n";
+        let ansi = "\u{1b}[".repeat(100_000) + "\r".repeat(1000).as_str();
+        for log in [long, short, repeated, ansi] {
+            let v = run(&log);
+            assert!(v.len() <= MAX_RANKED);
+            assert!(v
+                .iter()
+                .all(|i| i.excerpt.chars().count() <= MAX_EXCERPT_CHARS));
+        }
+    }
 }
