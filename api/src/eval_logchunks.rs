@@ -376,6 +376,105 @@ pub fn run(root: &Path, verbose: bool) -> anyhow::Result<bool> {
         && all.median_insights <= 5.0)
 }
 
+/// One throughput row: a pass over every log of the folder, single thread.
+#[derive(Clone, Debug)]
+pub struct Throughput {
+    pub pass: &'static str,
+    pub bytes: usize,
+    pub best_seconds: f64,
+}
+
+impl Throughput {
+    pub fn mb_per_s(&self) -> f64 {
+        self.bytes as f64 / self.best_seconds.max(1e-9) / 1e6
+    }
+}
+
+/// Passes timed by [`throughput`] (best of this many).
+pub const THROUGHPUT_RUNS: usize = 3;
+
+/// Times, single-threaded over the LogChunks logs as the analyser gets them (last
+/// [`TAIL_BYTES`] each, read before timing): the Error Detective alone, the four-agent pass
+/// (`analyse_all`) and the priced analysis (`analysis::analyse`, stage `test`, with template
+/// mining), best of [`THROUGHPUT_RUNS`].
+pub fn throughput(root: &Path) -> anyhow::Result<Vec<Throughput>> {
+    use agora_domain::logmarket::analysers::analyse_all;
+    use agora_domain::logmarket::analysis::{self, MarketConfig, Stage};
+    let examples = load_examples(root)?;
+    let mut logs = Vec::with_capacity(examples.len());
+    for ex in &examples {
+        logs.push(read_log_tail(
+            &root.join("logs").join(format!("{}.gz", ex.log)),
+        )?);
+    }
+    let bytes: usize = logs.iter().map(String::len).sum();
+    let config = AnalyserConfig::default();
+    let market = MarketConfig::default();
+    let time = |f: &dyn Fn(&str)| {
+        (0..THROUGHPUT_RUNS)
+            .map(|_| {
+                let started = Instant::now();
+                for l in &logs {
+                    f(l);
+                }
+                started.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    let mut out = vec![
+        Throughput {
+            pass: "Error Detective (`error::analyse`)",
+            bytes,
+            best_seconds: time(&|l| {
+                std::hint::black_box(error::analyse(&LogText::new(l), &config));
+            }),
+        },
+        Throughput {
+            pass: "four agents (`analyse_all`)",
+            bytes,
+            best_seconds: time(&|l| {
+                std::hint::black_box(analyse_all(&LogText::new(l), &config));
+            }),
+        },
+    ];
+    let refused = std::cell::Cell::new(0usize);
+    let priced = time(&|l| {
+        if analysis::analyse(l, Stage::Test, &market, &|_| false).is_err() {
+            refused.set(refused.get() + 1);
+        }
+    });
+    anyhow::ensure!(
+        refused.get() == 0,
+        "the priced analysis refused {} logs",
+        refused.get()
+    );
+    out.push(Throughput {
+        pass: "priced analysis (`analysis::analyse`, stage test)",
+        bytes,
+        best_seconds: priced,
+    });
+    Ok(out)
+}
+
+/// Prints [`throughput`] as a table.
+pub fn print_throughput(rows: &[Throughput], logs_dir: &Path) {
+    println!(
+        "LogChunks logs in {} (last {TAIL_BYTES} bytes each), single thread, best of {THROUGHPUT_RUNS}:\n",
+        logs_dir.display()
+    );
+    println!("| pass | MB | best (s) | MB/s per core |");
+    println!("|---|---:|---:|---:|");
+    for r in rows {
+        println!(
+            "| {} | {:.1} | {:.2} | {:.1} |",
+            r.pass,
+            r.bytes as f64 / 1e6,
+            r.best_seconds,
+            r.mb_per_s()
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -713,20 +713,22 @@ pub fn rank(bodies: &[&str], rules: Vec<Insight>) -> Vec<Insight> {
             }
         }
         found.truncate(MAX_BLOCKS);
-        // …and the wrapper's own failure line (a step that timed out or exited silently).
+        // …and, last, the wrapper's own failure line (a step that timed out or exited
+        // silently). Not when something explains the step: it is no runtime exception then.
         found_step = step_insight(bodies, &step);
     }
 
     let blocks = found
         .iter()
-        .map(|b| (b.class.score(), block_insight(bodies, b, Some(&step))))
-        .chain(found_step.map(|i| (LineClass::General.score() - 1, i)))
+        .map(|b| (b.class.score() + 100, block_insight(bodies, b, Some(&step))))
+        .chain(found_step.map(|i| (0, i)))
         .collect();
     order(bodies, rules, start, end, blocks)
 }
 
 /// Sorts the rule insights (inside `start..end` first, then by kind) and the locator's
-/// `(score, insight)` pairs, most likely cause first, and caps them at [`MAX_RANKED`].
+/// `(score, insight)` pairs (blocks score their class + 100, the step line 0: always last),
+/// most likely cause first, and caps them at [`MAX_RANKED`].
 fn order(
     bodies: &[&str],
     rules: Vec<Insight>,
@@ -747,7 +749,7 @@ fn order(
         .collect();
     for (n, (score, ins)) in blocks.into_iter().enumerate() {
         // Blocks keep their own order (`n`) among equals.
-        all.push((score + 100, end + n, ins));
+        all.push((score, end + n, ins));
     }
     all.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     let mut out: Vec<Insight> = all.into_iter().map(|(_, _, i)| i).collect();
@@ -1132,6 +1134,57 @@ mod tests {
             assert!(v
                 .iter()
                 .all(|i| i.excerpt.chars().count() <= MAX_EXCERPT_CHARS));
+        }
+    }
+
+    /// The fuzz target's checks (`fuzz/fuzz_targets/locator.rs`) on stable: random splices of
+    /// CI fragments, escapes and bytes never panic and stay within the caps.
+    #[test]
+    fn random_ci_fragments_never_panic() {
+        const PIECES: [&str; 24] = [
+            "\u{1b}[",
+            "\u{1b}]0;",
+            "\u{1b}",
+            "\r",
+            "\n",
+            "\r\n",
+            "$ make",
+            "The command \"",
+            "\" exited with ",
+            "1.",
+            "0.",
+            "##[group]Run ",
+            "##[error]",
+            "Process completed with exit code 2",
+            "src/a.c:",
+            "12:3: ",
+            "error: ",
+            "FAILED ",
+            "E   ",
+            "Traceback (most recent call last):",
+            "\u{2716} ",
+            "é",
+            "travis_fold:start:x",
+            "Done. Your build exited with 1.",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..400 {
+            let mut text = String::new();
+            for _ in 0..(seed % 60) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                text.push_str(PIECES[(seed % PIECES.len() as u64) as usize]);
+            }
+            let log = LogText::new(&text);
+            let v = super::super::analyse(&log, &AnalyserConfig::default());
+            assert!(v.len() <= MAX_RANKED, "{text:?}");
+            assert!(v
+                .iter()
+                .all(|i| i.log_line >= 1 && i.excerpt.chars().count() <= MAX_EXCERPT_CHARS));
+            if let Some(clean) = clean_lines(&log.lines) {
+                assert_eq!(clean.split('\n').count(), log.lines.len(), "{text:?}");
+            }
         }
     }
 }
