@@ -47,6 +47,10 @@ pub struct BenchArgs {
     /// `DEFAULT_MAX_LOG_BYTES` each (no database needed).
     #[arg(long)]
     pub adversarial_logs: bool,
+    /// Instead of the database runs: single-thread throughput of the Error Detective, the
+    /// four-agent pass and the priced analysis over a LogChunks folder's logs.
+    #[arg(long, value_name = "FOLDER")]
+    pub logchunks: Option<std::path::PathBuf>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -145,6 +149,33 @@ pub fn adversarial_logs(bytes: usize) -> Vec<(&'static str, String)> {
             }),
         ),
         (
+            "short lines (100,000 and more)",
+            fill(bytes, |i| format!("{}\n", letters(i % 97))),
+        ),
+        (
+            "CI log: colours and progress overwrites on every line",
+            fill(bytes, |i| {
+                format!(
+                    "\u{1b}[1m\u{1b}[31m{} {}%\r\u{1b}[0K{} error\u{1b}[0m\r\n",
+                    letters(i),
+                    i % 100,
+                    letters(i + 1)
+                )
+            }),
+        ),
+        ("failing CI step: every line a diagnostic", {
+            let mut log = "$ make\n".to_string();
+            log.push_str(&fill(bytes - 64, |i| {
+                format!(
+                    "src/{}.c:{i}:1: error: undeclared '{}'\n",
+                    letters(i),
+                    letters(i + 3)
+                )
+            }));
+            log.push_str("The command \"make\" exited with 2.\n");
+            log
+        }),
+        (
             "numbers, hex and paths",
             fill(bytes, |i| {
                 format!(
@@ -214,6 +245,15 @@ pub fn run_adversarial() -> anyhow::Result<Vec<AdversarialResult>> {
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.adversarial_logs {
         tokio::task::spawn_blocking(run_adversarial).await??;
+        return Ok(());
+    }
+    if let Some(folder) = args.logchunks.clone() {
+        let rows = tokio::task::spawn_blocking({
+            let folder = folder.clone();
+            move || crate::eval_logchunks::throughput(&folder)
+        })
+        .await??;
+        crate::eval_logchunks::print_throughput(&rows, &folder);
         return Ok(());
     }
     let load = match args.duration {

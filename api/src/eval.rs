@@ -24,6 +24,14 @@ pub struct EvalArgs {
     /// type and false-positive rate (see `eval_httpparams`).
     #[arg(long, value_name = "CSV")]
     pub httpparams: Option<PathBuf>,
+    /// Instead: score the Error Detective's failure locator on a LogChunks folder
+    /// (`build-failure-reason/` + `logs/`), see `eval_logchunks`.
+    #[arg(long, value_name = "FOLDER")]
+    pub logchunks: Option<PathBuf>,
+    /// With `--logchunks`: also print one line per log (path, rank of the first locating
+    /// insight or `-`, insights).
+    #[arg(long, requires = "logchunks")]
+    pub per_log: bool,
 }
 
 /// Per system: masks, depth and similarity threshold (the published Drain benchmark's
@@ -324,6 +332,9 @@ pub fn run_general(data: &Path) -> anyhow::Result<Vec<GeneralRow>> {
 pub fn run(args: &EvalArgs) -> anyhow::Result<bool> {
     if let Some(csv) = &args.httpparams {
         return crate::eval_httpparams::run(csv);
+    }
+    if let Some(folder) = &args.logchunks {
+        return crate::eval_logchunks::run(folder, args.per_log);
     }
     anyhow::ensure!(
         args.data.is_dir(),

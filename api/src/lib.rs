@@ -7,6 +7,7 @@ pub mod config;
 pub mod eval;
 pub mod eval_agents;
 pub mod eval_httpparams;
+pub mod eval_logchunks;
 pub mod graphql;
 pub mod http_errors;
 pub mod keys;

@@ -29,7 +29,8 @@ enum Command {
     Export(audit_cli::ExportArgs),
     /// List, retry or skip events a projection or process manager parked.
     Parked(parked_cli::ParkedArgs),
-    /// Score the log template miner on Loghub-2k (grouping accuracy, throughput).
+    /// Score the log template miner on Loghub-2k (grouping accuracy, throughput), or with
+    /// `--logchunks` the Error Detective's failure locator on LogChunks.
     EvalAnalysers(eval::EvalArgs),
 }
 

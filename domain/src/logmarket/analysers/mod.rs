@@ -11,7 +11,7 @@ pub mod security;
 
 use std::collections::BTreeMap;
 
-use super::insight::{Insight, InsightKind, MAX_EXCERPT_CHARS, MAX_INSIGHTS_PER_KIND};
+use super::insight::{Agent, Insight, InsightKind, MAX_EXCERPT_CHARS, MAX_INSIGHTS_PER_KIND};
 
 /// A submitted log, split into lines once and shared by all analysers.
 #[derive(Debug)]
@@ -322,14 +322,19 @@ pub(crate) fn cap_per_kind(
     out
 }
 
-/// Runs all four agents and returns their insights in a stable order (by agent, then log
-/// line).
+/// Runs all four agents and returns their insights in a stable order: by agent; the Error
+/// Detective's most likely cause first (its own order, [`error::locator`]), the others' by log
+/// line.
 pub fn analyse_all(log: &LogText<'_>, config: &AnalyserConfig) -> Vec<Insight> {
     let mut insights = error::analyse(log, config);
     insights.extend(performance::analyse(log, config));
     insights.extend(security::analyse(log, config));
     insights.extend(quality::analyse(log, config));
-    insights.sort_by_key(|i| (i.agent(), i.log_line));
+    // Stable: the Error Detective's insights keep their ranked order.
+    insights.sort_by_key(|i| match i.agent() {
+        Agent::ErrorDetective => (i.agent(), 0),
+        a => (a, i.log_line),
+    });
     insights
 }
 

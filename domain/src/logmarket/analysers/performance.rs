@@ -158,8 +158,10 @@ const P_TIMING: u32 = 1 << 11;
 const P_STARTED: u32 = 1 << 12;
 const P_REQID: u32 = 1 << 13;
 const P_SQLVERB: u32 = 1 << 14;
+/// A statement and its time on one line in a framework's own layout ([`timed_statement`]).
+const P_TIMED: u32 = 1 << 15;
 
-const P_SQL_TIMING: u32 = P_PG | P_MYSQL | P_ORM | P_SLOWQ | P_JDBC;
+const P_SQL_TIMING: u32 = P_PG | P_MYSQL | P_ORM | P_SLOWQ | P_JDBC | P_TIMED;
 
 /// Keywords of at least 4 bytes (the SIMD searcher is fastest then). ORM timings (`Load
 /// (12.3ms)  SELECT`) are found from their SQL verb plus `ms)`.
@@ -261,6 +263,44 @@ static RE_P6SPY: LazyLock<Regex> =
     LazyLock::new(|| re(r"\|\s*(?:took\s*)?(\d+)\s*(?:ms)?\s*\|\s*statement\s*\|(.*)"));
 static RE_DSPROXY: LazyLock<Regex> =
     LazyLock::new(|| re(r#"\bTime:\s*(\d+)\b.*?Query:\["(.*?)"\]"#));
+/// Statement and time on one line, in the layouts frameworks log them (the time's unit in the
+/// group named `u`, milliseconds when absent unless `secs` matched):
+/// * `query SELECT … took 1842ms` (the seed's example) and `query "…" took 1.8s`;
+/// * Sequelize `Executed (default): SELECT …; Elapsed time: 1842ms`;
+/// * Prisma query events `Query: SELECT … Params: [..] Duration: 1842ms`;
+/// * GORM `[1842.123ms] [rows:1] SELECT …`;
+/// * log4jdbc `SELECT … {executed in 1842 msec}`;
+/// * Django `django.db.backends` `(1.842) SELECT …; args=(…)` and Ruby Sequel `(1.842134s)
+///   SELECT …` (seconds).
+static RE_TIMED: LazyLock<Regex> = LazyLock::new(|| {
+    re(r#"(?ix)
+        \bquery\s*[:=]?\s*"?(?P<q1>(?:select|insert|update|delete|with)\b.*?)"?\s+took\s+(?P<t1>\d+(?:\.\d+)?)\s*(?P<u1>ms|msec|milliseconds?|s|secs?|seconds?)\b
+        | \bExecuted\s\([^)]*\):\s*(?P<q2>.*?);?\s+Elapsed\ time:\s*(?P<t2>\d+(?:\.\d+)?)\s*(?P<u2>ms)
+        | \bQuery:\s*(?P<q3>(?:select|insert|update|delete|with)\b.*?)\s+(?:Params:.*?\s+)?Duration:\s*(?P<t3>\d+(?:\.\d+)?)\s*(?P<u3>ms|s)\b
+        | \[(?P<t4>\d+(?:\.\d+)?)(?P<u4>ms|s)\]\s*\[rows:[^\]]*\]\s*(?P<q4>.*)
+        | (?P<q5>(?:select|insert|update|delete|with)\b.*?)\s*\{executed\ in\ (?P<t5>\d+)\s*(?P<u5>msec|ms)\}
+        | (?:^|\s)\((?P<t6>\d+\.\d+)(?P<u6>s)?\)\s+(?P<q6>(?:select|insert|update|delete|with)\b.*?)(?:;\s*args=.*)?$
+        "#)
+});
+/// What a line with a SQL verb carries when a framework timed it ([`RE_TIMED`], TypeORM).
+const TIMED_MARKERS: [&str; 7] = [
+    " took ",
+    "lapsed time",
+    "Duration:",
+    "[rows:",
+    "xecuted in",
+    "uery is slow",
+    ") ",
+];
+
+/// Ecto `QUERY OK source="users" db=1842.3ms …` (read from the statement on the next line)
+/// and TypeORM `query is slow: SELECT …` (with `execution time: 1842` next).
+static RE_ECTO: LazyLock<Regex> =
+    LazyLock::new(|| re(r"QUERY (?:OK|ERROR)\b.*?\bdb=(\d+(?:\.\d+)?)ms"));
+static RE_TYPEORM: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?i)query is slow:\s*(.*?)(?:\s+-- PARAMETERS:.*)?$"));
+static RE_EXEC_TIME: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?i)execution time:\s*(\d+(?:\.\d+)?)"));
 static RE_SQL_START: LazyLock<Regex> =
     LazyLock::new(|| re(r"(?i)\b(select|insert\s+into|update|delete\s+from|with)\b"));
 static RE_FROM_TABLE: LazyLock<Regex> = LazyLock::new(|| {
@@ -394,6 +434,14 @@ impl<'c, 'a> State<'c, 'a> {
         if bits & (P_SELECT | P_SQLVERB) != 0 && line.contains("ms)") {
             bits |= P_ORM;
         }
+        // Framework layouts that time a statement all carry its verb (the trigger set is
+        // full, so they are told apart here, on SQL lines only).
+        if bits & (P_SELECT | P_SQLVERB) != 0
+            && (TIMED_MARKERS.iter().any(|m| line.contains(m))
+                || i > 0 && log.bodies[i - 1].contains("QUERY "))
+        {
+            bits |= P_TIMED;
+        }
         let req_id = if bits & (P_SELECT | P_STARTED | P_DONE) != 0 {
             request_id(line)
         } else {
@@ -515,6 +563,9 @@ impl<'c, 'a> State<'c, 'a> {
                 let ms: f64 = c[1].parse().unwrap_or(0.0);
                 found = Some((ms, Some(c[2].to_owned()), None));
             }
+        }
+        if found.is_none() && bits & P_TIMED != 0 {
+            found = timed_statement(log, i, line);
         }
         let Some((ms, stmt, rows)) = found else {
             return false;
@@ -782,6 +833,41 @@ fn with_lines(mut insights: Vec<Insight>, log: &LogText<'_>) -> Vec<Insight> {
         }
     }
     insights
+}
+
+/// A statement timed on its own line in a framework's layout ([`RE_TIMED`], Ecto, TypeORM).
+fn timed_statement(log: &LogText<'_>, i: usize, line: &str) -> Option<Timed> {
+    if let Some(c) = RE_TIMED.captures(line) {
+        for n in 1..=6 {
+            let Some(t) = c.name(&format!("t{n}")) else {
+                continue;
+            };
+            let value: f64 = t.as_str().parse().ok()?;
+            let unit = c.name(&format!("u{n}")).map(|u| u.as_str());
+            // Django logs seconds without a unit.
+            let ms = to_ms(value, unit, n == 6);
+            let stmt = c.name(&format!("q{n}")).map(|q| q.as_str().to_owned());
+            return Some((ms, stmt, None));
+        }
+    }
+    // Ecto: the timing is on the line before the statement.
+    if let Some(c) = i
+        .checked_sub(1)
+        .and_then(|p| RE_ECTO.captures(log.bodies[p]))
+    {
+        let ms: f64 = c[1].parse().ok()?;
+        let stmt = RE_SQL_START
+            .find(line)
+            .map(|m| line[m.start()..].to_owned());
+        return Some((ms, stmt, None));
+    }
+    if let Some(c) = RE_TYPEORM.captures(line) {
+        let ms: f64 = (i + 1..(i + 3).min(log.bodies.len()))
+            .find_map(|j| RE_EXEC_TIME.captures(log.bodies[j]))
+            .and_then(|t| t[1].parse().ok())?;
+        return Some((ms, Some(c[1].to_owned()), None));
+    }
+    None
 }
 
 fn contains_ci(hay: &str, needle: &str) -> bool {
@@ -1558,6 +1644,50 @@ mod tests {
         assert_eq!(q.len(), 1);
         assert_eq!(d(&q[0], "durationMs"), "2300");
         assert!(q[0].fix.contains("orders.status"), "{}", q[0].fix);
+    }
+
+    #[test]
+    fn framework_slow_query_layouts() {
+        // (log, duration in ms, the statement's start)
+        let cases = [
+            // the seed's example
+            ("query SELECT * FROM users WHERE email = $1 took 1842ms\n", "1842", "SELECT * FROM users WHERE email = $1"),
+            ("2025-11-06T10:45:00Z WARN db: query \"SELECT id FROM carts WHERE user_id = 9\" took 2.5s\n", "2500", "SELECT id FROM carts WHERE user_id = 9"),
+            // Sequelize with `benchmark: true`
+            ("Executed (default): SELECT `id`, `email` FROM `users` AS `User` WHERE `User`.`email` = 'a@b.c'; Elapsed time: 1733ms\n", "1733", "SELECT `id`, `email` FROM `users`"),
+            // Prisma query event logged by the app
+            ("prisma:query Query: SELECT \"public\".\"Order\".\"id\" FROM \"public\".\"Order\" WHERE \"public\".\"Order\".\"status\" = $1 Params: [\"NEW\"] Duration: 2104ms\n", "2104", "SELECT \"public\".\"Order\".\"id\""),
+            // GORM
+            ("2025/11/06 10:45:00 /app/repo/user.go:42 SLOW SQL >= 200ms\n[1842.551ms] [rows:1] SELECT * FROM `users` WHERE email = 'a@b.c' ORDER BY `users`.`id` LIMIT 1\n", "1843", "SELECT * FROM `users` WHERE email"),
+            // log4jdbc (JDBC)
+            ("INFO  jdbc.sqltiming - select id, total from invoices where customer_id = 7 {executed in 1500 msec}\n", "1500", "select id, total from invoices"),
+            // Django django.db.backends (seconds)
+            ("DEBUG (1.842) SELECT \"auth_user\".\"id\" FROM \"auth_user\" WHERE \"auth_user\".\"email\" = 'a@b.c'; args=('a@b.c',); alias=default\n", "1842", "SELECT \"auth_user\".\"id\""),
+            // Ruby Sequel
+            ("I, [2025-11-06T10:45:00.123 #1]  INFO -- : (1.204518s) SELECT * FROM \"posts\" WHERE (\"author_id\" = 3)\n", "1205", "SELECT * FROM \"posts\""),
+            // Ecto: the statement follows
+            ("10:45:00.123 [debug] QUERY OK source=\"users\" db=1842.3ms decode=0.1ms queue=0.2ms idle=9.1ms\nSELECT u0.\"id\" FROM \"users\" AS u0 WHERE (u0.\"email\" = $1) [\"a@b.c\"]\n", "1842", "SELECT u0.\"id\" FROM \"users\""),
+            // TypeORM
+            ("query is slow: SELECT \"Post\".\"id\" FROM \"post\" \"Post\" WHERE \"Post\".\"title\" = $1 -- PARAMETERS: [\"x\"]\nexecution time: 1304\n", "1304", "SELECT \"Post\".\"id\""),
+        ];
+        for (log, ms, stmt) in cases {
+            let all = run(log);
+            let q = of(&all, InsightKind::SlowQuery);
+            assert_eq!(q.len(), 1, "{log}: {all:#?}");
+            assert_eq!(d(&q[0], "durationMs"), ms, "{log}");
+            assert!(d(&q[0], "query").starts_with(stmt), "{log}: {:?}", q[0]);
+        }
+        // The same layouts under the threshold, and `took` without a statement, are not slow
+        // queries.
+        for log in [
+            "query SELECT 1 took 12ms\n",
+            "Executed (default): SELECT 1+1 AS result; Elapsed time: 3ms\n",
+            "[0.551ms] [rows:1] SELECT * FROM users LIMIT 1\n",
+            "DEBUG (0.002) SELECT \"auth_user\".\"id\" FROM \"auth_user\"; args=()\n",
+            "build took 1842ms\n",
+        ] {
+            assert!(of(&run(log), InsightKind::SlowQuery).is_empty(), "{log}");
+        }
     }
 
     #[test]
