@@ -258,6 +258,25 @@ macro_rules! insert_rows {
     }};
 }
 
+/// Inserts `$rows` in statements of at most [`STATEMENT_BYTES`] through `$tx`, adding the ids
+/// stored to `$inserted`; the ids skipped (already stored).
+macro_rules! insert_chunks {
+    ($tx:ident, $db:ty, $aggregate_type:expr, $rows:expr, $inserted:ident) => {{
+        for chunk in chunks($rows) {
+            let ids: Vec<String> = insert_rows!($db, $aggregate_type, chunk)
+                .build_query_scalar()
+                .fetch_all(&mut *$tx)
+                .await?;
+            $inserted.extend(ids);
+        }
+        $rows
+            .iter()
+            .filter(|r| !$inserted.contains(&r.id))
+            .map(|r| r.id.as_str())
+            .collect::<Vec<&str>>()
+    }};
+}
+
 /// Inserts the rows in one transaction. Per row: `None` if stored now, or the digest stored
 /// under its id before (empty when that stream was not ingested).
 async fn write<A: Aggregate>(
@@ -271,18 +290,7 @@ async fn write<A: Aggregate>(
     let existing: HashMap<String, String> = match target {
         Target::Postgres(pool) => {
             let mut tx = pool.begin().await?;
-            for chunk in chunks(rows) {
-                let ids: Vec<String> = insert_rows!(Postgres, A::TYPE, chunk)
-                    .build_query_scalar()
-                    .fetch_all(&mut *tx)
-                    .await?;
-                inserted.extend(ids);
-            }
-            let skipped: Vec<&str> = rows
-                .iter()
-                .filter(|r| !inserted.contains(&r.id))
-                .map(|r| r.id.as_str())
-                .collect();
+            let skipped = insert_chunks!(tx, Postgres, A::TYPE, rows, inserted);
             let found: Vec<(String, Option<String>)> = if skipped.is_empty() {
                 Vec::new()
             } else {
@@ -304,18 +312,7 @@ async fn write<A: Aggregate>(
         Target::Sqlite(pool, gate) => {
             let _writer = gate.lock().await;
             let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-            for chunk in chunks(rows) {
-                let ids: Vec<String> = insert_rows!(Sqlite, A::TYPE, chunk)
-                    .build_query_scalar()
-                    .fetch_all(&mut *tx)
-                    .await?;
-                inserted.extend(ids);
-            }
-            let skipped: Vec<&str> = rows
-                .iter()
-                .filter(|r| !inserted.contains(&r.id))
-                .map(|r| r.id.as_str())
-                .collect();
+            let skipped = insert_chunks!(tx, Sqlite, A::TYPE, rows, inserted);
             let mut found: Vec<(String, Option<String>)> = Vec::new();
             for part in skipped.chunks(500) {
                 let mut q = QueryBuilder::<Sqlite>::new(

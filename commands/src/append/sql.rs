@@ -74,6 +74,27 @@ macro_rules! write_snapshots {
     }};
 }
 
+/// In transaction `$tx`: inserts skipping existing keys; commits with the snapshots if every
+/// row went in, else rolls back and names the keys that exist.
+macro_rules! probe_in {
+    ($tx:ident, $db:ty, $commits:expr, $expected:expr, $all_keys:expr) => {{
+        let mut $tx = $tx;
+        let mut builder = insert_events!($db, $commits);
+        builder.push(ON_CONFLICT_SKIP);
+        let stored: Vec<RowKey> = builder.build_query_as().fetch_all(&mut *$tx).await?;
+        if stored.len() == $expected {
+            write_snapshots!($tx, $commits);
+            $tx.commit().await?;
+            return Ok(Probe::Stored);
+        }
+        $tx.rollback().await?;
+        let stored: HashSet<RowKey> = stored.into_iter().collect();
+        Ok(Probe::Skipped(
+            $all_keys().filter(|k| !stored.contains(k)).collect(),
+        ))
+    }};
+}
+
 /// Appends every commit's events (and snapshots) at once; a duplicate key anywhere fails the
 /// whole statement with a unique violation and stores nothing. PostgreSQL without snapshots
 /// sends the one statement alone (atomic by itself: no BEGIN/COMMIT round trips).
@@ -127,37 +148,13 @@ pub async fn insert_probing(target: &Target, commits: &[&Commit]) -> Result<Prob
     };
     match target {
         Target::Postgres(pool) => {
-            let mut tx = pool.begin().await?;
-            let mut builder = insert_events!(Postgres, commits);
-            builder.push(ON_CONFLICT_SKIP);
-            let stored: Vec<RowKey> = builder.build_query_as().fetch_all(&mut *tx).await?;
-            if stored.len() == expected {
-                write_snapshots!(tx, commits);
-                tx.commit().await?;
-                return Ok(Probe::Stored);
-            }
-            tx.rollback().await?;
-            let stored: HashSet<RowKey> = stored.into_iter().collect();
-            Ok(Probe::Skipped(
-                all_keys().filter(|k| !stored.contains(k)).collect(),
-            ))
+            let tx = pool.begin().await?;
+            probe_in!(tx, Postgres, commits, expected, all_keys)
         }
         Target::Sqlite(pool, gate) => {
             let _writer = gate.lock().await;
-            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-            let mut builder = insert_events!(Sqlite, commits);
-            builder.push(ON_CONFLICT_SKIP);
-            let stored: Vec<RowKey> = builder.build_query_as().fetch_all(&mut *tx).await?;
-            if stored.len() == expected {
-                write_snapshots!(tx, commits);
-                tx.commit().await?;
-                return Ok(Probe::Stored);
-            }
-            tx.rollback().await?;
-            let stored: HashSet<RowKey> = stored.into_iter().collect();
-            Ok(Probe::Skipped(
-                all_keys().filter(|k| !stored.contains(k)).collect(),
-            ))
+            let tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+            probe_in!(tx, Sqlite, commits, expected, all_keys)
         }
     }
 }
