@@ -4,10 +4,10 @@
 //! A line is masked (configured patterns become `<*>`), tokenised, and routed down a fixed-depth
 //! tree: first by token count, then by its first `depth - 2` tokens (a token that looks variable
 //! routes as `<*>`). In the leaf, the line joins the most similar cluster if the share of
-//! positions where the cluster's template equals the token is at least the similarity threshold
-//! (the template then gets `<*>` where they differ), else it starts a new cluster. (logparser's
-//! Drain routes on `depth - 3` tokens for the same `depth`; one more layer scored better on
-//! Loghub-2k with the benchmark's depths, so `depth` keeps this module's meaning.)
+//! compared positions where the cluster's template equals the token is at least the similarity
+//! threshold (the template then gets `<*>` where they differ), else it starts a new cluster.
+//! (logparser's Drain routes on `depth - 3` tokens for the same `depth`; one more layer scored
+//! better on Loghub-2k with the benchmark's depths, so `depth` keeps this module's meaning.)
 //!
 //! Departures from the original, each general (none knows anything of a particular log):
 //!
@@ -24,11 +24,23 @@
 //!   a mask touched (`blk_<*>`, a UUID shredded by a digit mask) and the value of a key-value pair
 //!   route as `<*>`, so lines of one template that differ in a value do not end in different
 //!   leaves (`ret:true` / `ret:false`). They are still compared as text for similarity.
-//! * **Masked parameters do not dilute similarity.** Positions where both the template and the
-//!   line hold a mask's wildcard are left out of the similarity (Drain counts them as unequal),
-//!   so a line that is mostly parameters (`<*> close, <*> sent, <*> received, lifetime <*>`) can
-//!   still reach a high threshold, and the threshold keeps its meaning for the constant part.
-//!   Ties still go to the template with more wildcards, then the older.
+//! * **Similarity over the constant part.** Drain (logparser's `seqDist`) counts a template's
+//!   `<*>` as unequal to every token, so a line that is mostly parameters cannot reach a high
+//!   threshold. Here a template's `<*>` takes any token and is not compared, and neither is a
+//!   position where both the template and the line hold a variable token (a mask's wildcard, a
+//!   token with a digit, a key-value value) that differ: the similarity is the share of equal
+//!   tokens among the rest, the constant part (`<*> close, <*> sent, <*> received, lifetime <*>`
+//!   is 4/4). The threshold then keeps its meaning for the words of the message. A template with
+//!   nothing left to compare takes only lines with nothing constant in them (so an all-`<*>`
+//!   template does not swallow its leaf). Ties go to the template with more wildcards, then the
+//!   older.
+//! * **Settled templates** ([`DrainConfig::settled_after_lines`]). Once that many lines have
+//!   joined a template, a line joins it only if every constant compared is equal: a word that
+//!   stayed the same over many lines is taken for part of the message, so `… by client SPP.`
+//!   does not turn a long-lived `… by client WindowsUpdateAgent.` into `… by client <*>`. A young
+//!   template still learns its parameters (usernames, hosts), and once learnt, a `<*>` takes any
+//!   token however settled the template is. Off unless configured (the per-system benchmark
+//!   settings are plain Drain).
 //! * **Variable-length parameters** ([`DrainConfig::collapse_wildcards`]). A run of adjacent
 //!   wildcards counts as one token (`delete <*> <*> <*>` is `delete <*>`), so a list of ids does
 //!   not change the token count, which Drain's first layer splits on.
@@ -116,6 +128,15 @@ pub struct DrainConfig {
     /// that holds an ASCII digit becomes `<*>` (one byte pass, no regex): a coarse, fast mask
     /// for logs of unknown origin.
     pub digit_chunks_as_wildcards: bool,
+    /// Once this many lines have joined a cluster, its constant tokens are settled: a line
+    /// joins it only if every constant it is compared on is equal (so it turns no constant
+    /// into `<*>`; a key-value value still may). `None`: never settled (plain Drain).
+    pub settled_after_lines: Option<usize>,
+    /// Similarity over the constant part: a template's `<*>` takes any token, and positions
+    /// where both sides hold differing variable tokens are not compared (see the module
+    /// documentation). Off: a template's `<*>` counts as unequal to a token that is not a
+    /// mask's wildcard, as in Drain (the per-system benchmark settings).
+    pub compare_constant_part: bool,
 }
 
 impl Default for DrainConfig {
@@ -128,6 +149,8 @@ impl Default for DrainConfig {
             split_key_values: true,
             collapse_wildcards: true,
             digit_chunks_as_wildcards: false,
+            settled_after_lines: None,
+            compare_constant_part: false,
         }
     }
 }
@@ -232,6 +255,8 @@ impl Cluster {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Slot {
     wild: bool,
+    /// The token that started the cluster here routed as `<*>` (see [`Token::variable`]).
+    variable: bool,
     /// Lengths of the delimiters before and after the token's core.
     pre: u32,
     post: u32,
@@ -368,6 +393,7 @@ impl Drain {
             spaced: vec![false],
             slots: vec![Slot {
                 wild: true,
+                variable: true,
                 pre: 0,
                 post: 0,
             }],
@@ -437,7 +463,21 @@ impl Drain {
             candidates.len() >= MAX_CLUSTERS_PER_LEAF || self.clusters.len() >= MAX_TEMPLATES;
         // A full leaf (or parser) takes the most similar template whatever the threshold.
         let threshold = if full { 0.0 } else { self.config.similarity };
-        let mut best = best_match(&self.clusters, candidates, &scratch, threshold);
+        let settled = if full {
+            None
+        } else {
+            self.config.settled_after_lines
+        };
+        let mut best = best_match(
+            &self.clusters,
+            candidates,
+            &scratch,
+            Acceptance {
+                threshold,
+                settled,
+                constant_part: self.config.compare_constant_part,
+            },
+        );
         if best.is_none() && full {
             best = Some(self.overflow_cluster());
         }
@@ -476,6 +516,7 @@ impl Drain {
                         .iter()
                         .map(|t| Slot {
                             wild: t.wild,
+                            variable: t.variable,
                             pre: t.pre,
                             post: t.post,
                         })
@@ -510,7 +551,11 @@ impl Drain {
             &self.clusters,
             &self.nodes[node as usize].clusters,
             &scratch,
-            self.config.similarity,
+            Acceptance {
+                threshold: self.config.similarity,
+                settled: self.config.settled_after_lines,
+                constant_part: self.config.compare_constant_part,
+            },
         )
     }
 
@@ -717,48 +762,83 @@ fn collapse_wildcards(text: &mut String, spare: &mut String, tokens: &mut Vec<To
     std::mem::swap(text, spare);
 }
 
-/// The most similar cluster at or above `threshold`. Similarity is the share of equal tokens
-/// among the positions where not both the template and the line hold a mask's wildcard; ties go
-/// to the cluster with more wildcards, then to the older.
+/// How a cluster accepts a line (see [`best_match`]).
+#[derive(Clone, Copy)]
+struct Acceptance {
+    threshold: f64,
+    settled: Option<usize>,
+    constant_part: bool,
+}
+
+/// The most similar cluster that accepts the line. Similarity is the share of equal tokens
+/// among the positions compared. With `constant_part`, a template wildcard takes any token, and
+/// where both the template and the line hold a variable token (a key-value value, a masked or
+/// digit token) that differ, the position is not compared either; so the similarity is over the
+/// constant part. Without, only positions where both sides hold a mask's `<*>` are left out, and
+/// a template's `<*>` is unequal to any other token (Drain). A cluster accepts at or above `threshold`, or, once `settled` lines have joined it, only
+/// with every compared token equal. A template with nothing left to compare takes only lines
+/// with nothing constant in them. Ties go to the cluster with more wildcards, then the older.
 fn best_match(
     clusters: &[Cluster],
     candidates: &[u32],
     line: &Scratch,
-    threshold: f64,
+    accept: Acceptance,
 ) -> Option<usize> {
+    let Acceptance {
+        threshold,
+        settled,
+        constant_part,
+    } = accept;
     let tokens = &line.tokens;
-    // (equal, counted, wildcards, cluster): the similarity is equal / counted.
+    let line_has_constant = tokens.iter().any(|t| !t.variable);
+    // (equal, compared, wildcards, cluster): the similarity is equal / compared.
     let mut best: Option<(usize, usize, usize, usize)> = None;
     for &id in candidates {
         let cluster = &clusters[id as usize];
         if cluster.slots.len() != tokens.len() {
             continue;
         }
-        let (mut equal, mut wild, mut both) = (0usize, 0usize, 0usize);
+        let (mut equal, mut compared, mut wild) = (0usize, 0usize, 0usize);
         for ((slot, kept), t) in cluster.slots.iter().zip(&cluster.template).zip(tokens) {
             if slot.wild {
                 wild += 1;
-                both += usize::from(t.wild);
+                // Drain: the template's `<*>` is unequal to anything but a mask's `<*>`.
+                compared += usize::from(!constant_part && !t.wild);
             } else if kept.as_str() == line.text(t) {
                 equal += 1;
+                compared += 1;
+            } else if !(constant_part && slot.variable && t.variable) {
+                compared += 1;
             }
         }
-        let counted = tokens.len() - both;
+        let accepts = if compared == 0 {
+            !line_has_constant
+        } else if settled.is_some_and(|lines| cluster.size >= lines) {
+            equal == compared
+        } else {
+            equal as f64 >= threshold * compared as f64
+        };
+        if !accepts {
+            continue;
+        }
+        // Nothing compared counts as 1/1.
+        let (equal, compared) = if compared == 0 {
+            (1, 1)
+        } else {
+            (equal, compared)
+        };
         let better = match best {
             None => true,
             Some((be, bc, bw, _)) => {
-                let (this, that) = (equal * bc, be * counted);
+                let (this, that) = (equal * bc, be * compared);
                 this > that || (this == that && wild > bw)
             }
         };
         if better {
-            best = Some((equal, counted, wild, id as usize));
+            best = Some((equal, compared, wild, id as usize));
         }
     }
-    best.filter(|&(equal, counted, _, _)| {
-        counted == 0 || equal as f64 >= threshold * counted as f64
-    })
-    .map(|(_, _, _, id)| id)
+    best.map(|(_, _, _, id)| id)
 }
 
 /// Grouping accuracy (Zhu et al., ICSE'19): the share of lines whose predicted group holds exactly
@@ -989,6 +1069,66 @@ mod tests {
         // An unmasked difference still counts: 3 of 4 is below 0.8.
         let c = d.add("12 close, 22 sent, 32 dropped, lifetime 42");
         assert_ne!(a, c);
+    }
+
+    fn settled(similarity: f64, lines: Option<usize>) -> Drain {
+        Drain::new(DrainConfig {
+            digit_chunks_as_wildcards: true,
+            settled_after_lines: lines,
+            compare_constant_part: true,
+            ..DrainConfig::new(4, similarity, &[]).unwrap()
+        })
+    }
+
+    #[test]
+    fn a_settled_template_keeps_its_constants() {
+        // One word in five differs, after 30 lines that agreed on it: 4/5 passes 0.7, but the
+        // template is settled, so the odd line starts its own.
+        for (lines, apart) in [(Some(20), true), (None, false)] {
+            let mut d = settled(0.7, lines);
+            let a = (0..30)
+                .map(|i| d.add(&format!("Session: {i}_77 opened by client Updater.")))
+                .last()
+                .unwrap();
+            let b = d.add("Session: 5_12 opened by client Scheduler.");
+            assert_eq!(a != b, apart, "{lines:?}");
+        }
+        // A young template still learns: the second line makes the word a wildcard, and the
+        // wildcard then takes any word, however settled the template is.
+        let mut d = settled(0.7, Some(20));
+        let a = d.add("Invalid user alice from 10.0.0.1");
+        assert_eq!(d.add("Invalid user bob from 10.0.0.2"), a);
+        for i in 0..30 {
+            assert_eq!(d.add(&format!("Invalid user u{i} from 10.0.0.{i}")), a);
+        }
+        assert_eq!(d.add("Invalid user carol from 10.0.0.9"), a);
+        assert_eq!(d.clusters()[a].template_text(), "Invalid user <*> from <*>");
+    }
+
+    #[test]
+    fn similarity_is_over_the_constant_part() {
+        // Two of three constants equal is below 0.7 (Drain counts the masked id too: 2/4).
+        let mut d = settled(0.7, Some(20));
+        let a = d.add("7@2016 Populate - Begin");
+        let b = d.add("9@2016 Populate - End");
+        assert_ne!(a, b);
+        // Key-value values are parameters: they differ without counting against the line,
+        // even in a settled template.
+        let a = (0..30)
+            .map(|_| d.add("updateClipping isOverlap:false, mode=fast"))
+            .last()
+            .unwrap();
+        let b = d.add("updateClipping isOverlap:true, mode=slow");
+        assert_eq!(a, b);
+        assert_eq!(
+            d.clusters()[a].template_text(),
+            "updateClipping isOverlap:<*>, mode=<*>"
+        );
+        // A template with nothing constant left takes only lines with nothing constant.
+        let mut d = settled(0.5, None);
+        let a = d.add("12");
+        assert_eq!(d.add("13"), a);
+        assert_ne!(d.add("idle"), a);
     }
 
     #[test]

@@ -269,9 +269,20 @@ pub struct Analysis {
 /// analysis fast.
 pub const GENERAL_MASKS: &[&str] = &[r#""[^"]*""#];
 
+/// Similarity threshold of the general configuration, over a template's constant part (see
+/// `templates::best_match`): two of three constants equal is not enough, four of five is.
+pub const GENERAL_SIMILARITY: f64 = 0.7;
+
+/// In the general configuration, a template that this many lines have joined is settled: a
+/// line that differs from it in a constant token starts a template of its own (a word that
+/// stayed the same for 20 lines is taken for part of the message, not a parameter).
+pub const GENERAL_SETTLED_AFTER_LINES: usize = 20;
+
 static TEMPLATE_CONFIG: LazyLock<DrainConfig> = LazyLock::new(|| DrainConfig {
     digit_chunks_as_wildcards: true,
-    ..DrainConfig::new(4, 0.5, GENERAL_MASKS).expect("general masks compile")
+    settled_after_lines: Some(GENERAL_SETTLED_AFTER_LINES),
+    compare_constant_part: true,
+    ..DrainConfig::new(4, GENERAL_SIMILARITY, GENERAL_MASKS).expect("general masks compile")
 });
 
 /// The template miner settings used for every submitted log (the marketplace's general
