@@ -292,12 +292,14 @@ pub fn template_config() -> &'static DrainConfig {
 }
 
 static METRIC: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b\d+(?:\.\d+)?\s?(?:ms|s|sec|seconds|MB|GB|KB|MiB|GiB|%)(?:\W|$)")
+    // ASCII word boundaries: a Unicode `\b` stops the fast DFA on any non-ASCII text, and this
+    // runs over the whole log.
+    Regex::new(r"(?-u:\b)\d+(?:\.\d+)?\s?(?:ms|s|sec|seconds|MB|GB|KB|MiB|GiB|%)(?:\W|$)")
         .expect("metric regex")
 });
 
 static LEVEL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b(?:INFO|WARN|WARNING|ERROR|DEBUG|FATAL|CRITICAL|TRACE)\b|\[(?:build|test|deploy|runtime)\]")
+    Regex::new(r"(?-u:\b)(?:INFO|WARN|WARNING|ERROR|DEBUG|FATAL|CRITICAL|TRACE)(?-u:\b)|\[(?:build|test|deploy|runtime)\]")
         .expect("level regex")
 });
 

@@ -33,9 +33,42 @@ macro_rules! re {
 }
 
 /// Compiles a static pattern (a function, so the `re!` call sites are not regex builds in
-/// loops).
+/// loops). Word boundaries are ASCII ones ([`ascii_word_boundaries`]).
 fn compile(pattern: &str) -> regex::Regex {
-    regex::Regex::new(pattern).expect("static regex")
+    regex::Regex::new(&ascii_word_boundaries(pattern)).expect("static regex")
+}
+
+/// `pattern` with every `\b` made an ASCII word boundary `(?-u:\b)`. A Unicode `\b` makes the
+/// regex crate's fast DFA give up on any non-ASCII text (CI logs are full of `✖`, `●`, box
+/// drawing and accents) and fall back to its backtracker, several times slower; the keywords
+/// these patterns bound are ASCII, so only a keyword glued to a non-ASCII letter matches
+/// differently.
+fn ascii_word_boundaries(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let mut chars = pattern.chars();
+    let mut in_class = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some('b') if !in_class => out.push_str("(?-u:\\b)"),
+                Some(n) => {
+                    out.push('\\');
+                    out.push(n);
+                }
+                None => out.push('\\'),
+            },
+            '[' => {
+                in_class = true;
+                out.push(c);
+            }
+            ']' => {
+                in_class = false;
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------------
