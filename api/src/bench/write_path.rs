@@ -97,7 +97,8 @@ pub struct Row {
     pub lag_p50_ms: f64,
     pub lag_p99_ms: f64,
     pub lag_max_ms: f64,
-    /// Append transactions and the largest batch (commits) during the scenario.
+    /// Append transactions during the scenario, and the largest batch (commits) so far in
+    /// this backend's run.
     pub append_batches: u64,
     pub append_max_batch: u64,
 }
@@ -282,7 +283,7 @@ fn sample_event(i: usize) -> anyhow::Result<LedgerEvent> {
     }
 }
 
-/// Raw rows: (id, payload, metadata) for client `c`, operation `i`, row `k`.
+/// What every raw row carries (ids are built per client, operation and row).
 struct RawRows {
     payload: serde_json::Value,
     metadata: serde_json::Value,
