@@ -19,6 +19,7 @@ mod logmarket_shared;
 mod logmarket_tenants;
 mod parking;
 mod projection_engine;
+mod roles;
 mod store_contract;
 mod subscription_limits;
 mod upcasting;
