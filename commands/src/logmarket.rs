@@ -273,7 +273,7 @@ impl LogMarket {
         };
         let content: Arc<str> = Arc::from(content);
         let first = self
-            .analyse_off_runtime(&content, stage, HashSet::new())
+            .analyse_off_runtime(&content, stage, HashSet::new(), HashSet::new())
             .await?;
         let (analysis, claimed_templates) = self
             .claim_templates(&analysis_id, &content, stage, first, meta)
@@ -292,13 +292,15 @@ impl LogMarket {
 
     /// Runs the CPU-bound analysis on tokio's blocking pool (at most
     /// [`MAX_CONCURRENT_ANALYSES`] at once), counting as known a snapshot of the cached
-    /// templates and `lost` (templates this analysis lost to others' claims); no lock is held
-    /// while it runs.
+    /// templates and `lost` (templates this analysis lost to others' claims), but never
+    /// `mine` (templates this analysis already claimed: another analysis that saw them later
+    /// may have put them in the cache meanwhile); no lock is held while it runs.
     async fn analyse_off_runtime(
         &self,
         content: &Arc<str>,
         stage: Stage,
         lost: HashSet<String>,
+        mine: HashSet<String>,
     ) -> Result<Analysis, LogMarketError> {
         let _permit = self
             .analysing
@@ -310,7 +312,7 @@ impl LogMarket {
         let content = Arc::clone(content);
         let task = tokio::task::spawn_blocking(move || {
             analysis::analyse(&content, stage, &config, &|h| {
-                known.contains(h) || lost.contains(h)
+                !mine.contains(h) && (known.contains(h) || lost.contains(h))
             })
         });
         let analysis = task
@@ -360,8 +362,9 @@ impl LogMarket {
                 return Ok((analysis, claimed));
             }
             self.remember_templates(lost.iter().cloned());
+            let mine = claimed.iter().cloned().collect();
             analysis = self
-                .analyse_off_runtime(content, stage, lost.clone())
+                .analyse_off_runtime(content, stage, lost.clone(), mine)
                 .await?;
         }
         Err(LogMarketError::Busy(
