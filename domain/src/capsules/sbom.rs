@@ -1,0 +1,1 @@
+//! CycloneDX 1.6 SBOM of a capsule version (todo).
