@@ -131,5 +131,31 @@ fn published(version: &str) -> Vec<CapsuleEvent> {
     events_of(history, publish(version, 'a'))
 }
 
+/// The `VersionSubmitted` event of a submission.
+fn submitted(
+    c: &SubmitVersion,
+    previous: Option<&str>,
+    breaking: Vec<BreakingChange>,
+) -> CapsuleEvent {
+    CapsuleEvent::VersionSubmitted {
+        version: c.manifest.version.clone(),
+        manifest: Box::new(c.manifest.clone()),
+        manifest_sha256: c.manifest_sha256.clone(),
+        bundle_sha256: c.bundle_sha256.clone(),
+        bundle_size_bytes: c.bundle_size_bytes,
+        sbom_sha256: c.sbom_sha256.clone(),
+        risk: c.risk.clone(),
+        signer_keyid: c.signer_keyid.clone(),
+        submitted_by: c.submitted_by.clone(),
+        previous_version: previous.map(v),
+        breaking_changes: breaking,
+        dangerous_permissions_added: BTreeSet::new(),
+        occurred_at: at(),
+    }
+}
+
 #[path = "aggregate_rules_tests.rs"]
 mod rules;
+
+#[path = "aggregate_lifecycle_tests.rs"]
+mod lifecycle;

@@ -278,6 +278,9 @@ fn read_entries<R: Read>(
             return Err(BundleError::DuplicatePath { path }.into());
         }
         let kind = entry.header().entry_type();
+        if path == "." && kind != tar::EntryType::Directory {
+            return Err(BundleError::InvalidPathCharacter { path }.into());
+        }
         match kind {
             tar::EntryType::Regular | tar::EntryType::Continuous => {}
             tar::EntryType::Directory => continue,

@@ -95,6 +95,11 @@ fn unsafe_paths_are_refused_each_with_its_error() {
         inspect(&tar_gz(&[raw]), &limits()),
         Err(BundleError::NonUtf8Path)
     );
+    let root_file = tar_gz(&[Entry::file("./", b"x")]);
+    assert_eq!(
+        inspect(&root_file, &limits()),
+        Err(BundleError::InvalidPathCharacter { path: ".".into() })
+    );
     let dup = tar_gz(&[Entry::file("a/b", b"1"), Entry::file("./a//b", b"2")]);
     assert_eq!(
         inspect(&dup, &limits()),
