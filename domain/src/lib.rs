@@ -3,6 +3,7 @@
 //! No IO, no clock, no randomness: time and ids come in with the command.
 
 pub mod access;
+pub mod capsules;
 pub mod forecast;
 pub mod ledger;
 pub mod logmarket;
