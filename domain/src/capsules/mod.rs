@@ -13,6 +13,8 @@
 //! - [`risk`]: the explainable risk score and the auto-approval rule.
 //! - [`aggregate`]: the [`aggregate::Capsule`] aggregate (one per capsule name): submission,
 //!   review, publication, deprecation and yanking.
+//! - [`resolve`]: dependency resolution to one concrete version per capsule (cycles, conflicts,
+//!   depth and size limits), with a deterministic graph generator for tests and the bench.
 
 pub mod aggregate;
 pub mod bundle;
@@ -20,6 +22,7 @@ pub mod bundle;
 pub(crate) mod fixtures;
 pub mod manifest;
 pub mod permissions;
+pub mod resolve;
 pub mod risk;
 pub mod sbom;
 pub mod signature;
