@@ -15,11 +15,15 @@
 //!   review, publication, deprecation and yanking.
 //! - [`resolve`]: dependency resolution to one concrete version per capsule (cycles, conflicts,
 //!   depth and size limits), with a deterministic graph generator for tests and the bench.
+//! - [`install`]: the [`install::Installation`] aggregate (one per tenant or user and capsule):
+//!   install with approved permissions and a token budget, upgrade (re-approval of added
+//!   dangerous permissions), uninstall, breaking-version notices.
 
 pub mod aggregate;
 pub mod bundle;
 #[cfg(test)]
 pub(crate) mod fixtures;
+pub mod install;
 pub mod manifest;
 pub mod permissions;
 pub mod resolve;
