@@ -18,9 +18,13 @@
 //! - [`install`]: the [`install::Installation`] aggregate (one per tenant or user and capsule):
 //!   install with approved permissions and a token budget, upgrade (re-approval of added
 //!   dangerous permissions), uninstall, breaking-version notices.
+//! - [`community`]: the [`community::CapsuleReview`] aggregate (ratings, reviews, moderation,
+//!   helpful votes), duplicate-text detection ([`community::spam`]) and the trending score
+//!   ([`community::trending`]).
 
 pub mod aggregate;
 pub mod bundle;
+pub mod community;
 #[cfg(test)]
 pub(crate) mod fixtures;
 pub mod install;
