@@ -21,9 +21,12 @@
 //! - [`community`]: the [`community::CapsuleReview`] aggregate (ratings, reviews, moderation,
 //!   helpful votes), duplicate-text detection ([`community::spam`]) and the trending score
 //!   ([`community::trending`]).
+//! - [`collection`]: the [`collection::Collection`] aggregate (curated and user collections,
+//!   featured by admins).
 
 pub mod aggregate;
 pub mod bundle;
+pub mod collection;
 pub mod community;
 #[cfg(test)]
 pub(crate) mod fixtures;
