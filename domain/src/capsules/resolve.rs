@@ -6,9 +6,11 @@
 //! - the **highest** version matching the first requirement met for a name is picked (depth
 //!   first, dependencies in their declared order, so the result is deterministic);
 //! - **one version per name**: every later requirement on that name must accept the version
-//!   already picked, else [`ResolveError::Conflict`] names both requirers and both requirements.
-//!   There is no backtracking: the author pins a requirement to settle a conflict, and the error
-//!   says which two to look at;
+//!   already picked. When it does not but some version meets both requirements (`^1` picked
+//!   1.9.0, then `<1.5` arrives and 1.4.0 exists), the walk starts again with that name narrowed
+//!   to both, at most [`MAX_RESTARTS`] times; the highest version meeting all of them is picked.
+//!   When no version meets both, [`ResolveError::Conflict`] names both requirers and both
+//!   requirements (the author pins a requirement to settle it);
 //! - a **cycle** is [`ResolveError::Cycle`] naming the names in order, `a -> b -> c -> a`;
 //! - an unknown name is [`ResolveError::UnknownCapsule`] and a requirement no version meets is
 //!   [`ResolveError::NoMatchingVersion`], each with the path from the root that led there;
@@ -30,6 +32,8 @@ use super::manifest::Dependency;
 pub const MAX_DEPTH: usize = 16;
 /// Most capsules in one resolution, the root included.
 pub const MAX_NODES: usize = 1_000;
+/// Most times the walk restarts to settle conflicts that have a way out.
+pub const MAX_RESTARTS: usize = 32;
 
 /// One published, not yanked version of a capsule and what it requires.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -195,17 +199,73 @@ pub fn highest_matching<'a>(
 
 /// Resolves `root` against `catalogue`.
 pub fn resolve(root: &Root, catalogue: &impl Catalogue) -> Result<Resolution, ResolveError> {
-    let mut walk = Walk {
-        catalogue,
-        picked: BTreeMap::new(),
-        path: Vec::new(),
-        order: Vec::new(),
+    let mut narrowed: BTreeMap<String, Vec<VersionReq>> = BTreeMap::new();
+    let mut restarts = 0;
+    let walk = loop {
+        let mut walk = Walk {
+            catalogue,
+            narrowed: &narrowed,
+            picked: BTreeMap::new(),
+            path: Vec::new(),
+            order: Vec::new(),
+        };
+        let demand = Demand {
+            by: None,
+            requirement: root.requirement.clone(),
+        };
+        match walk.visit(&root.name, demand) {
+            Ok(()) => break walk,
+            Err(ResolveError::Conflict {
+                name,
+                picked,
+                first,
+                second,
+            }) => {
+                let both = narrowing(catalogue, &narrowed, &name, &first, &second);
+                match both {
+                    Some(requirements) if restarts < MAX_RESTARTS => {
+                        restarts += 1;
+                        narrowed.insert(name, requirements);
+                    }
+                    _ => {
+                        return Err(ResolveError::Conflict {
+                            name,
+                            picked,
+                            first,
+                            second,
+                        })
+                    }
+                }
+            }
+            Err(other) => return Err(other),
+        }
     };
-    let demand = Demand {
-        by: None,
-        requirement: root.requirement.clone(),
-    };
-    walk.visit(&root.name, demand)?;
+    finish(root, walk)
+}
+
+/// The requirements to narrow `name` to when a version accepted by both demands (and by what
+/// `name` is already narrowed to) exists; `None` when the conflict is real.
+fn narrowing(
+    catalogue: &impl Catalogue,
+    narrowed: &BTreeMap<String, Vec<VersionReq>>,
+    name: &str,
+    first: &Demand,
+    second: &Demand,
+) -> Option<Vec<VersionReq>> {
+    let mut requirements = narrowed.get(name).cloned().unwrap_or_default();
+    for r in [&first.requirement, &second.requirement] {
+        if !requirements.contains(r) {
+            requirements.push(r.clone());
+        }
+    }
+    let releases = catalogue.releases(name)?;
+    releases
+        .iter()
+        .any(|rel| requirements.iter().all(|r| r.matches(&rel.version)))
+        .then_some(requirements)
+}
+
+fn finish<C: Catalogue>(root: &Root, walk: Walk<'_, C>) -> Result<Resolution, ResolveError> {
     let depths = longest_depths(&walk.picked, &root.name);
     let mut picked = BTreeMap::new();
     for (name, node) in walk.picked {
@@ -255,6 +315,8 @@ struct Node<'a> {
 
 struct Walk<'a, C: Catalogue> {
     catalogue: &'a C,
+    /// Names whose pick must also meet these requirements (from conflicts that had a way out).
+    narrowed: &'a BTreeMap<String, Vec<VersionReq>>,
     picked: BTreeMap<String, Node<'a>>,
     /// The pins from the root to the capsule being visited.
     path: Vec<Pin>,
@@ -295,7 +357,14 @@ impl<'a, C: Catalogue> Walk<'a, C> {
                 path: self.path.clone(),
             });
         };
-        let Some(release) = highest_matching(releases, &demand.requirement) else {
+        let narrowed = self.narrowed.get(name).map_or(&[][..], Vec::as_slice);
+        let release = releases
+            .iter()
+            .filter(|r| narrowed.iter().all(|n| n.matches(&r.version)))
+            .filter(|r| demand.requirement.matches(&r.version))
+            .max_by(|a, b| a.version.cmp(&b.version))
+            .or_else(|| highest_matching(releases, &demand.requirement));
+        let Some(release) = release else {
             return Err(ResolveError::NoMatchingVersion {
                 name: name.to_owned(),
                 requirement: demand.requirement,

@@ -100,6 +100,40 @@ fn a_conflict_names_both_requirers_and_requirements() {
 }
 
 #[test]
+fn a_conflict_with_a_way_out_picks_the_highest_version_both_accept() {
+    // a's ^1 picks shared 1.9.0 first; b then wants <1.5, which 1.4.0 also meets.
+    let c = catalogue(&[
+        ("app", "1.0.0", &["a ^1", "b ^1"]),
+        ("a", "1.0.0", &["shared ^1"]),
+        ("b", "1.0.0", &["shared >=1.0, <1.5"]),
+        ("shared", "1.3.0", &[]),
+        ("shared", "1.4.0", &[]),
+        ("shared", "1.9.0", &[]),
+        ("shared", "2.0.0", &[]),
+    ]);
+    let r = resolve(&any("app"), &c).unwrap();
+    assert_eq!(r.picked["shared"].version, v("1.4.0"));
+    assert_eq!(r.install_order.len(), 4);
+}
+
+#[test]
+fn narrowing_also_applies_to_the_pick_of_a_dependency_reached_later() {
+    // x ^1 picks 1.2.0 whose dependency needs y ^2; once x is narrowed to =1.0.0 by c, its
+    // older release needs y ^1 instead, and the resolution follows it.
+    let c = catalogue(&[
+        ("app", "1.0.0", &["x ^1", "c ^1"]),
+        ("x", "1.0.0", &["y ^1"]),
+        ("x", "1.2.0", &["y ^2"]),
+        ("c", "1.0.0", &["x =1.0.0"]),
+        ("y", "1.5.0", &[]),
+        ("y", "2.1.0", &[]),
+    ]);
+    let r = resolve(&any("app"), &c).unwrap();
+    assert_eq!(r.picked["x"].version, v("1.0.0"));
+    assert_eq!(r.picked["y"].version, v("1.5.0"));
+}
+
+#[test]
 fn a_cycle_is_named_in_order() {
     let c = catalogue(&[
         ("app", "1.0.0", &["a"]),
