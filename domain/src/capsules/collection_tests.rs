@@ -257,3 +257,17 @@ fn only_admins_feature_and_only_non_empty_collections() {
             occurred_at: at(),
         }]);
 }
+
+#[test]
+fn events_round_trip_through_json() {
+    for event in [
+        created(CollectionKind::Curated, "ada"),
+        added("csv-summary", "ann"),
+    ] {
+        let json = serde_json::to_string(&event).unwrap();
+        assert_eq!(
+            serde_json::from_str::<CollectionEvent>(&json).unwrap(),
+            event
+        );
+    }
+}

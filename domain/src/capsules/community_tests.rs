@@ -397,3 +397,14 @@ fn trending_lists_at_most_the_limit() {
     assert_eq!(list.len(), MAX_TRENDING);
     assert_eq!(list[0].capsule.as_str(), "tool-0");
 }
+
+#[test]
+fn events_round_trip_through_json_and_bad_stars_do_not_load() {
+    for event in [written(), hidden()] {
+        let json = serde_json::to_string(&event).unwrap();
+        assert_eq!(serde_json::from_str::<ReviewEvent>(&json).unwrap(), event);
+    }
+    let mut json = serde_json::to_value(written()).unwrap();
+    json["ReviewWritten"]["stars"] = serde_json::json!(0);
+    assert!(serde_json::from_value::<ReviewEvent>(json).is_err());
+}

@@ -417,3 +417,33 @@ fn version_facts_are_read_from_the_capsule_aggregate() {
     assert_eq!(f.deprecated.as_deref(), Some("use 2.x"));
     assert_eq!(installation_id(&acme(), &name()), "tenant:acme/csv-summary");
 }
+
+#[test]
+fn events_round_trip_through_json() {
+    let c = install_of(facts("1.0.0", LOUD), &[Permission::NetworkEgress]);
+    for event in [
+        installed_event(&c),
+        upgraded("1.0.0", "2.0.0", LOUD, &[Permission::NetworkEgress]),
+        InstallationEvent::BreakingVersionNotified {
+            installed_version: v("1.4.0"),
+            installed_major: 1,
+            new_version: v("2.0.0"),
+            occurred_at: at(),
+        },
+    ] {
+        let json = serde_json::to_string(&event).unwrap();
+        assert_eq!(
+            serde_json::from_str::<InstallationEvent>(&json).unwrap(),
+            event
+        );
+    }
+    let json = serde_json::to_value(installed_event(&c)).unwrap();
+    assert_eq!(
+        json["Installed"]["subject"],
+        serde_json::json!({"kind": "tenant", "id": "acme"})
+    );
+    assert_eq!(
+        json["Installed"]["permissions"],
+        serde_json::json!(["filesystem.read", "network.egress"])
+    );
+}

@@ -411,3 +411,11 @@ fn a_tightened_requirement_in_a_generated_graph_is_a_conflict() {
         other => panic!("expected a conflict, got {other:?}"),
     }
 }
+
+#[test]
+fn a_resolution_round_trips_through_json() {
+    let g = graph(40, 5, 1);
+    let r = resolve(&g.root, &g.catalogue).unwrap();
+    let json = serde_json::to_string(&r).unwrap();
+    assert_eq!(serde_json::from_str::<Resolution>(&json).unwrap(), r);
+}
