@@ -903,17 +903,35 @@ both_backends!(
     log_analysis_task
 );
 
-/// Counts attempts running at once (each holds its slot for a while).
+/// Counts attempts running at once. Each holds its slot until another attempt runs beside it
+/// (or every attempt has started, or a generous deadline passes), then a little longer, so a
+/// queue that allowed more would show it; on a loaded machine the overlap is waited for, not
+/// hoped for within a fixed window.
 struct Gauge {
     now: AtomicU32,
     max: AtomicU32,
+    started: AtomicU32,
+    expected: u32,
 }
 
 impl FaultInjector for Gauge {
     fn before_attempt(&self, _kind: WorkKind, _id: &str, _attempt: u32) -> Option<String> {
+        let started = self.started.fetch_add(1, Ordering::SeqCst) + 1;
         let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
         self.max.fetch_max(n, Ordering::SeqCst);
-        std::thread::sleep(Duration::from_millis(150));
+        // The wait blocks this thread: hand the runtime's other tasks (the next job's among
+        // them) to another thread meanwhile.
+        tokio::task::block_in_place(|| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while self.now.load(Ordering::SeqCst) < 2
+                && started < self.expected
+                && self.started.load(Ordering::SeqCst) < self.expected
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        });
         self.now.fetch_sub(1, Ordering::SeqCst);
         None
     }
@@ -924,6 +942,8 @@ async fn queue_concurrency(t: TestStore) {
     let gauge = Arc::new(Gauge {
         now: AtomicU32::new(0),
         max: AtomicU32::new(0),
+        started: AtomicU32::new(0),
+        expected: 6,
     });
     let mut o = options(Some(gauge.clone()), true);
     o.lapverse.concurrency = 2;
