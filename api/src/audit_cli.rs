@@ -413,7 +413,7 @@ async fn export_from(store: &Store, args: &ExportArgs) -> anyhow::Result<()> {
     let mut after = LogPosition::START;
     let mut written = 0u64;
     loop {
-        let events = store.read_global(after, EXPORT_CHUNK).await?;
+        let events = store.read_global_from_database(after, EXPORT_CHUNK).await?;
         let Some(last) = events.last() else { break };
         after = last.position;
         let seals = if sealed {

@@ -326,12 +326,12 @@ fn print_report(rows: &[Row], load: Load) {
         "\nagora bench: {load}; events/s committed; ratios against the raw INSERTs of the same \
          run; lag = projection commit time minus event recording time\n"
     );
-    println!("| backend | clients | scenario | events/s | × raw single | × raw multi | op p50 ms | op p99 ms | lag p50 ms | lag p99 ms | lag max ms | max batch |");
-    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| backend | clients | scenario | events/s | × raw single | × raw multi | op p50 ms | op p99 ms | lag p50 ms | lag p99 ms | lag max ms | max batch | read from memory |");
+    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let ratio = |r: Option<f64>| r.map_or_else(|| "".to_owned(), |r| format!("{r:.2}"));
     for r in rows {
         println!(
-            "| {} | {} | {} | {:.0} | {} | {} | {:.2} | {:.2} | {:.1} | {:.1} | {:.1} | {} |",
+            "| {} | {} | {} | {:.0} | {} | {} | {:.2} | {:.2} | {:.1} | {:.1} | {:.1} | {} | {} |",
             r.backend,
             r.clients,
             r.scenario,
@@ -343,7 +343,9 @@ fn print_report(rows: &[Row], load: Load) {
             r.lag_p50_ms,
             r.lag_p99_ms,
             r.lag_max_ms,
-            r.append_max_batch
+            r.append_max_batch,
+            r.reads_from_memory
+                .map_or_else(String::new, |m| format!("{:.0} %", m * 100.0))
         );
     }
 }

@@ -11,6 +11,7 @@ pub mod metadata;
 pub mod pgadmin;
 pub mod process;
 pub mod store;
+pub mod tail;
 pub mod webhooks;
 
 pub use bus::{CommandBus, CommandError, CommitSignal};

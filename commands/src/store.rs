@@ -26,6 +26,7 @@ use crate::append::{
     AppendSnapshot, Appender, BatchLimits, Commit, IngestError, IngestOutcome, IngestRecord,
     SnapshotRow, Target, WriteGate,
 };
+use crate::tail::{Tail, TailStats};
 
 /// Connections the PostgreSQL write pool keeps at most (commands, catch-up reads).
 pub const DEFAULT_PG_POOL_SIZE: u32 = 32;
@@ -195,6 +196,8 @@ pub struct Store {
     /// Where appends go, and the group-commit queue every repository appends through.
     target: Target,
     appender: Appender,
+    /// The events most recently read in global order, shared by this store's readers.
+    tail: Tail,
 }
 
 impl Store {
@@ -290,6 +293,7 @@ impl Store {
             events_loaded: Arc::default(),
             appender: Appender::start(target.clone(), BatchLimits::for_target(&target)),
             target,
+            tail: Tail::default(),
         })
     }
 
@@ -360,6 +364,7 @@ impl Store {
                     events_loaded: Arc::default(),
                     appender: Appender::start(target.clone(), BatchLimits::for_target(&target)),
                     target,
+                    tail: Tail::default(),
                 }
             }
             StoreLocation::Sqlite { path } => {
@@ -397,6 +402,7 @@ impl Store {
                     events_loaded: Arc::default(),
                     appender: Appender::start(target.clone(), BatchLimits::for_target(&target)),
                     target,
+                    tail: Tail::default(),
                 }
             }
         };
@@ -612,7 +618,52 @@ impl Store {
     /// PostgreSQL: gap-free under concurrent writers. An event becomes readable only once every
     /// transaction that started before it has ended (the transaction-id horizon), so a reader
     /// can never skip a late-committing transaction's events (DESIGN.md §2).
+    ///
+    /// What this store read last stays in memory ([`crate::tail`]): the projections and process
+    /// managers following the log decode each event once between them. The result is always
+    /// what the database returns for the same read.
     pub async fn read_global(
+        &self,
+        after: LogPosition,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, sqlx::Error> {
+        if !self.tail.is_shared() {
+            return self.read_global_from_database(after, limit).await;
+        }
+        let limit = limit.clamp(1, MAX_READ_BATCH) as usize;
+        let mut out = self.tail.cached(after, limit);
+        let mut from = out.last().map_or(after, |e| e.position);
+        let mut _reading = None;
+        if out.len() < limit && self.tail.at_end(from) {
+            // At the end of what this store has read: one reader at a time, and whoever waited
+            // finds in memory what the reader before it fetched.
+            _reading = Some(self.tail.fetching().await);
+            out.extend(self.tail.cached(from, limit - out.len()));
+            from = out.last().map_or(after, |e| e.position);
+        }
+        if out.len() < limit {
+            let fresh = self
+                .read_global_from_database(from, (limit - out.len()) as i64)
+                .await?;
+            self.tail.offer(from, &fresh);
+            out.extend(fresh);
+        }
+        Ok(out)
+    }
+
+    /// Shares reads through the tail (the default) or not (a benchmark's baseline).
+    pub fn share_tail(&self, on: bool) {
+        self.tail.share(on);
+    }
+
+    /// Events read from memory and from the database by [`Store::read_global`] so far.
+    pub fn tail_stats(&self) -> TailStats {
+        self.tail.stats()
+    }
+
+    /// [`Store::read_global`] straight from the database, bypassing the shared tail: for
+    /// verification and export, which must see exactly what the database holds now.
+    pub async fn read_global_from_database(
         &self,
         after: LogPosition,
         limit: i64,

@@ -319,7 +319,7 @@ pub async fn verify(store: &Store, key: &VerifyingKey) -> Result<VerifyReport, P
     let mut seq = 0i64;
     let mut after = LogPosition::START;
     loop {
-        let events = store.read_global(after, VERIFY_CHUNK).await?;
+        let events = store.read_global_from_database(after, VERIFY_CHUNK).await?;
         let Some(last) = events.last() else { break };
         after = last.position;
         let seals = load_seals(pool, seq, events.len() as i64).await?;

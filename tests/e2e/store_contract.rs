@@ -298,3 +298,109 @@ async fn postgres_horizon_orders_by_transaction_then_position() {
         ["A", "B"]
     );
 }
+
+/// Follows the log from the start with batches of `batch` until `head`, as a projection does.
+async fn follow(
+    store: agora_commands::Store,
+    batch: i64,
+    head: LogPosition,
+) -> Vec<(LogPosition, serde_json::Value)> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let (mut after, mut seen) = (LogPosition::START, Vec::new());
+    while after < head {
+        let got = store.read_global(after, batch).await.unwrap();
+        assert!(got.len() as i64 <= batch, "never more than asked");
+        match got.last() {
+            Some(last) => after = last.position,
+            None => {
+                assert!(std::time::Instant::now() < deadline, "head never readable");
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+        }
+        seen.extend(got.into_iter().map(|e| (e.position, e.payload)));
+    }
+    seen
+}
+
+/// Readers of one store share the tail of the log in memory: while writers append, readers
+/// with different batch sizes each see exactly what the database holds, in order, with no gap
+/// and no repeat; readers that start over afterwards are served from memory alone.
+async fn shared_tail(t: TestStore) {
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let bus = bus(&t.store);
+            tokio::spawn(async move {
+                for i in 0..60 {
+                    let amount = format!("{}.{:02}", w + 1, i);
+                    bus.execute(
+                        &format!("tail-{w}-{i}"),
+                        transfer("platform:funding", "seller:s1:payable", &amount, Utc::now()),
+                        &meta(),
+                    )
+                    .await
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    // Readers follow while the writers append, up to whatever is the head when they start.
+    let early_head = loop {
+        if let Some(h) = t.store.head().await.unwrap() {
+            break h;
+        }
+        tokio::task::yield_now().await;
+    };
+    let readers: Vec<_> = [1, 7, 50, 500]
+        .into_iter()
+        .map(|b| tokio::spawn(follow(t.store.clone(), b, early_head)))
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let head = t.store.head().await.unwrap().expect("events");
+    let mut from_db = Vec::new();
+    let mut after = LogPosition::START;
+    while after < head {
+        let got = t
+            .store
+            .read_global_from_database(after, 1000)
+            .await
+            .unwrap();
+        if let Some(last) = got.last() {
+            after = last.position;
+        }
+        from_db.extend(got.into_iter().map(|e| (e.position, e.payload)));
+    }
+    assert_eq!(from_db.len(), 240, "every append is in the log once");
+    for r in readers {
+        let seen = r.await.unwrap();
+        assert_eq!(
+            seen[..],
+            from_db[..seen.len()],
+            "a reader saw what the database holds"
+        );
+    }
+    // One reader follows to the head; those after it find the whole log in memory.
+    assert_eq!(follow(t.store.clone(), 500, head).await, from_db);
+    for b in [3, 1000] {
+        let before = t.store.tail_stats();
+        let seen = follow(t.store.clone(), b, head).await;
+        assert_eq!(
+            seen, from_db,
+            "a later reader sees the whole log as the database holds it"
+        );
+        let now = t.store.tail_stats();
+        assert_eq!(
+            (
+                now.from_memory - before.from_memory,
+                now.from_database - before.from_database
+            ),
+            (240, 0),
+            "all of it from memory"
+        );
+    }
+}
+both_backends!(
+    readers_share_the_tail_and_see_what_the_database_holds,
+    shared_tail
+);

@@ -94,7 +94,8 @@ impl Drop for TestStore {
     }
 }
 
-/// Every event committed before the call, in global order. On PostgreSQL, events become
+/// Every event committed before the call, in global order, as the database holds it now (not
+/// the store's shared tail: tests tamper with rows behind its back). On PostgreSQL, events become
 /// readable once older transactions (other tests' too) end, so this waits for the head.
 pub async fn read_all(store: &Store) -> Vec<agora_commands::StoredEvent> {
     let Some(head) = store.head().await.expect("head") else {
@@ -104,7 +105,10 @@ pub async fn read_all(store: &Store) -> Vec<agora_commands::StoredEvent> {
     let mut out = Vec::new();
     let mut after = LogPosition::START;
     while after < head {
-        let batch = store.read_global(after, 1000).await.expect("read_global");
+        let batch = store
+            .read_global_from_database(after, 1000)
+            .await
+            .expect("read_global");
         match batch.last() {
             Some(last) => after = last.position,
             None => {

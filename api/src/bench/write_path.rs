@@ -40,15 +40,19 @@ pub enum Scenario {
     RawSingle,
     RawMulti,
     Commands,
+    /// `commands_projections` with every runner reading the database itself (no shared tail):
+    /// the baseline the shared tail is measured against in the same run.
+    CommandsProjectionsDbReads,
     CommandsProjections,
     Ingest,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 5] = [
+    pub const ALL: [Scenario; 6] = [
         Scenario::RawSingle,
         Scenario::RawMulti,
         Scenario::Commands,
+        Scenario::CommandsProjectionsDbReads,
         Scenario::CommandsProjections,
         Scenario::Ingest,
     ];
@@ -58,13 +62,17 @@ impl Scenario {
             Self::RawSingle => "raw_single",
             Self::RawMulti => "raw_multi",
             Self::Commands => "commands",
+            Self::CommandsProjectionsDbReads => "commands_projections_db_reads",
             Self::CommandsProjections => "commands_projections",
             Self::Ingest => "ingest",
         }
     }
 
     fn with_projections(self) -> bool {
-        matches!(self, Self::CommandsProjections | Self::Ingest)
+        matches!(
+            self,
+            Self::CommandsProjectionsDbReads | Self::CommandsProjections | Self::Ingest
+        )
     }
 }
 
@@ -101,6 +109,9 @@ pub struct Row {
     /// this backend's run.
     pub append_batches: u64,
     pub append_max_batch: u64,
+    /// Of the events the projection runners read during the scenario, the share served from
+    /// the shared tail in memory rather than the database (scenarios with projections).
+    pub reads_from_memory: Option<f64>,
 }
 
 /// Runs the scenarios on `store` (migrated, empty) for each client count.
@@ -121,13 +132,18 @@ pub async fn bench_backend(
                 projector = Some(Projector::start(store).await?);
             }
             let before = store.append_stats();
+            let reads_before = projector.as_ref().map(|p| p.store.tail_stats());
             if let Some(p) = &projector {
+                p.store
+                    .share_tail(scenario != Scenario::CommandsProjectionsDbReads);
                 p.recorder.arm();
             }
             let timed = match scenario {
                 Scenario::RawSingle => raw_single(store, n, load).await?,
                 Scenario::RawMulti => raw_multi(store, n, load).await?,
-                Scenario::Commands | Scenario::CommandsProjections => {
+                Scenario::Commands
+                | Scenario::CommandsProjectionsDbReads
+                | Scenario::CommandsProjections => {
                     commands(store, n, load, projector.as_ref()).await?
                 }
                 Scenario::Ingest => ingest(store, n, load, projector.as_ref()).await?,
@@ -137,6 +153,15 @@ pub async fn bench_backend(
                 _ => Vec::new(),
             };
             let after = store.append_stats();
+            let reads_from_memory = match (&projector, reads_before) {
+                (Some(p), Some(before)) if scenario.with_projections() => {
+                    let now = p.store.tail_stats();
+                    let memory = (now.from_memory - before.from_memory) as f64;
+                    let database = (now.from_database - before.from_database) as f64;
+                    (memory + database > 0.0).then(|| memory / (memory + database))
+                }
+                _ => None,
+            };
             let (l50, l99, _) = super::percentiles(timed.latencies_ms);
             let (g50, g99, gmax) = super::percentiles(lags);
             let rate = timed.events as f64 / timed.seconds;
@@ -161,6 +186,7 @@ pub async fn bench_backend(
                 lag_max_ms: gmax,
                 append_batches: after.batches - before.batches,
                 append_max_batch: after.max_batch,
+                reads_from_memory,
             };
             eprintln!(
                 "{backend} clients={n} {}: {rate:.0} events/s, lag p99 {g99:.1} ms",
