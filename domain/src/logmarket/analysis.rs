@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use super::analysers::{self, AnalyserConfig, LogText};
 use super::insight::{Agent, Insight};
 use super::pricing::{Bonuses, PricingConfig};
-use super::redact::redact;
+use super::redact::{lines_redact_may_change, redact};
 use super::scoring::{self, ImprovementPotential, LogFacts, Novelty, Quality, RoiConfig};
 use crate::money::{Money, MoneyError};
 use crate::templates::{Drain, DrainConfig};
@@ -440,14 +440,19 @@ type Mined = (Vec<(TemplateSeen, usize)>, Vec<Option<usize>>, u32);
 /// the number of distinct templates.
 fn mine_templates(log: &LogText<'_>, known: &dyn Fn(&str) -> bool) -> Mined {
     let mut drain = Drain::new(TEMPLATE_CONFIG.clone());
+    // `redact(line)` on the lines it may change, the line itself elsewhere: the same text.
+    let may_change = lines_redact_may_change(log.text, &log.lines);
     let line_cluster: Vec<Option<usize>> = log
         .lines
         .iter()
-        .map(|line| {
+        .zip(&may_change)
+        .map(|(line, &may_change)| {
             if line.trim().is_empty() {
                 None
-            } else {
+            } else if may_change {
                 Some(drain.add(&redact(line)))
+            } else {
+                Some(drain.add(line))
             }
         })
         .collect();
