@@ -2,7 +2,6 @@
 //! redaction, template mining for uniqueness, quality, value, bonuses, price and improvement
 //! potential. Pure: the templates the marketplace has already seen come in as a lookup.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::LazyLock;
 
@@ -315,11 +314,42 @@ fn has_clock_time(line: &str) -> bool {
     })
 }
 
-fn truncate_chars(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => s[..i].to_owned(),
-        None => s.to_owned(),
+/// Keeps the first `max` characters of `s`.
+fn truncate_to_chars(s: &mut String, max: usize) {
+    if let Some((i, _)) = s.char_indices().nth(max) {
+        s.truncate(i);
     }
+}
+
+/// Hex digits of a [`template_hash`].
+const TEMPLATE_HASH_HEX: usize = 32;
+
+/// [`template_hash`] without allocating: the same lowercase hex digits, in a buffer.
+fn template_hash_hex(text: &str) -> [u8; TEMPLATE_HASH_HEX] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let digest = Sha256::digest(text.as_bytes());
+    let mut hex = [0u8; TEMPLATE_HASH_HEX];
+    for (pair, byte) in hex
+        .chunks_exact_mut(2)
+        .zip(&digest[..TEMPLATE_HASH_HEX / 2])
+    {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0xf)];
+    }
+    hex
+}
+
+fn hash_str(hex: &[u8; TEMPLATE_HASH_HEX]) -> &str {
+    std::str::from_utf8(hex).expect("hex digits are ASCII")
+}
+
+/// One mined template while the recorded ones are chosen.
+struct Record {
+    text: String,
+    hash: [u8; TEMPLATE_HASH_HEX],
+    new: bool,
+    lines: u32,
+    cluster: usize,
 }
 
 /// Redacts every text field of an insight.
@@ -456,32 +486,51 @@ fn mine_templates(log: &LogText<'_>, known: &dyn Fn(&str) -> bool) -> Mined {
             }
         })
         .collect();
-    let mut counts: HashMap<usize, u32> = HashMap::new();
+    // Cluster ids are indices into `clusters()`.
+    let mut counts = vec![0u32; drain.clusters().len()];
     for c in line_cluster.iter().flatten() {
-        *counts.entry(*c).or_default() += 1;
+        if let Some(n) = counts.get_mut(*c) {
+            *n += 1;
+        }
     }
-    let mut templates: Vec<(TemplateSeen, usize)> = drain
+    // Every template is hashed (whether it is new counts for all), but only those recorded
+    // get their hash as a `String`.
+    let mut records: Vec<Record> = drain
         .clusters()
         .iter()
         .map(|cluster| {
-            let text = truncate_chars(&cluster.template_text(), MAX_TEMPLATE_CHARS);
-            let hash = template_hash(&text);
-            let new = !known(&hash);
+            let mut text = cluster.template_text();
+            truncate_to_chars(&mut text, MAX_TEMPLATE_CHARS);
+            let hash = template_hash_hex(&text);
+            let new = !known(hash_str(&hash));
+            Record {
+                text,
+                hash,
+                new,
+                lines: counts.get(cluster.id).copied().unwrap_or(0),
+                cluster: cluster.id,
+            }
+        })
+        .collect();
+    let total = records.len() as u32;
+    // New templates first, then by size: what is kept under the cap matters most. (Stable,
+    // so ties keep the clusters' order.)
+    records.sort_by(|a, b| b.new.cmp(&a.new).then(b.lines.cmp(&a.lines)));
+    records.truncate(MAX_TEMPLATES_RECORDED);
+    let templates = records
+        .into_iter()
+        .map(|r| {
             (
                 TemplateSeen {
-                    hash,
-                    template: text,
-                    lines: counts.get(&cluster.id).copied().unwrap_or(0),
-                    new,
+                    hash: hash_str(&r.hash).to_owned(),
+                    template: r.text,
+                    lines: r.lines,
+                    new: r.new,
                 },
-                cluster.id,
+                r.cluster,
             )
         })
         .collect();
-    let total = templates.len() as u32;
-    // New templates first, then by size: what is kept under the cap matters most.
-    templates.sort_by(|(a, _), (b, _)| b.new.cmp(&a.new).then(b.lines.cmp(&a.lines)));
-    templates.truncate(MAX_TEMPLATES_RECORDED);
     (templates, line_cluster, total)
 }
 
@@ -534,6 +583,18 @@ mod tests {
         assert!(SellerId::parse("Sub-PKP").is_err());
         assert!(SellerId::parse("a:b").is_err());
         assert!(SellerId::parse(&"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn template_hashes_in_a_buffer_are_the_stored_hashes() {
+        for text in ["", "build <*> started", "héllo ✖ <*>", &"x".repeat(400)] {
+            assert_eq!(hash_str(&template_hash_hex(text)), template_hash(text));
+        }
+        let mut s = "aé✖bc".to_string();
+        truncate_to_chars(&mut s, 3);
+        assert_eq!(s, "aé✖");
+        truncate_to_chars(&mut s, 10);
+        assert_eq!(s, "aé✖");
     }
 
     #[test]
