@@ -585,6 +585,88 @@ mod tests {
         assert!(SellerId::parse(&"a".repeat(65)).is_err());
     }
 
+    /// `mine_templates` as it was before redaction was skipped on clean lines and records were
+    /// built without a `String` per hash: the reference the faster one must equal.
+    fn mine_templates_reference(log: &LogText<'_>, known: &dyn Fn(&str) -> bool) -> Mined {
+        let mut drain = Drain::new(TEMPLATE_CONFIG.clone());
+        let line_cluster: Vec<Option<usize>> = log
+            .lines
+            .iter()
+            .map(|line| (!line.trim().is_empty()).then(|| drain.add(&redact(line))))
+            .collect();
+        let mut counts: std::collections::HashMap<usize, u32> = Default::default();
+        for c in line_cluster.iter().flatten() {
+            *counts.entry(*c).or_default() += 1;
+        }
+        let mut templates: Vec<(TemplateSeen, usize)> = drain
+            .clusters()
+            .iter()
+            .map(|cluster| {
+                let text: String = cluster
+                    .template_text()
+                    .chars()
+                    .take(MAX_TEMPLATE_CHARS)
+                    .collect();
+                let hash = template_hash(&text);
+                let new = !known(&hash);
+                let lines = counts.get(&cluster.id).copied().unwrap_or(0);
+                let seen = TemplateSeen {
+                    hash,
+                    template: text,
+                    lines,
+                    new,
+                };
+                (seen, cluster.id)
+            })
+            .collect();
+        let total = templates.len() as u32;
+        templates.sort_by(|(a, _), (b, _)| b.new.cmp(&a.new).then(b.lines.cmp(&a.lines)));
+        templates.truncate(MAX_TEMPLATES_RECORDED);
+        (templates, line_cluster, total)
+    }
+
+    #[test]
+    fn mined_templates_equal_the_reference() {
+        // More templates than are recorded, line counts with ties, long templates, and lines
+        // with addresses, e-mails, card numbers and credentials to redact.
+        let word = |mut k: usize| {
+            let mut w = String::new();
+            loop {
+                w.push(char::from(b'a' + (k % 26) as u8));
+                k /= 26;
+                if k == 0 {
+                    return w;
+                }
+            }
+        };
+        let mut log = String::new();
+        for k in 0..1_200 {
+            for _ in 0..(k % 3 + 1) {
+                let extra = match k % 5 {
+                    0 => format!("from 10.0.{}.{} by bob{k}@example.com", k % 250, k % 200),
+                    1 => "password=Zr8vQ2mX9k! card 4111 1111 1111 1111".to_string(),
+                    2 => "é✖ ".repeat(120),
+                    _ => String::new(),
+                };
+                log.push_str(&format!("{} {} step {k} {extra}\r\n", word(k), word(k + 7)));
+            }
+            if k % 11 == 0 {
+                log.push_str("   \n");
+            }
+        }
+        let log = LogText::new(&log);
+        let knowns: [&dyn Fn(&str) -> bool; 3] =
+            [&|_| false, &|_| true, &|h| h.as_bytes()[0] < b'8'];
+        for known in knowns {
+            let (templates, lines, total) = mine_templates(&log, known);
+            let (ref_templates, ref_lines, ref_total) = mine_templates_reference(&log, known);
+            assert!(total as usize > MAX_TEMPLATES_RECORDED, "{total}");
+            assert_eq!(total, ref_total);
+            assert_eq!(lines, ref_lines);
+            assert_eq!(templates, ref_templates);
+        }
+    }
+
     #[test]
     fn template_hashes_in_a_buffer_are_the_stored_hashes() {
         for text in ["", "build <*> started", "héllo ✖ <*>", &"x".repeat(400)] {
