@@ -2,7 +2,6 @@
 //! redaction, template mining for uniqueness, quality, value, bonuses, price and improvement
 //! potential. Pure: the templates the marketplace has already seen come in as a lookup.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::LazyLock;
 
@@ -14,7 +13,7 @@ use sha2::{Digest, Sha256};
 use super::analysers::{self, AnalyserConfig, LogText};
 use super::insight::{Agent, Insight};
 use super::pricing::{Bonuses, PricingConfig};
-use super::redact::redact;
+use super::redact::{lines_redact_may_change, redact};
 use super::scoring::{self, ImprovementPotential, LogFacts, Novelty, Quality, RoiConfig};
 use crate::money::{Money, MoneyError};
 use crate::templates::{Drain, DrainConfig};
@@ -315,11 +314,42 @@ fn has_clock_time(line: &str) -> bool {
     })
 }
 
-fn truncate_chars(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => s[..i].to_owned(),
-        None => s.to_owned(),
+/// Keeps the first `max` characters of `s`.
+fn truncate_to_chars(s: &mut String, max: usize) {
+    if let Some((i, _)) = s.char_indices().nth(max) {
+        s.truncate(i);
     }
+}
+
+/// Hex digits of a [`template_hash`].
+const TEMPLATE_HASH_HEX: usize = 32;
+
+/// [`template_hash`] without allocating: the same lowercase hex digits, in a buffer.
+fn template_hash_hex(text: &str) -> [u8; TEMPLATE_HASH_HEX] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let digest = Sha256::digest(text.as_bytes());
+    let mut hex = [0u8; TEMPLATE_HASH_HEX];
+    for (pair, byte) in hex
+        .chunks_exact_mut(2)
+        .zip(&digest[..TEMPLATE_HASH_HEX / 2])
+    {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0xf)];
+    }
+    hex
+}
+
+fn hash_str(hex: &[u8; TEMPLATE_HASH_HEX]) -> &str {
+    std::str::from_utf8(hex).expect("hex digits are ASCII")
+}
+
+/// One mined template while the recorded ones are chosen.
+struct Record {
+    text: String,
+    hash: [u8; TEMPLATE_HASH_HEX],
+    new: bool,
+    lines: u32,
+    cluster: usize,
 }
 
 /// Redacts every text field of an insight.
@@ -440,43 +470,67 @@ type Mined = (Vec<(TemplateSeen, usize)>, Vec<Option<usize>>, u32);
 /// the number of distinct templates.
 fn mine_templates(log: &LogText<'_>, known: &dyn Fn(&str) -> bool) -> Mined {
     let mut drain = Drain::new(TEMPLATE_CONFIG.clone());
+    // `redact(line)` on the lines it may change, the line itself elsewhere: the same text.
+    let may_change = lines_redact_may_change(log.text, &log.lines);
     let line_cluster: Vec<Option<usize>> = log
         .lines
         .iter()
-        .map(|line| {
+        .zip(&may_change)
+        .map(|(line, &may_change)| {
             if line.trim().is_empty() {
                 None
-            } else {
+            } else if may_change {
                 Some(drain.add(&redact(line)))
+            } else {
+                Some(drain.add(line))
             }
         })
         .collect();
-    let mut counts: HashMap<usize, u32> = HashMap::new();
+    // Cluster ids are indices into `clusters()`.
+    let mut counts = vec![0u32; drain.clusters().len()];
     for c in line_cluster.iter().flatten() {
-        *counts.entry(*c).or_default() += 1;
+        if let Some(n) = counts.get_mut(*c) {
+            *n += 1;
+        }
     }
-    let mut templates: Vec<(TemplateSeen, usize)> = drain
+    // Every template is hashed (whether it is new counts for all), but only those recorded
+    // get their hash as a `String`.
+    let mut records: Vec<Record> = drain
         .clusters()
         .iter()
         .map(|cluster| {
-            let text = truncate_chars(&cluster.template_text(), MAX_TEMPLATE_CHARS);
-            let hash = template_hash(&text);
-            let new = !known(&hash);
+            let mut text = cluster.template_text();
+            truncate_to_chars(&mut text, MAX_TEMPLATE_CHARS);
+            let hash = template_hash_hex(&text);
+            let new = !known(hash_str(&hash));
+            Record {
+                text,
+                hash,
+                new,
+                lines: counts.get(cluster.id).copied().unwrap_or(0),
+                cluster: cluster.id,
+            }
+        })
+        .collect();
+    let total = records.len() as u32;
+    // New templates first, then by size: what is kept under the cap matters most. (Stable,
+    // so ties keep the clusters' order.)
+    records.sort_by(|a, b| b.new.cmp(&a.new).then(b.lines.cmp(&a.lines)));
+    records.truncate(MAX_TEMPLATES_RECORDED);
+    let templates = records
+        .into_iter()
+        .map(|r| {
             (
                 TemplateSeen {
-                    hash,
-                    template: text,
-                    lines: counts.get(&cluster.id).copied().unwrap_or(0),
-                    new,
+                    hash: hash_str(&r.hash).to_owned(),
+                    template: r.text,
+                    lines: r.lines,
+                    new: r.new,
                 },
-                cluster.id,
+                r.cluster,
             )
         })
         .collect();
-    let total = templates.len() as u32;
-    // New templates first, then by size: what is kept under the cap matters most.
-    templates.sort_by(|(a, _), (b, _)| b.new.cmp(&a.new).then(b.lines.cmp(&a.lines)));
-    templates.truncate(MAX_TEMPLATES_RECORDED);
     (templates, line_cluster, total)
 }
 
@@ -529,6 +583,100 @@ mod tests {
         assert!(SellerId::parse("Sub-PKP").is_err());
         assert!(SellerId::parse("a:b").is_err());
         assert!(SellerId::parse(&"a".repeat(65)).is_err());
+    }
+
+    /// `mine_templates` as it was before redaction was skipped on clean lines and records were
+    /// built without a `String` per hash: the reference the faster one must equal.
+    fn mine_templates_reference(log: &LogText<'_>, known: &dyn Fn(&str) -> bool) -> Mined {
+        let mut drain = Drain::new(TEMPLATE_CONFIG.clone());
+        let line_cluster: Vec<Option<usize>> = log
+            .lines
+            .iter()
+            .map(|line| (!line.trim().is_empty()).then(|| drain.add(&redact(line))))
+            .collect();
+        let mut counts: std::collections::HashMap<usize, u32> = Default::default();
+        for c in line_cluster.iter().flatten() {
+            *counts.entry(*c).or_default() += 1;
+        }
+        let mut templates: Vec<(TemplateSeen, usize)> = drain
+            .clusters()
+            .iter()
+            .map(|cluster| {
+                let text: String = cluster
+                    .template_text()
+                    .chars()
+                    .take(MAX_TEMPLATE_CHARS)
+                    .collect();
+                let hash = template_hash(&text);
+                let new = !known(&hash);
+                let lines = counts.get(&cluster.id).copied().unwrap_or(0);
+                let seen = TemplateSeen {
+                    hash,
+                    template: text,
+                    lines,
+                    new,
+                };
+                (seen, cluster.id)
+            })
+            .collect();
+        let total = templates.len() as u32;
+        templates.sort_by(|(a, _), (b, _)| b.new.cmp(&a.new).then(b.lines.cmp(&a.lines)));
+        templates.truncate(MAX_TEMPLATES_RECORDED);
+        (templates, line_cluster, total)
+    }
+
+    #[test]
+    fn mined_templates_equal_the_reference() {
+        // More templates than are recorded, line counts with ties, long templates, and lines
+        // with addresses, e-mails, card numbers and credentials to redact.
+        let word = |mut k: usize| {
+            let mut w = String::new();
+            loop {
+                w.push(char::from(b'a' + (k % 26) as u8));
+                k /= 26;
+                if k == 0 {
+                    return w;
+                }
+            }
+        };
+        let mut log = String::new();
+        for k in 0..1_200 {
+            for _ in 0..(k % 3 + 1) {
+                let extra = match k % 5 {
+                    0 => format!("from 10.0.{}.{} by bob{k}@example.com", k % 250, k % 200),
+                    1 => "password=Zr8vQ2mX9k! card 4111 1111 1111 1111".to_string(),
+                    2 => "é✖ ".repeat(120),
+                    _ => String::new(),
+                };
+                log.push_str(&format!("{} {} step {k} {extra}\r\n", word(k), word(k + 7)));
+            }
+            if k % 11 == 0 {
+                log.push_str("   \n");
+            }
+        }
+        let log = LogText::new(&log);
+        let knowns: [&dyn Fn(&str) -> bool; 3] =
+            [&|_| false, &|_| true, &|h| h.as_bytes()[0] < b'8'];
+        for known in knowns {
+            let (templates, lines, total) = mine_templates(&log, known);
+            let (ref_templates, ref_lines, ref_total) = mine_templates_reference(&log, known);
+            assert!(total as usize > MAX_TEMPLATES_RECORDED, "{total}");
+            assert_eq!(total, ref_total);
+            assert_eq!(lines, ref_lines);
+            assert_eq!(templates, ref_templates);
+        }
+    }
+
+    #[test]
+    fn template_hashes_in_a_buffer_are_the_stored_hashes() {
+        for text in ["", "build <*> started", "héllo ✖ <*>", &"x".repeat(400)] {
+            assert_eq!(hash_str(&template_hash_hex(text)), template_hash(text));
+        }
+        let mut s = "aé✖bc".to_string();
+        truncate_to_chars(&mut s, 3);
+        assert_eq!(s, "aé✖");
+        truncate_to_chars(&mut s, 10);
+        assert_eq!(s, "aé✖");
     }
 
     #[test]

@@ -172,21 +172,30 @@ enum Wrapper {
 
 fn wrapper(raw: &str) -> Option<Wrapper> {
     let t = raw.trim_end();
-    if let Some(c) = re!(r#"^The command "(.*)" (?:failed and )?exited with (\d+)"#).captures(t) {
-        return Some(if &c[2] == "0" {
-            Wrapper::Passed
-        } else {
-            Wrapper::Failed(Some(c[1].to_owned()))
-        });
+    // Each anchored pattern is tried only on lines that start with its literal head (this runs
+    // on every line of the log; almost none is a wrapper line).
+    if t.starts_with("The command \"") {
+        if let Some(c) = re!(r#"^The command "(.*)" (?:failed and )?exited with (\d+)"#).captures(t)
+        {
+            return Some(if &c[2] == "0" {
+                Wrapper::Passed
+            } else {
+                Wrapper::Failed(Some(c[1].to_owned()))
+            });
+        }
     }
     if t.starts_with("$ ") || t.starts_with("Run ") || t == "[Pipeline] sh" {
         return Some(Wrapper::Start);
     }
-    if re!(r"^(?:##\[error\])?Process completed with exit code [1-9]").is_match(t)
+    let exit_code = t.starts_with("Process completed with exit code ")
+        || t.starts_with("##[error]Process completed with exit code ");
+    if exit_code && re!(r"^(?:##\[error\])?Process completed with exit code [1-9]").is_match(t)
         || t.starts_with("ERROR: Job failed")
-        || re!(r"^ERROR: script returned exit code [1-9]").is_match(t)
+        || t.starts_with("ERROR: script returned exit code ")
+            && re!(r"^ERROR: script returned exit code [1-9]").is_match(t)
         || t.starts_with("Finished: FAILURE")
-        || re!(r"^Done\. Your build exited with [1-9]").is_match(t)
+        || t.starts_with("Done. Your build exited with ")
+            && re!(r"^Done\. Your build exited with [1-9]").is_match(t)
     {
         return Some(Wrapper::Failed(None));
     }
