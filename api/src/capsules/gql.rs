@@ -450,6 +450,7 @@ impl CapsuleMutation {
     /// A platform reviewer's decision on a queued version (`approve`, `reject`,
     /// `request_changes`; the last two need notes), on the risk score the reviewer saw.
     /// An approval publishes the version with the platform's signature.
+    #[allow(clippy::too_many_arguments)]
     async fn review_capsule_version(
         &self,
         ctx: &Context<'_>,

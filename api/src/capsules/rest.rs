@@ -105,9 +105,11 @@ async fn read_parts(mut form: Multipart, max_bundle: usize) -> Result<Submission
             "manifest" => super::MAX_MANIFEST_BYTES,
             "bundle" => max_bundle,
             "signature" | "envelope" => MAX_ENVELOPE_BYTES,
-            other => return Err(bad(format!(
+            other => {
+                return Err(bad(format!(
                 "unknown multipart field {other:?}: send manifest, bundle and optionally signature"
-            ))),
+            )))
+            }
         };
         let bytes = field.bytes().await.map_err(multipart_error)?;
         if bytes.len() > limit {
