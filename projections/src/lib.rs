@@ -3,7 +3,6 @@
 
 pub mod access;
 pub mod audit;
-pub mod capsules;
 pub mod engine;
 pub mod host;
 pub mod lapverse;

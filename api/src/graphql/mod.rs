@@ -19,7 +19,6 @@ use axum::response::Response;
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::capsules::gql::{CapsuleMutation, CapsuleQuery};
 use crate::lapverse::gql::{LapVerseMutation, LapVerseQuery};
 use crate::logmarket::gql::{LogMarketMutation, LogMarketQuery, LogMarketSubscription};
 use auth::Principal;
@@ -29,13 +28,7 @@ use schema::{MutationRoot, QueryRoot, SubscriptionRoot};
 
 /// Every query: the core (identity, events, ledger) and the log marketplace.
 #[derive(MergedObject, Default)]
-pub struct Query(
-    QueryRoot,
-    LogMarketQuery,
-    LapVerseQuery,
-    ParkedQuery,
-    CapsuleQuery,
-);
+pub struct Query(QueryRoot, LogMarketQuery, LapVerseQuery, ParkedQuery);
 
 /// Every mutation.
 #[derive(MergedObject, Default)]
@@ -44,7 +37,6 @@ pub struct Mutation(
     LogMarketMutation,
     LapVerseMutation,
     ParkedMutation,
-    CapsuleMutation,
 );
 
 /// Every subscription.
