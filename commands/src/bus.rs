@@ -106,6 +106,16 @@ where
     signal: CommitSignal,
 }
 
+/// `pause` stretched by a random 0-100 %, so writers from several processes that collided do
+/// not collide again in step.
+fn jittered(pause: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let noise = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    pause + pause.mul_f64((noise % 1_000) as f64 / 1_000.0)
+}
+
 impl<A> CommandBus<A>
 where
     A: Aggregate,
@@ -142,15 +152,18 @@ where
     ) -> Result<(), CommandError<A::Error>> {
         let map = meta.to_map();
         let mut backoff = Duration::from_millis(CONFLICT_BACKOFF_MS);
+        let turn = self.store.turn(A::TYPE, aggregate_id);
         for _ in 0..=MAX_CONFLICT_RETRIES {
-            match self
-                .cqrs
-                .execute_with_metadata(aggregate_id, command.clone(), map.clone())
-                .await
-            {
+            let outcome = {
+                let _turn = turn.lock().await;
+                self.cqrs
+                    .execute_with_metadata(aggregate_id, command.clone(), map.clone())
+                    .await
+            };
+            match outcome {
                 Ok(()) => return Ok(()),
                 Err(AggregateError::AggregateConflict) => {
-                    tokio::time::sleep(backoff).await;
+                    tokio::time::sleep(jittered(backoff)).await;
                     backoff *= 2;
                 }
                 Err(AggregateError::UserError(e)) => return Err(CommandError::Rejected(e)),

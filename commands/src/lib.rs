@@ -12,6 +12,7 @@ pub mod pgadmin;
 pub mod process;
 pub mod store;
 pub mod tail;
+pub mod turns;
 pub mod webhooks;
 
 pub use bus::{CommandBus, CommandError, CommitSignal};

@@ -754,6 +754,11 @@ impl Reactor for LogMarket {
     async fn react(&self, event: &StoredEvent) -> Result<(), LogMarketError> {
         LogMarket::react(self, event).await
     }
+
+    /// Contention passes: the event is tried again, never parked.
+    fn is_transient(error: &LogMarketError) -> bool {
+        matches!(error, LogMarketError::Busy(_))
+    }
 }
 
 impl From<sqlx::Error> for LogMarketError {

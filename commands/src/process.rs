@@ -117,6 +117,14 @@ pub trait DeadLetters: Send + Sync {
 pub trait Reactor: Send + Sync + 'static {
     type Error: std::fmt::Display + From<sqlx::Error> + Send;
     async fn react(&self, event: &StoredEvent) -> Result<(), Self::Error>;
+
+    /// Whether `error` is passing (contention on an aggregate, the store failing) rather than
+    /// the event's fault. An event that fails with a passing error is never parked: the batch
+    /// stops before it, the checkpoint stays, and the runner tries it again after a pause, as it
+    /// does when reading the log fails. Parking is for events no retry will fix.
+    fn is_transient(_error: &Self::Error) -> bool {
+        false
+    }
 }
 
 /// A parked event delivered again failed.
@@ -291,7 +299,11 @@ impl<R: Reactor> ProcessRunner<R> {
                 stored = done;
                 pending = 0;
             }
-            let Some(sink) = &self.dead_letters else {
+            let Some(sink) = self
+                .dead_letters
+                .as_ref()
+                .filter(|_| !R::is_transient(&error))
+            else {
                 return Err(error);
             };
             let letter = DeadLetter::new(self.name, event, &error.to_string(), attempts);

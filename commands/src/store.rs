@@ -27,6 +27,7 @@ use crate::append::{
     SnapshotRow, Target, WriteGate,
 };
 use crate::tail::{Tail, TailStats};
+use crate::turns::AggregateTurns;
 
 /// Connections the PostgreSQL write pool keeps at most (commands, catch-up reads).
 pub const DEFAULT_PG_POOL_SIZE: u32 = 32;
@@ -198,6 +199,8 @@ pub struct Store {
     appender: Appender,
     /// The events most recently read in global order, shared by this store's readers.
     tail: Tail,
+    /// Per-aggregate turns shared by every command bus on this store.
+    turns: Arc<AggregateTurns>,
 }
 
 impl Store {
@@ -209,13 +212,16 @@ impl Store {
     /// Another store on the same database with pools and append writers of its own, for work
     /// on another runtime (a connection belongs to the runtime that opened it: call this on
     /// that runtime). On SQLite it shares this store's write gate, so the process keeps one
-    /// writer at a time.
+    /// writer at a time; it shares the per-aggregate turns on both backends.
     pub async fn sibling(&self, sizes: &PoolSizes) -> anyhow::Result<Self> {
         let gate = match &self.target {
             Target::Sqlite(_, gate) => gate.clone(),
             Target::Postgres(_) => WriteGate::default(),
         };
-        Self::connect_gated(&self.location, sizes, gate).await
+        let mut sibling = Self::connect_gated(&self.location, sizes, gate).await?;
+        // Same process: commands on one aggregate take turns across both runtimes.
+        sibling.turns = self.turns.clone();
+        Ok(sibling)
     }
 
     async fn connect_gated(
@@ -294,6 +300,7 @@ impl Store {
             appender: Appender::start(target.clone(), BatchLimits::for_target(&target)),
             target,
             tail: Tail::default(),
+            turns: Arc::default(),
         })
     }
 
@@ -365,6 +372,7 @@ impl Store {
                     appender: Appender::start(target.clone(), BatchLimits::for_target(&target)),
                     target,
                     tail: Tail::default(),
+                    turns: Arc::default(),
                 }
             }
             StoreLocation::Sqlite { path } => {
@@ -403,6 +411,7 @@ impl Store {
                     appender: Appender::start(target.clone(), BatchLimits::for_target(&target)),
                     target,
                     tail: Tail::default(),
+                    turns: Arc::default(),
                 }
             }
         };
@@ -659,6 +668,16 @@ impl Store {
     /// Events read from memory and from the database by [`Store::read_global`] so far.
     pub fn tail_stats(&self) -> TailStats {
         self.tail.stats()
+    }
+
+    /// The lock a command on `aggregate_type`/`aggregate_id` holds while it decides and
+    /// appends, so commands on one aggregate in this process take turns.
+    pub(crate) fn turn(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Arc<tokio::sync::Mutex<()>> {
+        self.turns.lock_for(aggregate_type, aggregate_id)
     }
 
     /// [`Store::read_global`] straight from the database, bypassing the shared tail: for

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agora_api::app::{AppOptions, ExtraProjections};
-use agora_commands::process::RetryPolicy;
+use agora_commands::process::{ProcessRunner, Reactor, RetryPolicy};
 use agora_commands::{Store, StoredEvent};
 use agora_projections::engine::{Projection, ProjectionError, ReadTx, TableSpec};
 use agora_projections::ledger::LedgerProjection;
@@ -395,4 +395,100 @@ async fn standby_reports_true_lag(t: TestStore) {
 both_backends!(
     standby_reports_lag_from_the_database,
     standby_reports_true_lag
+);
+
+/// Why [`Contended`] refuses an event.
+#[derive(Debug)]
+enum ContendedError {
+    /// Passing: another writer got to the aggregate first.
+    Busy,
+    Broken(String),
+}
+
+impl std::fmt::Display for ContendedError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Busy => f.write_str("busy"),
+            Self::Broken(why) => write!(f, "broken: {why}"),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ContendedError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Broken(e.to_string())
+    }
+}
+
+/// A process manager that sees contention on `busy-` entries while `busy`, and cannot handle
+/// `bad-` entries at all.
+#[derive(Default)]
+struct Contended {
+    busy: AtomicBool,
+    seen: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl Reactor for Contended {
+    type Error = ContendedError;
+    async fn react(&self, event: &StoredEvent) -> Result<(), ContendedError> {
+        let id = event.aggregate_id.as_str();
+        if id.starts_with("busy-") && self.busy.load(Ordering::SeqCst) {
+            return Err(ContendedError::Busy);
+        }
+        if id.starts_with("bad-") {
+            return Err(ContendedError::Broken("no rule for it".into()));
+        }
+        self.seen.lock().unwrap().push(id.to_owned());
+        Ok(())
+    }
+    fn is_transient(error: &ContendedError) -> bool {
+        matches!(error, ContendedError::Busy)
+    }
+}
+
+/// A process manager's event that fails on contention is never parked, however long the
+/// contention lasts: the runner stops before it and delivers it again once it passes. An event
+/// no retry can fix is still parked and passed over.
+async fn contention_is_waited_out(t: TestStore) {
+    write(&t.store, &["ok-1", "busy-2", "ok-3", "bad-4", "ok-5"]).await;
+    let reactor = Arc::new(Contended::default());
+    reactor.busy.store(true, Ordering::SeqCst);
+    let parking = ParkingStore::new(t.store.read_models().clone());
+    let runner = ProcessRunner::new("pm_contended", &t.store, reactor.clone())
+        .with_dead_letters(Arc::new(parking.clone()))
+        .with_retry_policy(FAST);
+    runner.prepare().await.unwrap();
+    // Contended for longer than the runner's tries at it, twice over. (A PostgreSQL read may
+    // stop short of the newest events while other transactions are open: run until it fails.)
+    for _ in 0..2 {
+        eventually("the batch stops at busy-2", || async {
+            runner.run_batch().await.is_err()
+        })
+        .await;
+        assert_eq!(*reactor.seen.lock().unwrap(), ["ok-1"]);
+        assert!(parking.open_counts().await.unwrap().is_empty());
+    }
+    reactor.busy.store(false, Ordering::SeqCst);
+    eventually("busy-2, ok-3 and ok-5 handled", || async {
+        runner.run_batch().await.unwrap();
+        reactor.seen.lock().unwrap().len() == 4
+    })
+    .await;
+    assert_eq!(
+        *reactor.seen.lock().unwrap(),
+        ["ok-1", "busy-2", "ok-3", "ok-5"]
+    );
+    let rows = parking.list(Some("pm_contended"), false, 10).await.unwrap();
+    assert_eq!(rows.len(), 1, "only bad-4 is parked");
+    assert_eq!(rows[0].aggregate_id, "bad-4");
+    assert_eq!(
+        runner.run_batch().await.unwrap(),
+        0,
+        "nothing handled twice"
+    );
+}
+both_backends!(
+    process_manager_waits_out_contention_and_parks_only_poison,
+    contention_is_waited_out
 );

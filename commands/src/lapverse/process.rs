@@ -187,6 +187,12 @@ impl Reactor for LapVerse {
             _ => Ok(()),
         }
     }
+
+    /// Contention (the tenant's month budget changing under a burst of charges) passes; the
+    /// event is tried again, never parked, so an acceptance is always settled.
+    fn is_transient(error: &LapVerseError) -> bool {
+        matches!(error, LapVerseError::Busy(_))
+    }
 }
 
 /// The facts of an acceptance the process manager settles.
