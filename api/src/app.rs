@@ -26,6 +26,8 @@ use axum::{Json, Router};
 use ed25519_dalek::SigningKey;
 use serde_json::json;
 
+use crate::capsules::metrics::CapsuleMetrics;
+use crate::capsules::{CapsuleOptions, CapsulesApi};
 use crate::graphql::auth::{Keys, TokenSecret};
 use crate::graphql::idempotency::Idempotency;
 use crate::graphql::{build_schema, graphiql, graphql_handler, ws_handler, AgoraSchema};
@@ -36,9 +38,11 @@ use crate::metrics::{metrics_handler, track, Metrics};
 use crate::parked::ParkedEvents;
 use crate::ratelimit::{Counters, RateLimiter};
 use crate::roles::{BackgroundRuntime, Role, BACKGROUND_THREADS};
+use agora_commands::capsules::{CapsuleService, CapsuleSettings};
 use agora_commands::lapverse::jobs::Workers;
 use agora_commands::lapverse::process as lapverse_process;
 use agora_commands::lapverse::{FaultInjector, LapVerse, LapVerseSettings};
+use agora_projections::capsules::CapsuleQueries;
 use agora_projections::lapverse::LapVerseQueries;
 use tokio::runtime::Handle;
 
@@ -59,6 +63,7 @@ pub struct AppState {
     pub rate_limiter: Arc<RateLimiter>,
     pub market: Arc<MarketApi>,
     pub lapverse: LapVerseApi,
+    pub capsules: CapsulesApi,
     pub parked: ParkedEvents,
     /// The leases on background work this process holds.
     pub leases: Leases,
@@ -90,6 +95,9 @@ pub struct AppOptions {
     /// Run background work on a runtime of its own ([`BackgroundRuntime`]); off, it shares
     /// the caller's runtime.
     pub background_runtime: bool,
+    /// The capsule registry's blobs and limits; `None`: from the environment
+    /// ([`CapsuleOptions::from_env`]).
+    pub capsules: Option<CapsuleOptions>,
 }
 
 /// Where rate limits and quotas are counted: Redis when a URL is given, else the database.
@@ -136,6 +144,7 @@ impl Default for AppOptions {
             limits: LimitOptions::default(),
             role: Role::default(),
             background_runtime: true,
+            capsules: None,
         }
     }
 }
@@ -196,7 +205,8 @@ impl App {
         }
         let signal = CommitSignal::new();
         let public_key_hex = hex::encode(ledger_key.verifying_key().to_bytes());
-        let mut projections = all_projections(Arc::new(ledger_key));
+        let platform_key = Arc::new(ledger_key);
+        let mut projections = all_projections(platform_key.clone());
         projections.extend(options.extra_projections.0.iter().cloned());
         // Every piece of background work runs under a lease (one process at a time) and is
         // supervised (restarted after an error or a panic).
@@ -352,6 +362,7 @@ impl App {
             service = service.with_faults(faults.clone());
         }
         let service = Arc::new(service);
+        let capsules = capsules_api(&store, &signal, &metrics, platform_key, &options.capsules)?;
         let lv_process = lapverse_process::process(service.clone())
             .with_dead_letters(dead_letters)
             .with_retry_policy(options.retry_policy)
@@ -401,6 +412,7 @@ impl App {
                     service,
                     queries: lv_queries,
                 },
+                capsules,
                 parked,
                 leases,
             },
@@ -435,6 +447,45 @@ impl App {
         store.close().await;
         drop(self.background);
     }
+}
+
+/// The capsule registry: its blob store (opened here, so a bad location fails the start), the
+/// service signing publications with the platform key, and the catalogue read model.
+fn capsules_api(
+    store: &Store,
+    signal: &CommitSignal,
+    metrics: &Metrics,
+    platform_key: Arc<SigningKey>,
+    options: &Option<CapsuleOptions>,
+) -> anyhow::Result<CapsulesApi> {
+    let options = match options {
+        Some(o) => o.clone(),
+        None => CapsuleOptions::from_env().context("capsule registry configuration")?,
+    };
+    let blobs = options
+        .open_blobs()
+        .context("opening the capsule blob store")?;
+    let queries = CapsuleQueries::new(store.read_models().clone());
+    let metrics =
+        CapsuleMetrics::register(metrics.registry()).context("registering marketplace metrics")?;
+    let settings = CapsuleSettings {
+        bundle_limits: options.bundle_limits,
+    };
+    let service = CapsuleService::new(
+        store,
+        signal.clone(),
+        blobs,
+        platform_key,
+        settings,
+        Arc::new(queries.clone()),
+    )
+    .with_observer(Arc::new(metrics.clone()));
+    Ok(CapsulesApi {
+        service: Arc::new(service),
+        queries,
+        metrics,
+        max_body_bytes: options.max_body_bytes(),
+    })
 }
 
 /// Starts process manager `runner` under its supervisor.
@@ -486,6 +537,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics_handler))
         .merge(crate::logmarket::rest::routes())
         .merge(crate::lapverse::rest::routes())
+        .merge(crate::capsules::rest::routes(state.capsules.max_body_bytes))
         .route_layer(middleware::from_fn_with_state(state.clone(), track))
         .fallback(crate::http_errors::not_found)
         .layer(middleware::from_fn(crate::http_errors::typed_errors))

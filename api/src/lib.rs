@@ -3,6 +3,7 @@
 pub mod app;
 pub mod audit_cli;
 pub mod bench;
+pub mod capsules;
 pub mod config;
 pub mod eval;
 pub mod eval_agents;

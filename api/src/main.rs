@@ -1,5 +1,5 @@
 use agora_api::config::Config;
-use agora_api::{audit_cli, bench, eval, parked_cli, serve};
+use agora_api::{audit_cli, bench, capsules, eval, parked_cli, serve};
 use clap::{Parser, Subcommand};
 
 /// Agora: an auditable marketplace ledger.
@@ -25,6 +25,10 @@ enum Command {
     /// Rebuild a projection from position zero and compare it with the live one; exit 1 if
     /// they differ.
     Replay(audit_cli::ReplayArgs),
+    /// Check a published capsule version offline (NAME@VERSION): re-hash its stored bundle and
+    /// manifest and verify the author's and the platform's signatures from public keys; exit 1
+    /// naming the reason on any difference.
+    VerifyCapsule(capsules::cli::VerifyCapsuleArgs),
     /// Write the event log as JSON Lines, from a global position on.
     Export(audit_cli::ExportArgs),
     /// List, retry or skip events a projection or process manager parked.
@@ -54,6 +58,7 @@ async fn main() -> std::process::ExitCode {
         Command::Bench(args) => bench::run(args).await.map(|()| true),
         Command::Verify(args) => audit_cli::verify(&config, &args).await,
         Command::Replay(args) => audit_cli::replay(&config, &args).await,
+        Command::VerifyCapsule(args) => capsules::cli::run(&config, &args).await,
         Command::Export(args) => audit_cli::export(&config, &args).await.map(|()| true),
         Command::Parked(args) => parked_cli::run(&config, &args).await,
         Command::EvalAnalysers(args) => eval::run(&args),

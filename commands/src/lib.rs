@@ -3,6 +3,7 @@
 
 pub mod append;
 pub mod bus;
+pub mod capsules;
 pub mod journal;
 pub mod lapverse;
 pub mod lease;

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod capsules;
 pub mod engine;
 pub mod host;
 pub mod lapverse;

@@ -20,7 +20,7 @@ use agora_tests::{error_code, http_request_full, TestServer, TestStore};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use Role::{Admin, Auditor, Finance, Reviewer, Seller};
+use Role::{Admin, Auditor, Author, Finance, Reviewer, Seller};
 
 const ALL: &[Role] = &Role::ALL;
 /// Platform roles that read every tenant's Lap-Verse data.
@@ -247,6 +247,42 @@ const TABLE: &[Row] = &[
         &[Seller, Finance, Admin],
         Reach::Any,
     ),
+    // The capsule registry: authors (and admins) submit and retire their own capsules, platform
+    // reviewers review, every key reads the catalogue; the manifest schema is public.
+    row("query capsule", ALL, Reach::Any),
+    row("query capsules", ALL, Reach::Any),
+    row("query verifyCapsule", ALL, Reach::Any),
+    row(
+        "query reviewQueue",
+        &[Reviewer, Auditor, Admin],
+        Reach::Platform,
+    ),
+    row("mutation registerCapsuleKey", &[Author, Admin], Reach::Any),
+    row("mutation submitCapsule", &[Author, Admin], Reach::Any),
+    row(
+        "mutation reviewCapsuleVersion",
+        &[Reviewer],
+        Reach::Platform,
+    ),
+    row(
+        "mutation deprecateCapsuleVersion",
+        &[Author, Admin],
+        Reach::Any,
+    ),
+    row("mutation yankCapsuleVersion", &[Author, Admin], Reach::Any),
+    row(
+        "POST /v1/marketplace/capsules/submit",
+        &[Author, Admin],
+        Reach::Any,
+    ),
+    row("GET /v1/marketplace/capsules", ALL, Reach::Any),
+    row("GET /v1/marketplace/capsules/{name}", ALL, Reach::Any),
+    row(
+        "GET /v1/marketplace/capsules/{name}/{version}/sbom",
+        ALL,
+        Reach::Any,
+    ),
+    row("GET /schemas/capsule-manifest/v1.json", &[], Reach::Public),
     // Public: health, metrics, documents, the query page and the GraphQL endpoints themselves
     // (every field checks its caller).
     row("GET /", &[], Reach::Public),
@@ -371,6 +407,15 @@ fn graphql_call(field: &str, f: &Fixture, n: usize) -> (String, Value) {
         "payLogAnalysis" => ("mutation($id: String!, $k: String) { payLogAnalysis(analysisId: $id, subPKPId: \"sub-pkp-matrix\", idempotencyKey: $k) { transactionId } }", json!({"id": f.analysis, "k": k})),
         "approveSellerKey" => ("mutation($k: String) { approveSellerKey(subPKPId: \"sub-pkp-matrix\", publicKey: \"d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a\", idempotencyKey: $k) }", json!({"k": k})),
         "registerSellerKey" => ("mutation($k: String) { registerSellerKey(subPKPId: \"sub-pkp-matrix\", publicKey: \"d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a\", idempotencyKey: $k) }", json!({"k": k})),
+        "capsule" => ("{ capsule(name: \"matrix-capsule\") { capsule { name } } }", json!({})),
+        "capsules" => ("{ capsules(q: \"matrix\") { name } }", json!({})),
+        "verifyCapsule" => ("{ verifyCapsule(name: \"matrix-capsule\", version: \"1.0.0\") { ok } }", json!({})),
+        "reviewQueue" => ("{ reviewQueue { name } }", json!({})),
+        "registerCapsuleKey" => ("mutation($k: String) { registerCapsuleKey(publicKey: \"d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a\", idempotencyKey: $k) { keyid } }", json!({"k": k})),
+        "submitCapsule" => ("mutation($k: String) { submitCapsule(input: {manifest: \"kind: nothing\", bundleBase64: \"\"}, idempotencyKey: $k) { status } }", json!({"k": k})),
+        "reviewCapsuleVersion" => ("mutation($k: String) { reviewCapsuleVersion(name: \"matrix-capsule\", version: \"1.0.0\", decision: \"approve\", riskScore: \"0.1\", idempotencyKey: $k) { status } }", json!({"k": k})),
+        "deprecateCapsuleVersion" => ("mutation($k: String) { deprecateCapsuleVersion(name: \"matrix-capsule\", version: \"1.0.0\", message: \"matrix\", idempotencyKey: $k) { status } }", json!({"k": k})),
+        "yankCapsuleVersion" => ("mutation($k: String) { yankCapsuleVersion(name: \"matrix-capsule\", version: \"1.0.0\", reason: \"matrix\", idempotencyKey: $k) { status } }", json!({"k": k})),
         other => panic!("no call written for GraphQL field {other}: add one"),
     };
     (doc.to_owned(), vars)
@@ -393,7 +438,9 @@ fn rest_call(
             },
         )
         .replace("{analysis_id}", &f.analysis)
-        .replace("{seller}", SELLER);
+        .replace("{seller}", SELLER)
+        .replace("{name}", "matrix-capsule")
+        .replace("{version}", "1.0.0");
     let path = if pattern.ends_with("/export") {
         format!("{path}?format=json")
     } else {
@@ -528,7 +575,9 @@ async fn router_routes(s: &TestServer) -> BTreeSet<String> {
         let concrete = path
             .replace("{id}", "probe")
             .replace("{analysis_id}", "probe")
-            .replace("{seller}", "probe");
+            .replace("{seller}", "probe")
+            .replace("{name}", "probe")
+            .replace("{version}", "probe");
         for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
             let (status, _, _) = http_request_full(s.addr, method, &concrete, &[], "").await;
             if status != 405 {

@@ -19,6 +19,7 @@ use axum::response::Response;
 use uuid::Uuid;
 
 use crate::app::AppState;
+use crate::capsules::gql::{CapsuleMutation, CapsuleQuery};
 use crate::lapverse::gql::{LapVerseMutation, LapVerseQuery};
 use crate::logmarket::gql::{LogMarketMutation, LogMarketQuery, LogMarketSubscription};
 use auth::Principal;
@@ -28,7 +29,13 @@ use schema::{MutationRoot, QueryRoot, SubscriptionRoot};
 
 /// Every query: the core (identity, events, ledger) and the log marketplace.
 #[derive(MergedObject, Default)]
-pub struct Query(QueryRoot, LogMarketQuery, LapVerseQuery, ParkedQuery);
+pub struct Query(
+    QueryRoot,
+    LogMarketQuery,
+    LapVerseQuery,
+    ParkedQuery,
+    CapsuleQuery,
+);
 
 /// Every mutation.
 #[derive(MergedObject, Default)]
@@ -37,6 +44,7 @@ pub struct Mutation(
     LogMarketMutation,
     LapVerseMutation,
     ParkedMutation,
+    CapsuleMutation,
 );
 
 /// Every subscription.
