@@ -38,10 +38,12 @@ use crate::metrics::{metrics_handler, track, Metrics};
 use crate::parked::ParkedEvents;
 use crate::ratelimit::{Counters, RateLimiter};
 use crate::roles::{BackgroundRuntime, Role, BACKGROUND_THREADS};
+use agora_commands::capsules::notices as capsule_notices;
 use agora_commands::capsules::{CapsuleService, CapsuleSettings};
 use agora_commands::lapverse::jobs::Workers;
 use agora_commands::lapverse::process as lapverse_process;
 use agora_commands::lapverse::{FaultInjector, LapVerse, LapVerseSettings};
+use agora_projections::capsule_installs::CapsuleInstallQueries;
 use agora_projections::capsules::CapsuleQueries;
 use agora_projections::lapverse::LapVerseQueries;
 use tokio::runtime::Handle;
@@ -364,11 +366,18 @@ impl App {
         let service = Arc::new(service);
         let capsules = capsules_api(&store, &signal, &metrics, platform_key, &options.capsules)?;
         let lv_process = lapverse_process::process(service.clone())
+            .with_dead_letters(dead_letters.clone())
+            .with_retry_policy(options.retry_policy)
+            .with_leases(leases.clone());
+        let notices = capsule_notices::process(capsules.service.clone())
             .with_dead_letters(dead_letters)
             .with_retry_policy(options.retry_policy)
             .with_leases(leases.clone());
-        let redeliver: Vec<Arc<dyn Redeliver>> =
-            vec![Arc::new(process.clone()), Arc::new(lv_process.clone())];
+        let redeliver: Vec<Arc<dyn Redeliver>> = vec![
+            Arc::new(process.clone()),
+            Arc::new(lv_process.clone()),
+            Arc::new(notices.clone()),
+        ];
         let parked = ParkedEvents::new(
             &store,
             signal.clone(),
@@ -379,6 +388,7 @@ impl App {
         if role.runs_background() {
             processes.push(spawn_process(&bg, process, &signal, stop_rx.clone()));
             processes.push(spawn_process(&bg, lv_process, &signal, stop_rx.clone()));
+            processes.push(spawn_process(&bg, notices, &signal, stop_rx.clone()));
         }
         if options.workers && role.runs_background() {
             let workers = Workers::new(service.clone()).with_leases(leases.clone());
@@ -466,6 +476,7 @@ fn capsules_api(
         .open_blobs()
         .context("opening the capsule blob store")?;
     let queries = CapsuleQueries::new(store.read_models().clone());
+    let installs = CapsuleInstallQueries::new(store.read_models().clone());
     let metrics =
         CapsuleMetrics::register(metrics.registry()).context("registering marketplace metrics")?;
     let settings = CapsuleSettings {
@@ -483,6 +494,7 @@ fn capsules_api(
     Ok(CapsulesApi {
         service: Arc::new(service),
         queries,
+        installs,
         metrics,
         max_body_bytes: options.max_body_bytes(),
     })
@@ -538,6 +550,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::logmarket::rest::routes())
         .merge(crate::lapverse::rest::routes())
         .merge(crate::capsules::rest::routes(state.capsules.max_body_bytes))
+        .merge(crate::capsules::rest_installs::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), track))
         .fallback(crate::http_errors::not_found)
         .layer(middleware::from_fn(crate::http_errors::typed_errors))

@@ -17,6 +17,7 @@ use ed25519_dalek::SigningKey;
 
 use crate::access::ApiKeyProjection;
 use crate::audit::AuditSealProjection;
+use crate::capsule_installs::CapsuleInstallProjection;
 use crate::capsules::CapsuleProjection;
 use crate::engine::{
     read_checkpoint, Projection, ProjectionError, ProjectionRunner, ProjectionStatus,
@@ -35,6 +36,7 @@ pub fn all_projections(ledger_key: Arc<SigningKey>) -> Vec<Arc<dyn Projection>> 
         Arc::new(AuditSealProjection::new(ledger_key)),
         Arc::new(ApiKeyProjection::default()),
         Arc::new(CapsuleProjection::default()),
+        Arc::new(CapsuleInstallProjection::default()),
     ]
 }
 

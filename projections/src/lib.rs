@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod capsule_installs;
 pub mod capsules;
 pub mod engine;
 pub mod host;

@@ -283,6 +283,28 @@ const TABLE: &[Row] = &[
         Reach::Any,
     ),
     row("GET /schemas/capsule-manifest/v1.json", &[], Reach::Public),
+    // Installs: every key installs for its own principal (tenant installs are for admins,
+    // checked in capsule_installs.rs).
+    row("query capsuleInstallations", ALL, Reach::Any),
+    row("mutation installCapsule", ALL, Reach::Any),
+    row("mutation upgradeCapsule", ALL, Reach::Any),
+    row("mutation uninstallCapsule", ALL, Reach::Any),
+    row(
+        "POST /v1/marketplace/capsules/{name}/install",
+        ALL,
+        Reach::Any,
+    ),
+    row(
+        "POST /v1/marketplace/capsules/{name}/upgrade",
+        ALL,
+        Reach::Any,
+    ),
+    row(
+        "DELETE /v1/marketplace/capsules/{name}/install",
+        ALL,
+        Reach::Any,
+    ),
+    row("GET /v1/marketplace/installations", ALL, Reach::Any),
     // Public: health, metrics, documents, the query page and the GraphQL endpoints themselves
     // (every field checks its caller).
     row("GET /", &[], Reach::Public),
@@ -416,6 +438,10 @@ fn graphql_call(field: &str, f: &Fixture, n: usize) -> (String, Value) {
         "reviewCapsuleVersion" => ("mutation($k: String) { reviewCapsuleVersion(name: \"matrix-capsule\", version: \"1.0.0\", decision: \"approve\", riskScore: \"0.1\", idempotencyKey: $k) { status } }", json!({"k": k})),
         "deprecateCapsuleVersion" => ("mutation($k: String) { deprecateCapsuleVersion(name: \"matrix-capsule\", version: \"1.0.0\", message: \"matrix\", idempotencyKey: $k) { status } }", json!({"k": k})),
         "yankCapsuleVersion" => ("mutation($k: String) { yankCapsuleVersion(name: \"matrix-capsule\", version: \"1.0.0\", reason: \"matrix\", idempotencyKey: $k) { status } }", json!({"k": k})),
+        "capsuleInstallations" => ("{ capsuleInstallations { name } }", json!({})),
+        "installCapsule" => ("mutation($k: String) { installCapsule(name: \"matrix-capsule\", idempotencyKey: $k) { version } }", json!({"k": k})),
+        "upgradeCapsule" => ("mutation($k: String) { upgradeCapsule(name: \"matrix-capsule\", idempotencyKey: $k) { version } }", json!({"k": k})),
+        "uninstallCapsule" => ("mutation($k: String) { uninstallCapsule(name: \"matrix-capsule\", idempotencyKey: $k) { version } }", json!({"k": k})),
         other => panic!("no call written for GraphQL field {other}: add one"),
     };
     (doc.to_owned(), vars)

@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 
 const BOUNDARY: &str = "agora-capsule-boundary-7d3f";
 
-async fn server(t: TestStore) -> (TestServer, tempfile::TempDir) {
+pub(crate) async fn server(t: TestStore) -> (TestServer, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("blob dir");
     let options = AppOptions {
         rate_limit_per_minute: 1_000,
@@ -34,7 +34,7 @@ async fn server(t: TestStore) -> (TestServer, tempfile::TempDir) {
     (TestServer::start_with(t, options).await, dir)
 }
 
-async fn make_key(s: &TestServer, principal: &str, role: &str, tenant: &str) -> String {
+pub(crate) async fn make_key(s: &TestServer, principal: &str, role: &str, tenant: &str) -> String {
     let r = s
         .graphql(
             Some(&s.admin_token),
@@ -78,7 +78,7 @@ spec:
 }
 
 /// A `.tar.gz` of regular files, with raw names (so a test can write `../x`).
-fn tar_gz(files: &[(&str, &[u8])]) -> Vec<u8> {
+pub(crate) fn tar_gz(files: &[(&str, &[u8])]) -> Vec<u8> {
     let mut tar = Vec::new();
     for (name, data) in files {
         let mut header = tar::Header::new_old();
@@ -109,7 +109,13 @@ fn bundle(tag: &str) -> Vec<u8> {
 }
 
 /// The DSSE envelope (JSON) an author's key makes over a submission's digests.
-fn envelope(key: &SigningKey, name: &str, version: &str, manifest: &str, bundle: &[u8]) -> String {
+pub(crate) fn envelope(
+    key: &SigningKey,
+    name: &str,
+    version: &str,
+    manifest: &str,
+    bundle: &[u8],
+) -> String {
     let statement = CapsuleStatement::new(
         name,
         version,
@@ -153,7 +159,7 @@ fn multipart(manifest: &str, bundle: &[u8], signature: Option<&str>) -> Vec<u8> 
 }
 
 /// One HTTP/1.1 request with a binary body; the status and the JSON body (or the text).
-async fn http(
+pub(crate) async fn http(
     s: &TestServer,
     method: &str,
     path: &str,
@@ -186,7 +192,7 @@ async fn http(
     (status, json)
 }
 
-async fn submit(
+pub(crate) async fn submit(
     s: &TestServer,
     token: &str,
     manifest: &str,
@@ -211,7 +217,7 @@ async fn submit(
     .await
 }
 
-async fn get(s: &TestServer, token: &str, path: &str) -> (u16, Value) {
+pub(crate) async fn get(s: &TestServer, token: &str, path: &str) -> (u16, Value) {
     http(
         s,
         "GET",
@@ -223,11 +229,11 @@ async fn get(s: &TestServer, token: &str, path: &str) -> (u16, Value) {
 }
 
 /// Waits until every projection has applied the log's head.
-async fn settle(s: &TestServer) {
+pub(crate) async fn settle(s: &TestServer) {
     s.state.market.settle_reads().await;
 }
 
-async fn register_key(s: &TestServer, token: &str, key: &SigningKey) -> Value {
+pub(crate) async fn register_key(s: &TestServer, token: &str, key: &SigningKey) -> Value {
     s.graphql(
         Some(token),
         "mutation($k: String!, $i: String) { registerCapsuleKey(publicKey: $k, idempotencyKey: $i) { author keyid } }",

@@ -5,6 +5,7 @@ mod api;
 mod audit_seal;
 mod auth_matrix;
 mod bounded_load;
+mod capsule_installs;
 mod capsules;
 mod common;
 mod group_commit;

@@ -1,7 +1,8 @@
 //! The seed's marketplace metrics that apply to this slice: `marketplace_submissions_total`
 //! (by outcome), `marketplace_capsules_total` (versions published by this process since it
 //! started; the catalogue read model holds the durable count) and
-//! `marketplace_approval_duration_seconds` (from submission to publication).
+//! `marketplace_approval_duration_seconds` (from submission to publication) and
+//! `marketplace_installs_total` (install requests that left the capsule installed).
 
 use agora_commands::capsules::CapsuleObserver;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
@@ -17,6 +18,7 @@ pub struct CapsuleMetrics {
     submissions: IntCounterVec,
     published: IntCounter,
     approval: Histogram,
+    installs: IntCounter,
 }
 
 impl CapsuleMetrics {
@@ -41,11 +43,17 @@ impl CapsuleMetrics {
         )?;
         registry.register(Box::new(submissions.clone()))?;
         registry.register(Box::new(published.clone()))?;
+        let installs = IntCounter::new(
+            "marketplace_installs_total",
+            "Capsule install requests that left the capsule installed (repeats included)",
+        )?;
         registry.register(Box::new(approval.clone()))?;
+        registry.register(Box::new(installs.clone()))?;
         Ok(Self {
             submissions,
             published,
             approval,
+            installs,
         })
     }
 }
@@ -58,5 +66,9 @@ impl CapsuleObserver for CapsuleMetrics {
     fn published(&self, seconds: f64) {
         self.published.inc();
         self.approval.observe(seconds);
+    }
+
+    fn installed(&self) {
+        self.installs.inc();
     }
 }

@@ -9,8 +9,11 @@
 
 pub mod cli;
 pub mod gql;
+pub mod gql_installs;
+pub mod installs;
 pub mod metrics;
 pub mod rest;
+pub mod rest_installs;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,6 +24,7 @@ use agora_domain::access::Role;
 use agora_domain::capsules::aggregate::Actor;
 use agora_domain::capsules::bundle::BundleLimits;
 use agora_domain::capsules::manifest::Problem;
+use agora_projections::capsule_installs::CapsuleInstallQueries;
 use agora_projections::capsules::CapsuleQueries;
 use serde::{Deserialize, Serialize};
 
@@ -101,6 +105,7 @@ impl CapsuleOptions {
 pub struct CapsulesApi {
     pub service: Arc<CapsuleService>,
     pub queries: CapsuleQueries,
+    pub installs: CapsuleInstallQueries,
     pub metrics: metrics::CapsuleMetrics,
     /// The body limit of `POST /v1/marketplace/capsules/submit`.
     pub max_body_bytes: usize,

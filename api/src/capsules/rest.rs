@@ -51,7 +51,7 @@ pub fn routes(max_body_bytes: usize) -> Router<AppState> {
         .route("/schemas/capsule-manifest/v1.json", get(schema))
 }
 
-type Reply = Result<Response, Response>;
+pub(super) type Reply = Result<Response, Response>;
 
 /// A refusal as the REST error body, with its status.
 pub fn refusal_response(r: Refusal) -> Response {
@@ -63,12 +63,12 @@ pub fn refusal_response(r: Refusal) -> Response {
     (status, Json(json!({ "error": error }))).into_response()
 }
 
-fn bad(message: impl Into<String>) -> Response {
+pub(super) fn bad(message: impl Into<String>) -> Response {
     error_response(ApiError::BadUserInput(message.into()))
 }
 
 /// Authenticates and counts the request against the key's general limit.
-async fn caller(s: &AppState, headers: &HeaderMap) -> Result<Principal, Response> {
+pub(super) async fn caller(s: &AppState, headers: &HeaderMap) -> Result<Principal, Response> {
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -80,7 +80,7 @@ async fn caller(s: &AppState, headers: &HeaderMap) -> Result<Principal, Response
     Ok(p)
 }
 
-fn client_key(headers: &HeaderMap) -> Result<Option<String>, Response> {
+pub(super) fn client_key(headers: &HeaderMap) -> Result<Option<String>, Response> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };

@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::capsules::gql::{CapsuleMutation, CapsuleQuery};
+use crate::capsules::gql_installs::{CapsuleInstallMutation, CapsuleInstallQuery};
 use crate::lapverse::gql::{LapVerseMutation, LapVerseQuery};
 use crate::logmarket::gql::{LogMarketMutation, LogMarketQuery, LogMarketSubscription};
 use auth::Principal;
@@ -35,6 +36,7 @@ pub struct Query(
     LapVerseQuery,
     ParkedQuery,
     CapsuleQuery,
+    CapsuleInstallQuery,
 );
 
 /// Every mutation.
@@ -45,6 +47,7 @@ pub struct Mutation(
     LapVerseMutation,
     ParkedMutation,
     CapsuleMutation,
+    CapsuleInstallMutation,
 );
 
 /// Every subscription.

@@ -63,7 +63,7 @@ pub struct LvWebhook {
     pub id: String,
     /// The destination URL: admins only (it may carry a secret); null for every other role.
     pub url: Option<String>,
-    /// `competition_completed`, `champion_promoted`.
+    /// `competition_completed`, `champion_promoted`, `capsule_breaking_version`.
     pub events: Vec<String>,
 }
 
@@ -788,7 +788,8 @@ impl LapVerseMutation {
         .await
     }
 
-    /// Registers a webhook for `competition_completed` and/or `champion_promoted` (admin).
+    /// Registers a webhook for `competition_completed`, `champion_promoted` and/or
+    /// `capsule_breaking_version` (admin).
     async fn register_webhook(
         &self,
         ctx: &Context<'_>,

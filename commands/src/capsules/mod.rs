@@ -17,7 +17,9 @@
 //! publication reads back from the log.
 
 pub mod blobs;
+pub mod installs;
 pub mod keys;
+pub mod notices;
 pub mod verify;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -30,7 +32,9 @@ use agora_domain::capsules::aggregate::{
     ReviewDecision, ReviewVersion, SubmitVersion, VersionStatus,
 };
 use agora_domain::capsules::bundle::{self, BundleError, BundleLimits};
+use agora_domain::capsules::install::{InstallError, Installation};
 use agora_domain::capsules::manifest::{self, ManifestError};
+use agora_domain::capsules::resolve::ResolveError;
 use agora_domain::capsules::risk::{self, AuthorHistory, RiskInput, RiskReport};
 use agora_domain::capsules::sbom::{self, SbomInput};
 use agora_domain::capsules::signature::{self, CapsuleStatement, Envelope, SignatureError};
@@ -73,6 +77,13 @@ pub enum CapsuleServiceError {
     /// The aggregate's rules refused the command.
     #[error("{0}")]
     Rejected(CapsuleError),
+    /// The installation's rules refused the command.
+    #[error("{0}")]
+    Install(InstallError),
+    /// No set of versions satisfies the dependency requirements (a cycle, a conflict, a name
+    /// or version that does not exist, a graph too large).
+    #[error("{0}")]
+    Resolve(ResolveError),
     /// `BAD_USER_INPUT`.
     #[error("{0}")]
     BadInput(String),
@@ -110,6 +121,25 @@ impl CapsuleServiceError {
                 | CapsuleError::MessageRequired => "BAD_USER_INPUT",
                 _ => "CONFLICT",
             },
+            Self::Install(e) => match e {
+                InstallError::NotInstalled => "NOT_FOUND",
+                InstallError::PermissionsShownMismatch { .. }
+                | InstallError::PermissionsNotApproved { .. }
+                | InstallError::ApprovedPermissionsNotDeclared { .. }
+                | InstallError::ReapprovalRequired { .. }
+                | InstallError::TokenBudgetBelowEstimate { .. }
+                | InstallError::TokenBudgetTooLarge { .. } => "BAD_USER_INPUT",
+                InstallError::VersionYanked { .. }
+                | InstallError::AlreadyInstalled { .. }
+                | InstallError::NotAnUpgrade { .. }
+                | InstallError::WrongInstallation { .. } => "CONFLICT",
+            },
+            Self::Resolve(e) => match e {
+                ResolveError::UnknownCapsule { .. } | ResolveError::NoMatchingVersion { .. } => {
+                    "NOT_FOUND"
+                }
+                _ => "CONFLICT",
+            },
         }
     }
 
@@ -121,6 +151,8 @@ impl CapsuleServiceError {
             Self::Signature(e) => format!("{e:?}"),
             Self::Key(e) => format!("{e:?}"),
             Self::Rejected(e) => format!("{e:?}"),
+            Self::Install(e) => format!("{e:?}"),
+            Self::Resolve(e) => format!("{e:?}"),
             Self::BadInput(_) => "BadInput".into(),
             Self::NotFound(_) => "NotFound".into(),
             Self::Busy => "Busy".into(),
@@ -163,6 +195,10 @@ fn command_error<E: std::error::Error>(
     }
 }
 
+fn install_error(e: InstallError) -> CapsuleServiceError {
+    CapsuleServiceError::Install(e)
+}
+
 /// Facts about the catalogue the risk score needs, read from the catalogue read model.
 #[async_trait]
 pub trait CatalogueFacts: Send + Sync {
@@ -180,6 +216,8 @@ pub trait CapsuleObserver: Send + Sync {
     fn submitted(&self, outcome: &str);
     /// A version was published, `seconds` after its submission was received.
     fn published(&self, seconds: f64);
+    /// A capsule was installed (or the install repeated).
+    fn installed(&self) {}
 }
 
 /// What a submission sends.
@@ -235,6 +273,7 @@ pub struct CapsuleService {
     store: Store,
     capsules: CommandBus<Capsule>,
     keys: CommandBus<AuthorKeys>,
+    installs: CommandBus<Installation>,
     blobs: BlobStore,
     platform_key: Arc<SigningKey>,
     settings: CapsuleSettings,
@@ -265,7 +304,8 @@ impl CapsuleService {
         Self {
             store: store.clone(),
             capsules: CommandBus::new(store, signal.clone(), ()),
-            keys: CommandBus::new(store, signal, ()),
+            keys: CommandBus::new(store, signal.clone(), ()),
+            installs: CommandBus::new(store, signal, ()),
             blobs,
             platform_key,
             settings,

@@ -320,6 +320,10 @@ pub struct VersionState {
     pub submitted_by: String,
     pub deprecated: Option<String>,
     pub yanked: bool,
+    /// Whether it breaks the version before it (`breaking_changes` of its submission not
+    /// empty): installations of older versions are told when it is published.
+    #[serde(default)]
+    pub breaking: bool,
 }
 
 /// A capsule and all its versions.
@@ -337,6 +341,11 @@ impl Capsule {
 
     pub fn version(&self, version: &Version) -> Option<&VersionState> {
         self.versions.get(version)
+    }
+
+    /// Every version, lowest first.
+    pub fn versions(&self) -> impl Iterator<Item = (&Version, &VersionState)> {
+        self.versions.iter()
     }
 
     /// The greatest published, not yanked, version below `version`.

@@ -327,6 +327,7 @@ pub(super) fn apply(capsule: &mut Capsule, event: CapsuleEvent) {
             bundle_sha256,
             risk,
             submitted_by,
+            breaking_changes,
             ..
         } => {
             capsule.name.get_or_insert_with(|| manifest.name.clone());
@@ -342,6 +343,7 @@ pub(super) fn apply(capsule: &mut Capsule, event: CapsuleEvent) {
                     submitted_by,
                     deprecated: None,
                     yanked: false,
+                    breaking: !breaking_changes.is_empty(),
                 },
             );
         }

@@ -410,6 +410,7 @@ fn version_facts_are_read_from_the_capsule_aggregate() {
         submitted_by: "alice".into(),
         deprecated: Some("use 2.x".into()),
         yanked: false,
+        breaking: false,
     };
     let f = VersionFacts::of(&parsed.version, &state);
     assert_eq!(f.declared_permissions, parsed.permissions);

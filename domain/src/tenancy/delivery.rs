@@ -47,6 +47,7 @@ pub fn notification_id(event: WebhookEvent, subject: &str) -> String {
     let event = match event {
         WebhookEvent::CompetitionCompleted => "competition-completed",
         WebhookEvent::ChampionPromoted => "champion-promoted",
+        WebhookEvent::CapsuleBreakingVersion => "capsule-breaking-version",
     };
     format!("{event}:{subject}")
 }

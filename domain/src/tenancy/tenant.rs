@@ -361,18 +361,23 @@ impl From<WebhookUrl> for String {
 pub enum WebhookEvent {
     CompetitionCompleted,
     ChampionPromoted,
+    /// A breaking version of a capsule the tenant (or one of its users) has installed was
+    /// published.
+    CapsuleBreakingVersion,
 }
 
 impl WebhookEvent {
-    pub const ALL: [WebhookEvent; 2] = [
+    pub const ALL: [WebhookEvent; 3] = [
         WebhookEvent::CompetitionCompleted,
         WebhookEvent::ChampionPromoted,
+        WebhookEvent::CapsuleBreakingVersion,
     ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::CompetitionCompleted => "competition_completed",
             Self::ChampionPromoted => "champion_promoted",
+            Self::CapsuleBreakingVersion => "capsule_breaking_version",
         }
     }
 }
