@@ -44,6 +44,8 @@ use agora_commands::lapverse::jobs::Workers;
 use agora_commands::lapverse::process as lapverse_process;
 use agora_commands::lapverse::{FaultInjector, LapVerse, LapVerseSettings};
 use agora_projections::capsule_installs::CapsuleInstallQueries;
+use agora_projections::capsule_reviews::CapsuleReviewQueries;
+use agora_projections::capsule_search::CapsuleSearch;
 use agora_projections::capsules::CapsuleQueries;
 use agora_projections::lapverse::LapVerseQueries;
 use tokio::runtime::Handle;
@@ -477,6 +479,8 @@ fn capsules_api(
         .context("opening the capsule blob store")?;
     let queries = CapsuleQueries::new(store.read_models().clone());
     let installs = CapsuleInstallQueries::new(store.read_models().clone());
+    let reviews = CapsuleReviewQueries::new(store.read_models().clone());
+    let search = CapsuleSearch::new(store.read_models().clone()).context("capsule search index")?;
     let metrics =
         CapsuleMetrics::register(metrics.registry()).context("registering marketplace metrics")?;
     let settings = CapsuleSettings {
@@ -490,11 +494,14 @@ fn capsules_api(
         settings,
         Arc::new(queries.clone()),
     )
-    .with_observer(Arc::new(metrics.clone()));
+    .with_observer(Arc::new(metrics.clone()))
+    .with_review_facts(Arc::new(reviews.clone()));
     Ok(CapsulesApi {
         service: Arc::new(service),
         queries,
         installs,
+        reviews,
+        search,
         metrics,
         max_body_bytes: options.max_body_bytes(),
     })
@@ -551,6 +558,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::lapverse::rest::routes())
         .merge(crate::capsules::rest::routes(state.capsules.max_body_bytes))
         .merge(crate::capsules::rest_installs::routes())
+        .merge(crate::capsules::rest_reviews::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), track))
         .fallback(crate::http_errors::not_found)
         .layer(middleware::from_fn(crate::http_errors::typed_errors))

@@ -3,6 +3,7 @@
 //! and the analysis over crafted worst-case logs (`--adversarial-logs`).
 //! docs/BENCHMARKS.md records results and the command that reproduces them.
 
+pub mod capsules;
 pub mod write_path;
 
 use std::time::{Duration, Instant};
@@ -51,6 +52,10 @@ pub struct BenchArgs {
     /// four-agent pass and the priced analysis over a LogChunks folder's logs.
     #[arg(long, value_name = "FOLDER")]
     pub logchunks: Option<std::path::PathBuf>,
+    /// Instead of the write path: the capsule registry's submission of 1 MiB bundles, search
+    /// over 10,000 capsules with typos, and dependency resolution of 200-node graphs.
+    #[arg(long)]
+    pub capsules: bool,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -256,6 +261,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         crate::eval_logchunks::print_throughput(&rows, &folder);
         return Ok(());
     }
+    if args.capsules {
+        return run_capsules(&args).await;
+    }
     let load = match args.duration {
         Some(d) => Load::Duration(d),
         None => Load::Ops(args.ops_per_client),
@@ -299,6 +307,55 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
     } else {
         print_report(&rows, load);
+    }
+    Ok(())
+}
+
+/// `--capsules`: each scenario per backend on a fresh store, then the store-free resolution.
+async fn run_capsules(args: &BenchArgs) -> anyhow::Result<()> {
+    let mut rows = Vec::new();
+    if !args.no_postgres {
+        let name = format!("agora_bench_capsules_{}", std::process::id());
+        let url = pgadmin::create_database(&args.postgres_url, &name)
+            .await
+            .context(
+                "creating the benchmark database (is PostgreSQL running? see --postgres-url)",
+            )?;
+        let outcome = async {
+            let store =
+                Store::connect(&StoreLocation::Postgres { url }, &PoolSizes::default()).await?;
+            store.migrate().await?;
+            let rows = capsules::bench_capsules("postgres", &store).await;
+            store.close().await;
+            rows
+        }
+        .await;
+        pgadmin::drop_database(&args.postgres_url, &name).await?;
+        rows.extend(outcome?);
+    }
+    if !args.no_sqlite {
+        let dir = std::env::temp_dir().join(format!("agora_bench_capsules_{}", std::process::id()));
+        let location = StoreLocation::Sqlite {
+            path: dir.join("bench.db"),
+        };
+        let outcome = async {
+            let store = Store::connect(&location, &PoolSizes::default()).await?;
+            store.migrate().await?;
+            let rows = capsules::bench_capsules("sqlite", &store).await;
+            store.close().await;
+            rows
+        }
+        .await;
+        let _ = std::fs::remove_dir_all(&dir);
+        rows.extend(outcome?);
+    }
+    rows.extend(tokio::task::spawn_blocking(capsules::bench_memory).await??);
+    if args.json {
+        for r in &rows {
+            println!("{}", serde_json::to_string(r)?);
+        }
+    } else {
+        capsules::print(&rows);
     }
     Ok(())
 }

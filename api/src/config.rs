@@ -71,8 +71,8 @@ pub struct Config {
     /// `AGORA_REDIS_URL`: keep rate limits and submission quotas in this Redis (else in the
     /// database); a secret, since the URL may hold a password.
     pub redis_url: Option<Secret>,
-    /// `AGORA_DEMO_TENANT`: register the demo tenant `acme` on start (default on for the
-    /// embedded SQLite store, off for PostgreSQL).
+    /// `AGORA_DEMO_TENANT`: register the demo tenant `acme` and load the demo capsule
+    /// catalogue on start (default on for the embedded SQLite store, off for PostgreSQL).
     pub demo_tenant: bool,
 }
 

@@ -1,4 +1,6 @@
 //! Agora's server and command-line tools (binary `agora`).
+// The merged GraphQL roots nest deeply enough to pass the default query depth of the compiler.
+#![recursion_limit = "256"]
 
 pub mod app;
 pub mod audit_cli;

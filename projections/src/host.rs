@@ -18,6 +18,8 @@ use ed25519_dalek::SigningKey;
 use crate::access::ApiKeyProjection;
 use crate::audit::AuditSealProjection;
 use crate::capsule_installs::CapsuleInstallProjection;
+use crate::capsule_reviews::CapsuleReviewProjection;
+use crate::capsule_search::CapsuleSearchProjection;
 use crate::capsules::CapsuleProjection;
 use crate::engine::{
     read_checkpoint, Projection, ProjectionError, ProjectionRunner, ProjectionStatus,
@@ -37,6 +39,8 @@ pub fn all_projections(ledger_key: Arc<SigningKey>) -> Vec<Arc<dyn Projection>> 
         Arc::new(ApiKeyProjection::default()),
         Arc::new(CapsuleProjection::default()),
         Arc::new(CapsuleInstallProjection::default()),
+        Arc::new(CapsuleReviewProjection::default()),
+        Arc::new(CapsuleSearchProjection::default()),
     ]
 }
 

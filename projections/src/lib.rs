@@ -4,6 +4,8 @@
 pub mod access;
 pub mod audit;
 pub mod capsule_installs;
+pub mod capsule_reviews;
+pub mod capsule_search;
 pub mod capsules;
 pub mod engine;
 pub mod host;

@@ -305,6 +305,38 @@ const TABLE: &[Row] = &[
         Reach::Any,
     ),
     row("GET /v1/marketplace/installations", ALL, Reach::Any),
+    // Reviews: any key writes its own (the installer rule is the aggregate's) and votes;
+    // platform reviewers moderate.
+    row("query capsuleReviews", ALL, Reach::Any),
+    // Search: any key.
+    row("query searchCapsules", ALL, Reach::Any),
+    row("mutation writeCapsuleReview", ALL, Reach::Any),
+    row("mutation voteCapsuleReview", ALL, Reach::Any),
+    row(
+        "mutation moderateCapsuleReview",
+        &[Reviewer],
+        Reach::Platform,
+    ),
+    row(
+        "POST /v1/marketplace/capsules/{name}/reviews",
+        ALL,
+        Reach::Any,
+    ),
+    row(
+        "GET /v1/marketplace/capsules/{name}/reviews",
+        ALL,
+        Reach::Any,
+    ),
+    row(
+        "POST /v1/marketplace/capsules/{name}/reviews/{author}/votes",
+        ALL,
+        Reach::Any,
+    ),
+    row(
+        "POST /v1/marketplace/capsules/{name}/reviews/{author}/moderation",
+        &[Reviewer],
+        Reach::Platform,
+    ),
     // Public: health, metrics, documents, the query page and the GraphQL endpoints themselves
     // (every field checks its caller).
     row("GET /", &[], Reach::Public),
@@ -442,6 +474,11 @@ fn graphql_call(field: &str, f: &Fixture, n: usize) -> (String, Value) {
         "installCapsule" => ("mutation($k: String) { installCapsule(name: \"matrix-capsule\", idempotencyKey: $k) { version } }", json!({"k": k})),
         "upgradeCapsule" => ("mutation($k: String) { upgradeCapsule(name: \"matrix-capsule\", idempotencyKey: $k) { version } }", json!({"k": k})),
         "uninstallCapsule" => ("mutation($k: String) { uninstallCapsule(name: \"matrix-capsule\", idempotencyKey: $k) { version } }", json!({"k": k})),
+        "capsuleReviews" => ("{ capsuleReviews(name: \"matrix-capsule\") { ratings } }", json!({})),
+        "searchCapsules" => ("{ searchCapsules(q: \"matrix\") { next } }", json!({})),
+        "writeCapsuleReview" => ("mutation($k: String) { writeCapsuleReview(name: \"matrix-capsule\", stars: 4, idempotencyKey: $k) { stars } }", json!({"k": k})),
+        "voteCapsuleReview" => ("mutation($k: String) { voteCapsuleReview(name: \"matrix-capsule\", author: \"acme/nobody\", helpful: true, idempotencyKey: $k) { helpful } }", json!({"k": k})),
+        "moderateCapsuleReview" => ("mutation($k: String) { moderateCapsuleReview(name: \"matrix-capsule\", author: \"acme/nobody\", action: \"hide\", note: \"matrix\", idempotencyKey: $k) { hidden } }", json!({"k": k})),
         other => panic!("no call written for GraphQL field {other}: add one"),
     };
     (doc.to_owned(), vars)
@@ -489,6 +526,11 @@ fn rest_call(
         "/npe/log-marketplace/pay/{analysis_id}" => json!({"subPKPId": SELLER}),
         "/npe/log-marketplace/analyses/{analysis_id}/feedback" => {
             json!({"insightIndex": 0, "verdict": "confirmed"})
+        }
+        "/v1/marketplace/capsules/{name}/reviews" => json!({"rating": 4}),
+        "/v1/marketplace/capsules/{name}/reviews/{author}/votes" => json!({"helpful": true}),
+        "/v1/marketplace/capsules/{name}/reviews/{author}/moderation" => {
+            json!({"action": "hide", "note": "matrix"})
         }
         "/npe/log-marketplace/sellers/{seller}/key"
         | "/npe/log-marketplace/sellers/{seller}/key/approve" => {

@@ -3,12 +3,14 @@
 //! install repeated without a key answered the same, a dangerous permission refused until
 //! approved, a breaking version told to every installation of an older one (the one installed
 //! before the publication and the one after), an upgrade, a yanked version refused, a
-//! dependency cycle named, an uninstall, tenant installs for admins only, and the installations
+//! dependency cycle named, ratings and reviews (installers only, near duplicates refused, votes,
+//! a moderator hiding one out of the rating), an uninstall, tenant installs for admins only, and the installations
 //! read model equal to its rebuild.
 
 use std::time::{Duration, Instant};
 
 use agora_projections::capsule_installs::CapsuleInstallProjection;
+use agora_projections::capsule_reviews::CapsuleReviewProjection;
 use agora_projections::rebuild::rebuild_and_compare;
 use agora_tests::{both_backends, error_code, read_all, TestServer, TestStore};
 use ed25519_dalek::SigningKey;
@@ -285,6 +287,70 @@ async fn install_story(t: TestStore) {
     assert_eq!(status, 409, "no way down: {body}");
     assert_eq!(body["error"]["reason"], "NotAnUpgrade", "{body}");
 
+    // 4b. Installers rate and review; others vote; a platform reviewer hides.
+    let reviews = "/v1/marketplace/capsules/csv-report/reviews";
+    let text = "Solid CSV reports: the summary is accurate and it runs fast.";
+    let (status, body) = post(&s, &bob, reviews, json!({"rating": 5, "review": text})).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["author"], "acme/bob", "{body}");
+    let erin = make_key(&s, "erin", "client", "acme").await;
+    let (status, body) = post(&s, &erin, reviews, json!({"rating": 1})).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["reason"], "NotInstalled", "{body}");
+    let (status, body) = post(&s, &carol, reviews, json!({"rating": 9})).await;
+    assert_eq!(status, 400, "{body}");
+    // The read model must hold bob's review before carol's near copy is compared with it.
+    settle(&s).await;
+    let copy = "Solid CSV reports; the summary is accurate and it runs fast!";
+    let (status, body) = post(&s, &carol, reviews, json!({"rating": 3, "review": copy})).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["reason"], "DuplicateText", "{body}");
+    let (status, body) = post(&s, &carol, reviews, json!({"rating": 3, "review": "fine"})).await;
+    assert_eq!(status, 201, "{body}");
+    let votes = "/v1/marketplace/capsules/csv-report/reviews/acme%2Fbob/votes";
+    let (status, body) = post(&s, &carol, votes, json!({"helpful": true})).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["helpful"], 1, "{body}");
+    let (status, body) = post(&s, &carol, votes, json!({"helpful": false})).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["reason"], "AlreadyVoted", "{body}");
+    let (status, body) = post(&s, &bob, votes, json!({"helpful": true})).await;
+    assert_eq!(status, 403, "{body}");
+    settle(&s).await;
+    let (status, list) = get(&s, &bob, reviews).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(
+        list["rating"],
+        json!({"average": "4.00", "count": 2}),
+        "{list}"
+    );
+    assert_eq!(
+        list["reviews"][0]["author"], "acme/bob",
+        "most helpful first: {list}"
+    );
+    let moderation = "/v1/marketplace/capsules/csv-report/reviews/acme%2Fbob/moderation";
+    let (status, body) = post(&s, &bob, moderation, json!({"action": "hide", "note": "x"})).await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = post(
+        &s,
+        &rita,
+        moderation,
+        json!({"action": "hide", "note": "undisclosed affiliation"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["hidden"], true, "{body}");
+    settle(&s).await;
+    let (_, list) = get(&s, &bob, reviews).await;
+    assert_eq!(
+        list["rating"],
+        json!({"average": "3.00", "count": 1}),
+        "{list}"
+    );
+    assert_eq!(list["reviews"].as_array().map(Vec::len), Some(1), "{list}");
+    let (_, list) = get(&s, &rita, reviews).await;
+    assert_eq!(list["reviews"].as_array().map(Vec::len), Some(2), "{list}");
+
     // 5. A yanked version is refused by name.
     let r = s
         .graphql(
@@ -360,6 +426,10 @@ async fn install_story(t: TestStore) {
     // 9. The read model equals its rebuild.
     settle(&s).await;
     let cmp = rebuild_and_compare(&s.store.store, &CapsuleInstallProjection::default(), false)
+        .await
+        .unwrap();
+    assert!(cmp.is_equal(), "{cmp:#?}");
+    let cmp = rebuild_and_compare(&s.store.store, &CapsuleReviewProjection::default(), false)
         .await
         .unwrap();
     assert!(cmp.is_equal(), "{cmp:#?}");

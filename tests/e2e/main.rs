@@ -6,6 +6,7 @@ mod audit_seal;
 mod auth_matrix;
 mod bounded_load;
 mod capsule_installs;
+mod capsule_search;
 mod capsules;
 mod common;
 mod group_commit;

@@ -2,7 +2,8 @@
 //! (by outcome), `marketplace_capsules_total` (versions published by this process since it
 //! started; the catalogue read model holds the durable count) and
 //! `marketplace_approval_duration_seconds` (from submission to publication) and
-//! `marketplace_installs_total` (install requests that left the capsule installed).
+//! `marketplace_installs_total` (install requests that left the capsule installed) and
+//! `marketplace_search_queries_total` (catalogue searches, by outcome).
 
 use agora_commands::capsules::CapsuleObserver;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
@@ -19,6 +20,7 @@ pub struct CapsuleMetrics {
     published: IntCounter,
     approval: Histogram,
     installs: IntCounter,
+    searches: IntCounterVec,
 }
 
 impl CapsuleMetrics {
@@ -49,12 +51,27 @@ impl CapsuleMetrics {
         )?;
         registry.register(Box::new(approval.clone()))?;
         registry.register(Box::new(installs.clone()))?;
+        let searches = IntCounterVec::new(
+            Opts::new(
+                "marketplace_search_queries_total",
+                "Catalogue searches, by outcome (ok, error)",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(searches.clone()))?;
         Ok(Self {
             submissions,
             published,
             approval,
             installs,
+            searches,
         })
+    }
+
+    /// Counts one search.
+    pub fn searched(&self, ok: bool) {
+        let outcome = if ok { "ok" } else { "error" };
+        self.searches.with_label_values(&[outcome]).inc();
     }
 }
 

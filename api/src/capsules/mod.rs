@@ -8,12 +8,19 @@
 //! so two tenants' principals of the same name never share a capsule.
 
 pub mod cli;
+pub mod demo;
+pub mod demo_fixtures;
 pub mod gql;
 pub mod gql_installs;
+pub mod gql_reviews;
+pub mod gql_search;
 pub mod installs;
 pub mod metrics;
 pub mod rest;
 pub mod rest_installs;
+pub mod rest_reviews;
+pub mod reviews;
+pub mod search;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,6 +32,8 @@ use agora_domain::capsules::aggregate::Actor;
 use agora_domain::capsules::bundle::BundleLimits;
 use agora_domain::capsules::manifest::Problem;
 use agora_projections::capsule_installs::CapsuleInstallQueries;
+use agora_projections::capsule_reviews::CapsuleReviewQueries;
+use agora_projections::capsule_search::CapsuleSearch;
 use agora_projections::capsules::CapsuleQueries;
 use serde::{Deserialize, Serialize};
 
@@ -106,6 +115,9 @@ pub struct CapsulesApi {
     pub service: Arc<CapsuleService>,
     pub queries: CapsuleQueries,
     pub installs: CapsuleInstallQueries,
+    pub reviews: CapsuleReviewQueries,
+    /// The catalogue search and its in-memory index (one per process).
+    pub search: CapsuleSearch,
     pub metrics: metrics::CapsuleMetrics,
     /// The body limit of `POST /v1/marketplace/capsules/submit`.
     pub max_body_bytes: usize,
@@ -144,6 +156,10 @@ pub struct Refusal {
 pub fn refusal(e: CapsuleServiceError) -> Result<Refusal, ApiError> {
     match &e {
         CapsuleServiceError::Busy => return Err(ApiError::Busy(e.to_string())),
+        // Retryable later: never stored as the outcome of the key.
+        CapsuleServiceError::Review(
+            agora_domain::capsules::community::ReviewError::RateLimited { .. },
+        ) => return Err(ApiError::Throttled),
         CapsuleServiceError::Storage(detail) => {
             return Err(ApiError::internal("capsule store", detail))
         }

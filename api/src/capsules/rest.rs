@@ -17,7 +17,8 @@
 use agora_commands::capsules::{Submission, SubmitReceipt};
 use agora_domain::capsules::manifest::SCHEMA_JSON;
 use agora_domain::capsules::sha256_hex;
-use agora_projections::capsules::{CapsuleRow, ListFilter, VersionRow};
+use agora_projections::capsule_search::SearchRequest;
+use agora_projections::capsules::{CapsuleRow, VersionRow};
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -35,9 +36,6 @@ use crate::logmarket::rest::{error_response, status_of};
 
 /// Longest signature envelope field, bytes.
 pub const MAX_ENVELOPE_BYTES: usize = agora_domain::capsules::signature::MAX_ENVELOPE_BYTES;
-/// Default and largest page of the list.
-pub const DEFAULT_PAGE: i64 = 20;
-pub const MAX_PAGE: i64 = 100;
 
 pub fn routes(max_body_bytes: usize) -> Router<AppState> {
     Router::new()
@@ -254,40 +252,48 @@ fn version_json(v: &VersionRow) -> Value {
 }
 
 #[derive(Deserialize)]
-struct ListParams {
+#[serde(rename_all = "camelCase")]
+struct SearchParams {
     q: Option<String>,
     category: Option<String>,
+    permission: Option<String>,
+    min_rating: Option<String>,
+    sort: Option<String>,
     first: Option<i64>,
     after: Option<String>,
 }
 
+/// The catalogue search (see [`super::search`]): `{"capsules": [...], "next", "sort"}`.
 async fn list(
     State(s): State<AppState>,
     headers: HeaderMap,
-    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+    params: Result<Query<SearchParams>, axum::extract::rejection::QueryRejection>,
 ) -> Reply {
     caller(&s, &headers).await?;
     let Query(params) = params.map_err(|e| bad(e.body_text()))?;
-    let first = params.first.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&first) {
-        return Err(bad(format!("first must be 1..={MAX_PAGE}")));
-    }
-    let filter = ListFilter {
-        q: params.q.filter(|q| !q.is_empty()),
-        category: params.category.filter(|c| !c.is_empty()),
-        include_unpublished: false,
+    let min_rating = match params.min_rating.as_deref().filter(|r| !r.is_empty()) {
+        None => None,
+        Some(r) => Some(
+            r.trim()
+                .parse::<rust_decimal::Decimal>()
+                .map_err(|_| bad(format!("minRating `{r}` is not a decimal number")))?,
+        ),
     };
-    let rows = s
-        .capsules
-        .queries
-        .list(&filter, params.after.as_deref(), first)
+    let request = SearchRequest {
+        q: params.q,
+        category: params.category,
+        permission: params.permission,
+        min_rating,
+        sort: params.sort,
+        first: params.first,
+        after: params.after,
+    };
+    let page = super::search::run(&s, &request)
         .await
-        .map_err(|e| error_response(read_error(e)))?;
-    let next = (rows.len() as i64 == first)
-        .then(|| rows.last().map(|r| r.name.clone()))
-        .flatten();
-    let capsules: Vec<Value> = rows.iter().map(capsule_json).collect();
-    Ok(Json(json!({"capsules": capsules, "next": next})).into_response())
+        .map_err(error_response)?;
+    let capsules: Vec<Value> = page.hits.iter().map(super::search::hit_json).collect();
+    let sort = format!("{:?}", page.sort).to_lowercase();
+    Ok(Json(json!({"capsules": capsules, "next": page.next, "sort": sort})).into_response())
 }
 
 async fn detail(State(s): State<AppState>, headers: HeaderMap, Path(name): Path<String>) -> Reply {

@@ -21,6 +21,8 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::capsules::gql::{CapsuleMutation, CapsuleQuery};
 use crate::capsules::gql_installs::{CapsuleInstallMutation, CapsuleInstallQuery};
+use crate::capsules::gql_reviews::{CapsuleReviewMutation, CapsuleReviewQuery};
+use crate::capsules::gql_search::CapsuleSearchQuery;
 use crate::lapverse::gql::{LapVerseMutation, LapVerseQuery};
 use crate::logmarket::gql::{LogMarketMutation, LogMarketQuery, LogMarketSubscription};
 use auth::Principal;
@@ -37,6 +39,8 @@ pub struct Query(
     ParkedQuery,
     CapsuleQuery,
     CapsuleInstallQuery,
+    CapsuleReviewQuery,
+    CapsuleSearchQuery,
 );
 
 /// Every mutation.
@@ -48,6 +52,7 @@ pub struct Mutation(
     ParkedMutation,
     CapsuleMutation,
     CapsuleInstallMutation,
+    CapsuleReviewMutation,
 );
 
 /// Every subscription.

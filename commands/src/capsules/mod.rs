@@ -20,6 +20,7 @@ pub mod blobs;
 pub mod installs;
 pub mod keys;
 pub mod notices;
+pub mod reviews;
 pub mod verify;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,6 +33,7 @@ use agora_domain::capsules::aggregate::{
     ReviewDecision, ReviewVersion, SubmitVersion, VersionStatus,
 };
 use agora_domain::capsules::bundle::{self, BundleError, BundleLimits};
+use agora_domain::capsules::community::{CapsuleReview, ReviewError};
 use agora_domain::capsules::install::{InstallError, Installation};
 use agora_domain::capsules::manifest::{self, ManifestError};
 use agora_domain::capsules::resolve::ResolveError;
@@ -80,6 +82,9 @@ pub enum CapsuleServiceError {
     /// The installation's rules refused the command.
     #[error("{0}")]
     Install(InstallError),
+    /// The review's rules refused the command.
+    #[error("{0}")]
+    Review(ReviewError),
     /// No set of versions satisfies the dependency requirements (a cycle, a conflict, a name
     /// or version that does not exist, a graph too large).
     #[error("{0}")]
@@ -134,6 +139,21 @@ impl CapsuleServiceError {
                 | InstallError::NotAnUpgrade { .. }
                 | InstallError::WrongInstallation { .. } => "CONFLICT",
             },
+            Self::Review(e) => match e {
+                ReviewError::StarsOutOfRange { .. }
+                | ReviewError::TextTooLong { .. }
+                | ReviewError::NoteRequired { .. } => "BAD_USER_INPUT",
+                ReviewError::NotInstalled
+                | ReviewError::NotAuthor
+                | ReviewError::NotAReviewer
+                | ReviewError::OwnReview => "FORBIDDEN",
+                ReviewError::NoReview => "NOT_FOUND",
+                ReviewError::RateLimited { .. } => "THROTTLED",
+                ReviewError::AlreadyReviewed
+                | ReviewError::DuplicateText { .. }
+                | ReviewError::AlreadyVoted
+                | ReviewError::ReviewHidden => "CONFLICT",
+            },
             Self::Resolve(e) => match e {
                 ResolveError::UnknownCapsule { .. } | ResolveError::NoMatchingVersion { .. } => {
                     "NOT_FOUND"
@@ -152,6 +172,7 @@ impl CapsuleServiceError {
             Self::Key(e) => format!("{e:?}"),
             Self::Rejected(e) => format!("{e:?}"),
             Self::Install(e) => format!("{e:?}"),
+            Self::Review(e) => format!("{e:?}"),
             Self::Resolve(e) => format!("{e:?}"),
             Self::BadInput(_) => "BadInput".into(),
             Self::NotFound(_) => "NotFound".into(),
@@ -274,6 +295,8 @@ pub struct CapsuleService {
     capsules: CommandBus<Capsule>,
     keys: CommandBus<AuthorKeys>,
     installs: CommandBus<Installation>,
+    reviews: CommandBus<CapsuleReview>,
+    review_facts: Option<Arc<dyn reviews::ReviewFacts>>,
     blobs: BlobStore,
     platform_key: Arc<SigningKey>,
     settings: CapsuleSettings,
@@ -305,13 +328,21 @@ impl CapsuleService {
             store: store.clone(),
             capsules: CommandBus::new(store, signal.clone(), ()),
             keys: CommandBus::new(store, signal.clone(), ()),
-            installs: CommandBus::new(store, signal, ()),
+            installs: CommandBus::new(store, signal.clone(), ()),
+            reviews: CommandBus::new(store, signal, ()),
+            review_facts: None,
             blobs,
             platform_key,
             settings,
             catalogue,
             observer: None,
         }
+    }
+
+    /// Reads the spam facts of reviews from `facts` (without: no rate or duplicate check).
+    pub fn with_review_facts(mut self, facts: Arc<dyn reviews::ReviewFacts>) -> Self {
+        self.review_facts = Some(facts);
+        self
     }
 
     pub fn with_observer(mut self, observer: Arc<dyn CapsuleObserver>) -> Self {

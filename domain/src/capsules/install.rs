@@ -277,6 +277,11 @@ impl Installation {
         self.installed.as_ref()
     }
 
+    /// Whether the capsule is or was ever installed here (an uninstalled user may still review).
+    pub fn ever_installed(&self) -> bool {
+        self.capsule.is_some()
+    }
+
     pub fn decide(
         &self,
         command: InstallationCommand,
