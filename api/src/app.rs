@@ -43,6 +43,7 @@ use agora_commands::capsules::{CapsuleService, CapsuleSettings};
 use agora_commands::lapverse::jobs::Workers;
 use agora_commands::lapverse::process as lapverse_process;
 use agora_commands::lapverse::{FaultInjector, LapVerse, LapVerseSettings};
+use agora_projections::capsule_collections::{CollectionQueries, TrendingQueries};
 use agora_projections::capsule_installs::CapsuleInstallQueries;
 use agora_projections::capsule_reviews::CapsuleReviewQueries;
 use agora_projections::capsule_search::CapsuleSearch;
@@ -502,6 +503,8 @@ fn capsules_api(
         installs,
         reviews,
         search,
+        collections: CollectionQueries::new(store.read_models().clone()),
+        trending: TrendingQueries::new(store.read_models().clone()),
         metrics,
         max_body_bytes: options.max_body_bytes(),
     })
@@ -559,6 +562,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::capsules::rest::routes(state.capsules.max_body_bytes))
         .merge(crate::capsules::rest_installs::routes())
         .merge(crate::capsules::rest_reviews::routes())
+        .merge(crate::capsules::rest_collections::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), track))
         .fallback(crate::http_errors::not_found)
         .layer(middleware::from_fn(crate::http_errors::typed_errors))

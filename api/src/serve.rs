@@ -67,16 +67,15 @@ pub async fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
         crate::lapverse::demo::ensure_demo_tenant(&app.state.lapverse.service)
             .await
             .context("registering the demo tenant")?;
-        // The demo catalogue loads in the background: the server answers meanwhile.
-        let state = app.state.clone();
-        tokio::spawn(async move {
-            let settle = || state.market.settle_reads();
-            if let Err(e) =
-                crate::capsules::demo::ensure_demo_catalogue(&state.capsules.service, settle).await
-            {
-                tracing::warn!(error = %e, "the demo capsule catalogue did not load");
-            }
-        });
+        // The demo catalogue loads before the server answers (under a second on first start;
+        // later starts only find it), so what a client sees first is the whole catalogue.
+        let state = &app.state;
+        let settle = || state.market.settle_reads();
+        if let Err(e) =
+            crate::capsules::demo::ensure_demo_catalogue(&state.capsules.service, settle).await
+        {
+            tracing::warn!(error = %e, "the demo capsule catalogue did not load");
+        }
     }
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(%addr, "listening");

@@ -30,7 +30,7 @@ const JOB_LEASE_SECONDS: &str = "2";
 /// Times the owner of every lease is killed.
 const KILL_ROUNDS: usize = 2;
 /// Background work every process competes for (lease keys).
-const EXPECTED_LEASES: usize = 17;
+const EXPECTED_LEASES: usize = 18;
 /// Generous deadline for start-up and for the load to settle.
 const SETTLE: Duration = Duration::from_secs(60);
 

@@ -952,6 +952,51 @@ impl Store {
     }
 }
 
+impl Store {
+    /// One aggregate's events in stream order (at most `limit`), every committed one: unlike
+    /// [`Store::query_events`], which reads the global log only up to the horizon below which no
+    /// transaction is still open (so global readers never skip an event), a single stream has
+    /// no such gap: its sequence numbers are dense and a command appends after the last.
+    /// Commands that read back what an earlier command of the same stream recorded use this.
+    pub async fn stream_events(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, sqlx::Error> {
+        let limit = limit.clamp(1, MAX_READ_BATCH);
+        match &self.native {
+            NativePool::Postgres(pool) => {
+                let rows = sqlx::query(
+                    "SELECT transaction_id::text::bigint AS txid, global_position, aggregate_type, \
+                     aggregate_id, sequence, event_type, event_version, payload, metadata, \
+                     recorded_at FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 \
+                     ORDER BY sequence LIMIT $3",
+                )
+                .bind(aggregate_type)
+                .bind(aggregate_id)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+                rows.iter().map(pg_row_to_event).collect()
+            }
+            NativePool::Sqlite(pool) => {
+                let rows = sqlx::query(
+                    "SELECT global_position, aggregate_type, aggregate_id, sequence, event_type, \
+                     event_version, payload, metadata, recorded_at_us FROM events \
+                     WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence LIMIT $3",
+                )
+                .bind(aggregate_type)
+                .bind(aggregate_id)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+                rows.iter().map(sqlite_row_to_event).collect()
+            }
+        }
+    }
+}
+
 /// Which page of a history query.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Page {

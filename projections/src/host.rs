@@ -17,6 +17,7 @@ use ed25519_dalek::SigningKey;
 
 use crate::access::ApiKeyProjection;
 use crate::audit::AuditSealProjection;
+use crate::capsule_collections::CapsuleCollectionProjection;
 use crate::capsule_installs::CapsuleInstallProjection;
 use crate::capsule_reviews::CapsuleReviewProjection;
 use crate::capsule_search::CapsuleSearchProjection;
@@ -41,6 +42,7 @@ pub fn all_projections(ledger_key: Arc<SigningKey>) -> Vec<Arc<dyn Projection>> 
         Arc::new(CapsuleInstallProjection::default()),
         Arc::new(CapsuleReviewProjection::default()),
         Arc::new(CapsuleSearchProjection::default()),
+        Arc::new(CapsuleCollectionProjection::default()),
     ]
 }
 

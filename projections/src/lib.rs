@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod capsule_collections;
 pub mod capsule_installs;
 pub mod capsule_reviews;
 pub mod capsule_search;

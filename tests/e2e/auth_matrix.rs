@@ -310,6 +310,40 @@ const TABLE: &[Row] = &[
     row("query capsuleReviews", ALL, Reach::Any),
     // Search: any key.
     row("query searchCapsules", ALL, Reach::Any),
+    // Collections: any key makes and edits its own (ownership is the aggregate's); platform
+    // admins feature.
+    row("query capsuleCollections", ALL, Reach::Any),
+    row("query capsuleCollection", ALL, Reach::Any),
+    row("query trendingCapsules", ALL, Reach::Any),
+    row("mutation createCapsuleCollection", ALL, Reach::Any),
+    row("mutation addCapsuleToCollection", ALL, Reach::Any),
+    row("mutation removeCapsuleFromCollection", ALL, Reach::Any),
+    row("mutation renameCapsuleCollection", ALL, Reach::Any),
+    row(
+        "mutation featureCapsuleCollection",
+        &[Admin],
+        Reach::Platform,
+    ),
+    row("POST /v1/marketplace/collections", ALL, Reach::Any),
+    row("GET /v1/marketplace/collections", ALL, Reach::Any),
+    row("GET /v1/marketplace/collections/{id}", ALL, Reach::Any),
+    row("PATCH /v1/marketplace/collections/{id}", ALL, Reach::Any),
+    row(
+        "POST /v1/marketplace/collections/{id}/capsules",
+        ALL,
+        Reach::Any,
+    ),
+    row(
+        "DELETE /v1/marketplace/collections/{id}/capsules/{name}",
+        ALL,
+        Reach::Any,
+    ),
+    row(
+        "POST /v1/marketplace/collections/{id}/featured",
+        &[Admin],
+        Reach::Platform,
+    ),
+    row("GET /v1/marketplace/trending", ALL, Reach::Any),
     row("mutation writeCapsuleReview", ALL, Reach::Any),
     row("mutation voteCapsuleReview", ALL, Reach::Any),
     row(
@@ -476,6 +510,14 @@ fn graphql_call(field: &str, f: &Fixture, n: usize) -> (String, Value) {
         "uninstallCapsule" => ("mutation($k: String) { uninstallCapsule(name: \"matrix-capsule\", idempotencyKey: $k) { version } }", json!({"k": k})),
         "capsuleReviews" => ("{ capsuleReviews(name: \"matrix-capsule\") { ratings } }", json!({})),
         "searchCapsules" => ("{ searchCapsules(q: \"matrix\") { next } }", json!({})),
+        "capsuleCollections" => ("{ capsuleCollections { id } }", json!({})),
+        "capsuleCollection" => ("{ capsuleCollection(id: \"col-00000000-0000-0000-0000-000000000000\") { id } }", json!({})),
+        "trendingCapsules" => ("{ trendingCapsules { name } }", json!({})),
+        "createCapsuleCollection" => ("mutation($k: String) { createCapsuleCollection(title: \"matrix\", idempotencyKey: $k) { id } }", json!({"k": k})),
+        "addCapsuleToCollection" => ("mutation($k: String) { addCapsuleToCollection(id: \"col-00000000-0000-0000-0000-000000000000\", name: \"matrix-capsule\", idempotencyKey: $k) { id } }", json!({"k": k})),
+        "removeCapsuleFromCollection" => ("mutation($k: String) { removeCapsuleFromCollection(id: \"col-00000000-0000-0000-0000-000000000000\", name: \"matrix-capsule\", idempotencyKey: $k) { id } }", json!({"k": k})),
+        "renameCapsuleCollection" => ("mutation($k: String) { renameCapsuleCollection(id: \"col-00000000-0000-0000-0000-000000000000\", title: \"m\", idempotencyKey: $k) { id } }", json!({"k": k})),
+        "featureCapsuleCollection" => ("mutation($k: String) { featureCapsuleCollection(id: \"col-00000000-0000-0000-0000-000000000000\", featured: true, idempotencyKey: $k) { id } }", json!({"k": k})),
         "writeCapsuleReview" => ("mutation($k: String) { writeCapsuleReview(name: \"matrix-capsule\", stars: 4, idempotencyKey: $k) { stars } }", json!({"k": k})),
         "voteCapsuleReview" => ("mutation($k: String) { voteCapsuleReview(name: \"matrix-capsule\", author: \"acme/nobody\", helpful: true, idempotencyKey: $k) { helpful } }", json!({"k": k})),
         "moderateCapsuleReview" => ("mutation($k: String) { moderateCapsuleReview(name: \"matrix-capsule\", author: \"acme/nobody\", action: \"hide\", note: \"matrix\", idempotencyKey: $k) { hidden } }", json!({"k": k})),
@@ -496,6 +538,8 @@ fn rest_call(
             "{id}",
             if pattern.contains("self-compete") {
                 &f.competition
+            } else if pattern.contains("/collections/") {
+                "col-00000000-0000-0000-0000-000000000000"
             } else {
                 &f.task
             },
@@ -528,6 +572,10 @@ fn rest_call(
             json!({"insightIndex": 0, "verdict": "confirmed"})
         }
         "/v1/marketplace/capsules/{name}/reviews" => json!({"rating": 4}),
+        "/v1/marketplace/collections" => json!({"title": "matrix"}),
+        "/v1/marketplace/collections/{id}" => json!({"title": "matrix"}),
+        "/v1/marketplace/collections/{id}/capsules" => json!({"name": "matrix-capsule"}),
+        "/v1/marketplace/collections/{id}/featured" => json!({"featured": true}),
         "/v1/marketplace/capsules/{name}/reviews/{author}/votes" => json!({"helpful": true}),
         "/v1/marketplace/capsules/{name}/reviews/{author}/moderation" => {
             json!({"action": "hide", "note": "matrix"})

@@ -1,11 +1,11 @@
-//! Installs over HTTP against the real server, on both backends: a capsule installed with its
-//! capsule dependencies resolved (a runtime package like `pandas` left to the runtime), the
-//! install repeated without a key answered the same, a dangerous permission refused until
-//! approved, a breaking version told to every installation of an older one (the one installed
-//! before the publication and the one after), an upgrade, a yanked version refused, a
-//! dependency cycle named, ratings and reviews (installers only, near duplicates refused, votes,
-//! a moderator hiding one out of the rating), an uninstall, tenant installs for admins only, and the installations
-//! read model equal to its rebuild.
+//! Installs over HTTP against the real server, on both backends: a capsule found by a
+//! misspelled search, installed with its capsule dependencies resolved (a runtime package like
+//! `pandas` left to the runtime), the install repeated without a key answered the same, a
+//! dangerous permission refused until approved, a breaking version told to every installation
+//! of an older one (the one installed before the publication and the one after), an upgrade, a
+//! yanked version refused, a dependency cycle named, ratings and reviews (installers only, near
+//! duplicates refused, votes, a moderator hiding one out of the rating), an uninstall, tenant
+//! installs for admins only, and the installations read model equal to its rebuild.
 
 use std::time::{Duration, Instant};
 
@@ -161,6 +161,12 @@ async fn install_story(t: TestStore) {
     publisher
         .publish("web-push", "1.0.0", "network.egress", &[])
         .await;
+
+    // 0. Found by a misspelled search (the seed's story: published, then found, then installed).
+    settle(&s).await;
+    let (status, found) = get(&s, &bob, "/v1/marketplace/capsules?q=csv%20reprot").await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["capsules"][0]["name"], "csv-report", "{found}");
 
     // 1. Installed with its capsule dependency resolved; pandas is the runtime's.
     let (status, body) = post(

@@ -14,15 +14,15 @@ use crate::capsules::{
     envelope, get, http, make_key, register_key, server, settle, submit, tar_gz,
 };
 
-struct Entry {
-    name: &'static str,
+pub(crate) struct Entry {
+    pub(crate) name: &'static str,
     category: &'static str,
     tags: &'static str,
     description: &'static str,
     permission: &'static str,
 }
 
-const CATALOGUE: &[Entry] = &[
+pub(crate) const CATALOGUE: &[Entry] = &[
     Entry {
         name: "data-pipeline-builder",
         category: "Data Engineering",
@@ -77,7 +77,13 @@ spec:
     )
 }
 
-async fn publish(s: &TestServer, author: &str, reviewer: &str, key: &SigningKey, e: &Entry) {
+pub(crate) async fn publish(
+    s: &TestServer,
+    author: &str,
+    reviewer: &str,
+    key: &SigningKey,
+    e: &Entry,
+) {
     let m = manifest(e, "1.0.0");
     let b = tar_gz(&[(
         "capsule/main.py",
@@ -101,7 +107,7 @@ async fn publish(s: &TestServer, author: &str, reviewer: &str, key: &SigningKey,
     }
 }
 
-async fn post(s: &TestServer, token: &str, path: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn post(s: &TestServer, token: &str, path: &str, body: Value) -> (u16, Value) {
     let headers = [
         ("authorization", format!("Bearer {token}")),
         ("content-type", "application/json".to_owned()),

@@ -488,3 +488,42 @@ fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
+
+/// Regression: a signed submission auto-approved while some other transaction of the cluster
+/// was open lost the author's signature (the publication looked for the author's envelope in
+/// the global log's readable prefix, which stops below the oldest open transaction), and the
+/// version then failed verification. The publication now reads the capsule's own stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_capsule_published_while_another_transaction_is_open_keeps_the_author_signature() {
+    use sqlx::Connection;
+    let t = agora_tests::TestStore::postgres().await;
+    let agora_commands::StoreLocation::Postgres { url } = t.location.clone() else {
+        panic!("a PostgreSQL store");
+    };
+    let (s, _blobs) = server(t).await;
+    let alice = make_key(&s, "alice", "author", "acme").await;
+    let author_key = SigningKey::from_bytes(&[9; 32]);
+    register_key(&s, &alice, &author_key).await;
+    // Another client's transaction holds a transaction id, open across the submission.
+    let mut other = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut other).await.unwrap();
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let m = manifest("held-open", "1.0.0", "filesystem.read");
+    let b = bundle("held");
+    let sig = envelope(&author_key, "held-open", "1.0.0", &m, &b);
+    let (status, body) = submit(&s, &alice, &m, &b, Some(&sig)).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (201, Some("published")),
+        "{body}"
+    );
+    let verify_q =
+        "{ verifyCapsule(name: \"held-open\", version: \"1.0.0\") { ok failure authorKeyid } }";
+    let r = s.graphql(Some(&alice), verify_q, json!({})).await;
+    assert_eq!(r["data"]["verifyCapsule"]["ok"], true, "{r}");
+    assert!(r["data"]["verifyCapsule"]["authorKeyid"].is_string(), "{r}");
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+}

@@ -5,6 +5,7 @@ mod api;
 mod audit_seal;
 mod auth_matrix;
 mod bounded_load;
+mod capsule_collections;
 mod capsule_installs;
 mod capsule_search;
 mod capsules;

@@ -8,15 +8,18 @@
 //! so two tenants' principals of the same name never share a capsule.
 
 pub mod cli;
+pub mod collections;
 pub mod demo;
 pub mod demo_fixtures;
 pub mod gql;
+pub mod gql_collections;
 pub mod gql_installs;
 pub mod gql_reviews;
 pub mod gql_search;
 pub mod installs;
 pub mod metrics;
 pub mod rest;
+pub mod rest_collections;
 pub mod rest_installs;
 pub mod rest_reviews;
 pub mod reviews;
@@ -31,6 +34,7 @@ use agora_domain::access::Role;
 use agora_domain::capsules::aggregate::Actor;
 use agora_domain::capsules::bundle::BundleLimits;
 use agora_domain::capsules::manifest::Problem;
+use agora_projections::capsule_collections::{CollectionQueries, TrendingQueries};
 use agora_projections::capsule_installs::CapsuleInstallQueries;
 use agora_projections::capsule_reviews::CapsuleReviewQueries;
 use agora_projections::capsule_search::CapsuleSearch;
@@ -118,6 +122,8 @@ pub struct CapsulesApi {
     pub reviews: CapsuleReviewQueries,
     /// The catalogue search and its in-memory index (one per process).
     pub search: CapsuleSearch,
+    pub collections: CollectionQueries,
+    pub trending: TrendingQueries,
     pub metrics: metrics::CapsuleMetrics,
     /// The body limit of `POST /v1/marketplace/capsules/submit`.
     pub max_body_bytes: usize,

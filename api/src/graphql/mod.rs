@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::capsules::gql::{CapsuleMutation, CapsuleQuery};
+use crate::capsules::gql_collections::{CapsuleCollectionMutation, CapsuleCollectionQuery};
 use crate::capsules::gql_installs::{CapsuleInstallMutation, CapsuleInstallQuery};
 use crate::capsules::gql_reviews::{CapsuleReviewMutation, CapsuleReviewQuery};
 use crate::capsules::gql_search::CapsuleSearchQuery;
@@ -41,6 +42,7 @@ pub struct Query(
     CapsuleInstallQuery,
     CapsuleReviewQuery,
     CapsuleSearchQuery,
+    CapsuleCollectionQuery,
 );
 
 /// Every mutation.
@@ -53,6 +55,7 @@ pub struct Mutation(
     CapsuleMutation,
     CapsuleInstallMutation,
     CapsuleReviewMutation,
+    CapsuleCollectionMutation,
 );
 
 /// Every subscription.

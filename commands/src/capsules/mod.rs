@@ -17,6 +17,7 @@
 //! publication reads back from the log.
 
 pub mod blobs;
+pub mod collections;
 pub mod installs;
 pub mod keys;
 pub mod notices;
@@ -33,6 +34,7 @@ use agora_domain::capsules::aggregate::{
     ReviewDecision, ReviewVersion, SubmitVersion, VersionStatus,
 };
 use agora_domain::capsules::bundle::{self, BundleError, BundleLimits};
+use agora_domain::capsules::collection::{Collection, CollectionError};
 use agora_domain::capsules::community::{CapsuleReview, ReviewError};
 use agora_domain::capsules::install::{InstallError, Installation};
 use agora_domain::capsules::manifest::{self, ManifestError};
@@ -50,7 +52,7 @@ use uuid::Uuid;
 
 use crate::bus::{CommandBus, CommandError, CommitSignal};
 use crate::metadata::CommandMetadata;
-use crate::store::{EventFilter, LogPosition, Store};
+use crate::store::Store;
 use blobs::{BlobError, BlobStore};
 use keys::{AuthorKeyCommand, AuthorKeyError, AuthorKeys};
 
@@ -85,6 +87,9 @@ pub enum CapsuleServiceError {
     /// The review's rules refused the command.
     #[error("{0}")]
     Review(ReviewError),
+    /// The collection's rules refused the command.
+    #[error("{0}")]
+    Collection(CollectionError),
     /// No set of versions satisfies the dependency requirements (a cycle, a conflict, a name
     /// or version that does not exist, a graph too large).
     #[error("{0}")]
@@ -154,6 +159,16 @@ impl CapsuleServiceError {
                 | ReviewError::AlreadyVoted
                 | ReviewError::ReviewHidden => "CONFLICT",
             },
+            Self::Collection(e) => match e {
+                CollectionError::InvalidTitle { .. }
+                | CollectionError::DescriptionTooLong { .. } => "BAD_USER_INPUT",
+                CollectionError::AdminOnly | CollectionError::NotOwner { .. } => "FORBIDDEN",
+                CollectionError::NotCreated => "NOT_FOUND",
+                CollectionError::AlreadyCreated
+                | CollectionError::CollectionFull { .. }
+                | CollectionError::CapsuleNotInCollection { .. }
+                | CollectionError::EmptyCollection => "CONFLICT",
+            },
             Self::Resolve(e) => match e {
                 ResolveError::UnknownCapsule { .. } | ResolveError::NoMatchingVersion { .. } => {
                     "NOT_FOUND"
@@ -173,6 +188,7 @@ impl CapsuleServiceError {
             Self::Rejected(e) => format!("{e:?}"),
             Self::Install(e) => format!("{e:?}"),
             Self::Review(e) => format!("{e:?}"),
+            Self::Collection(e) => format!("{e:?}"),
             Self::Resolve(e) => format!("{e:?}"),
             Self::BadInput(_) => "BadInput".into(),
             Self::NotFound(_) => "NotFound".into(),
@@ -296,6 +312,7 @@ pub struct CapsuleService {
     keys: CommandBus<AuthorKeys>,
     installs: CommandBus<Installation>,
     reviews: CommandBus<CapsuleReview>,
+    collections: CommandBus<Collection>,
     review_facts: Option<Arc<dyn reviews::ReviewFacts>>,
     blobs: BlobStore,
     platform_key: Arc<SigningKey>,
@@ -329,7 +346,8 @@ impl CapsuleService {
             capsules: CommandBus::new(store, signal.clone(), ()),
             keys: CommandBus::new(store, signal.clone(), ()),
             installs: CommandBus::new(store, signal.clone(), ()),
-            reviews: CommandBus::new(store, signal, ()),
+            reviews: CommandBus::new(store, signal.clone(), ()),
+            collections: CommandBus::new(store, signal, ()),
             review_facts: None,
             blobs,
             platform_key,
@@ -596,14 +614,11 @@ impl CapsuleService {
         name: &CapsuleName,
         version: &Version,
     ) -> Result<Option<Envelope>, CapsuleServiceError> {
-        let filter = EventFilter {
-            aggregate_type: Some("capsule".into()),
-            aggregate_id: Some(name.to_string()),
-            ..EventFilter::default()
-        };
+        // The submission was just appended: read its stream, not the global log's readable
+        // prefix, which may not reach it yet while another transaction is open.
         let events = self
             .store
-            .query_events(&filter, LogPosition::START, MAX_CAPSULE_EVENTS)
+            .stream_events("capsule", name.as_str(), MAX_CAPSULE_EVENTS)
             .await
             .map_err(|e| CapsuleServiceError::Storage(e.to_string()))?;
         let wanted = version.to_string();

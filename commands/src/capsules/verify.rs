@@ -17,7 +17,7 @@ use semver::Version;
 
 use super::blobs::{BlobError, BlobStore};
 use super::keys::{parse_public_key, AuthorKeyEvent, AUTHOR_KEY_TYPE};
-use crate::store::{EventFilter, LogPosition, Store};
+use crate::store::Store;
 
 /// Most events of one aggregate read.
 const MAX_EVENTS: i64 = 10_000;
@@ -87,13 +87,8 @@ async fn events_of(
     aggregate_type: &str,
     id: &str,
 ) -> Result<Vec<crate::store::StoredEvent>, VerifyFailure> {
-    let filter = EventFilter {
-        aggregate_type: Some(aggregate_type.into()),
-        aggregate_id: Some(id.into()),
-        ..EventFilter::default()
-    };
     store
-        .query_events(&filter, LogPosition::START, MAX_EVENTS)
+        .stream_events(aggregate_type, id, MAX_EVENTS)
         .await
         .map_err(storage)
 }

@@ -200,6 +200,19 @@ pub struct Collection {
 }
 
 impl Collection {
+    /// The title; `None` before the collection is created.
+    pub fn title(&self) -> Option<&Title> {
+        self.title.as_ref()
+    }
+
+    pub fn kind(&self) -> Option<CollectionKind> {
+        self.kind
+    }
+
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
     pub fn capsules(&self) -> &[CapsuleName] {
         &self.capsules
     }
