@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod capsules;
+pub mod executions;
 pub mod forecast;
 pub mod ledger;
 pub mod logmarket;
