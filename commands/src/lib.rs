@@ -12,6 +12,7 @@ pub mod metadata;
 pub mod pgadmin;
 pub mod process;
 pub mod store;
+pub mod subjects;
 pub mod tail;
 pub mod turns;
 pub mod webhooks;

@@ -25,5 +25,6 @@ mod parking;
 mod projection_engine;
 mod roles;
 mod store_contract;
+mod subject_keys;
 mod subscription_limits;
 mod upcasting;
