@@ -40,6 +40,7 @@ use crate::ratelimit::{Counters, RateLimiter};
 use crate::roles::{BackgroundRuntime, Role, BACKGROUND_THREADS};
 use agora_commands::capsules::notices as capsule_notices;
 use agora_commands::capsules::{CapsuleService, CapsuleSettings};
+use agora_commands::executions::ExecutionService;
 use agora_commands::lapverse::jobs::Workers;
 use agora_commands::lapverse::process as lapverse_process;
 use agora_commands::lapverse::{FaultInjector, LapVerse, LapVerseSettings};
@@ -69,6 +70,8 @@ pub struct AppState {
     pub market: Arc<MarketApi>,
     pub lapverse: LapVerseApi,
     pub capsules: CapsulesApi,
+    /// Agent executions in (issue 14).
+    pub executions: Arc<ExecutionService>,
     pub parked: ParkedEvents,
     /// The leases on background work this process holds.
     pub leases: Leases,
@@ -368,6 +371,7 @@ impl App {
         }
         let service = Arc::new(service);
         let capsules = capsules_api(&store, &signal, &metrics, platform_key, &options.capsules)?;
+        let executions = Arc::new(ExecutionService::new(&store, signal.clone()));
         let lv_process = lapverse_process::process(service.clone())
             .with_dead_letters(dead_letters.clone())
             .with_retry_policy(options.retry_policy)
@@ -426,6 +430,7 @@ impl App {
                     queries: lv_queries,
                 },
                 capsules,
+                executions,
                 parked,
                 leases,
             },
@@ -563,6 +568,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::capsules::rest_installs::routes())
         .merge(crate::capsules::rest_reviews::routes())
         .merge(crate::capsules::rest_collections::routes())
+        .merge(crate::executions::rest::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), track))
         .fallback(crate::http_errors::not_found)
         .layer(middleware::from_fn(crate::http_errors::typed_errors))

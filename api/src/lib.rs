@@ -11,6 +11,7 @@ pub mod eval;
 pub mod eval_agents;
 pub mod eval_httpparams;
 pub mod eval_logchunks;
+pub mod executions;
 pub mod graphql;
 pub mod http_errors;
 pub mod keys;

@@ -4,6 +4,7 @@
 pub mod append;
 pub mod bus;
 pub mod capsules;
+pub mod executions;
 pub mod journal;
 pub mod lapverse;
 pub mod lease;

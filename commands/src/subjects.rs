@@ -152,14 +152,48 @@ impl SubjectKeys {
         }
     }
 
-    /// Seals `plain` for `subject` (a [`subject_ref`]); refused once the subject is erased.
+    /// Seals `plain` for `subject` (a [`subject_ref`]) with a random nonce; refused once the
+    /// subject is erased.
     pub async fn seal(&self, subject: &str, plain: &[u8]) -> Result<Sealed, SubjectError> {
+        self.seal_with(subject, plain, None).await
+    }
+
+    /// Seals `plain` for `subject` with a nonce derived from the key, `context` (a record's
+    /// unique id) and the plaintext, so the same record sealed again gives the same bytes (the
+    /// ingest path compares re-sent records by their bytes). Only equal plaintexts of the same
+    /// record share a nonce, which then seal to equal ciphertexts: nothing else is revealed.
+    pub async fn seal_deterministic(
+        &self,
+        subject: &str,
+        context: &str,
+        plain: &[u8],
+    ) -> Result<Sealed, SubjectError> {
+        self.seal_with(subject, plain, Some(context)).await
+    }
+
+    async fn seal_with(
+        &self,
+        subject: &str,
+        plain: &[u8],
+        context: Option<&str>,
+    ) -> Result<Sealed, SubjectError> {
         if plain.len() > MAX_PLAINTEXT_BYTES {
             return Err(SubjectError::TooLarge);
         }
         let key = self.key_for_sealing(subject).await?;
         let mut nonce = [0u8; NONCE_BYTES];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        match context {
+            None => rand::rngs::OsRng.fill_bytes(&mut nonce),
+            Some(context) => {
+                let mut h = Sha256::new();
+                h.update(b"agora subject nonce v1");
+                h.update(key);
+                h.update((context.len() as u64).to_be_bytes());
+                h.update(context.as_bytes());
+                h.update(plain);
+                nonce.copy_from_slice(&h.finalize()[..NONCE_BYTES]);
+            }
+        }
         let cipher = XChaCha20Poly1305::new(Key::from_slice(&key));
         let ciphertext = cipher
             .encrypt(

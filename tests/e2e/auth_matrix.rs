@@ -344,6 +344,8 @@ const TABLE: &[Row] = &[
         Reach::Platform,
     ),
     row("GET /v1/marketplace/trending", ALL, Reach::Any),
+    // Executions: any key reports its tenant's agents' runs.
+    row("POST /v1/agents/{agent_id}/executions", ALL, Reach::Any),
     row("mutation writeCapsuleReview", ALL, Reach::Any),
     row("mutation voteCapsuleReview", ALL, Reach::Any),
     row(
@@ -547,6 +549,7 @@ fn rest_call(
         .replace("{analysis_id}", &f.analysis)
         .replace("{seller}", SELLER)
         .replace("{name}", "matrix-capsule")
+        .replace("{agent_id}", "matrix-agent")
         .replace("{version}", "1.0.0");
     let path = if pattern.ends_with("/export") {
         format!("{path}?format=json")

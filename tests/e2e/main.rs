@@ -10,6 +10,7 @@ mod capsule_installs;
 mod capsule_search;
 mod capsules;
 mod common;
+mod executions;
 mod group_commit;
 mod http_errors;
 mod idempotency;

@@ -1,0 +1,190 @@
+//! Agent executions in (issue 14): reports validated and anonymised by the domain
+//! ([`agora_domain::executions::report::validate`]), the subject's own fields sealed with its
+//! key ([`crate::subjects`]), then appended in batches through the ingest path (DESIGN.md §8),
+//! one stream per execution named `<tenant>:<executionId>`.
+//!
+//! A re-sent execution is a no-op (`DUPLICATE`): sealing is deterministic per execution, so the
+//! same report gives the same bytes. A different body under the same id is `CONFLICT`; a report
+//! that breaks a rule is `INVALID` with every problem named by its field; a report for an erased
+//! subject is `INVALID` too. `startedAt` is required here: a default of "now" would make every
+//! re-send a different record.
+
+use agora_domain::executions::aggregate::{
+    AgentExecution, ExecutionEvent, PersonalFields, RecordedExecution, SealedPersonal,
+};
+use agora_domain::executions::report::{validate, ExecutionProblem, ExecutionReport};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::append::{IngestError, IngestOutcome, IngestRecord, MAX_INGEST_BATCH};
+use crate::bus::{CommandBus, CommitSignal};
+use crate::metadata::CommandMetadata;
+use crate::store::Store;
+use crate::subjects::{subject_ref, SubjectError, SubjectKeys};
+
+/// What happened to one report, in the order sent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportOutcome {
+    pub execution_id: String,
+    /// `STORED`, `DUPLICATE`, `CONFLICT` or `INVALID`.
+    pub outcome: String,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub problems: Vec<ExecutionProblem>,
+}
+
+/// Why a whole batch failed (nothing of it was written).
+#[derive(Debug, thiserror::Error)]
+pub enum ExecutionIngestError {
+    #[error("at most {MAX_INGEST_BATCH} executions per call, got {0}")]
+    TooMany(usize),
+    #[error("no executions in the call")]
+    Empty,
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    #[error(transparent)]
+    Subjects(SubjectError),
+}
+
+/// The stream id of `tenant`'s execution `execution_id`.
+pub fn execution_stream(tenant: &str, execution_id: &str) -> String {
+    format!("{tenant}:{execution_id}")
+}
+
+/// Ingests agents' execution reports.
+pub struct ExecutionService {
+    bus: CommandBus<AgentExecution>,
+    keys: SubjectKeys,
+}
+
+fn problem(field: &str, message: impl Into<String>) -> Vec<ExecutionProblem> {
+    vec![ExecutionProblem {
+        field: field.to_owned(),
+        message: message.into(),
+    }]
+}
+
+impl ExecutionService {
+    pub fn new(store: &Store, signal: CommitSignal) -> Self {
+        Self {
+            bus: CommandBus::new(store, signal, ()),
+            keys: SubjectKeys::new(store),
+        }
+    }
+
+    pub fn keys(&self) -> &SubjectKeys {
+        &self.keys
+    }
+
+    /// Validates, anonymises, seals and appends `reports` of `tenant`'s agent `agent_id`,
+    /// received at `now`; outcomes in the order of `reports`.
+    pub async fn ingest(
+        &self,
+        tenant: &str,
+        agent_id: &str,
+        reports: &[ExecutionReport],
+        now: DateTime<Utc>,
+        meta: &CommandMetadata,
+    ) -> Result<Vec<ReportOutcome>, ExecutionIngestError> {
+        if reports.is_empty() {
+            return Err(ExecutionIngestError::Empty);
+        }
+        if reports.len() > MAX_INGEST_BATCH {
+            return Err(ExecutionIngestError::TooMany(reports.len()));
+        }
+        let mut outcomes: Vec<Option<ReportOutcome>> = vec![None; reports.len()];
+        let mut records = Vec::new();
+        let mut positions = Vec::new();
+        for (i, report) in reports.iter().enumerate() {
+            let refused = |problems: Vec<ExecutionProblem>| ReportOutcome {
+                execution_id: report.execution_id.clone(),
+                outcome: "INVALID".into(),
+                problems,
+            };
+            if report.started_at.is_none() {
+                outcomes[i] = Some(refused(problem("startedAt", "is required")));
+                continue;
+            }
+            let execution = match validate(agent_id, report, now) {
+                Ok(e) => e,
+                Err(problems) => {
+                    outcomes[i] = Some(refused(problems));
+                    continue;
+                }
+            };
+            let subject = subject_ref(tenant, &execution.user_id);
+            let personal = PersonalFields {
+                user_id: execution.user_id.clone(),
+                session_id: execution.session_id.clone(),
+                ip_prefix: execution.ip_prefix.clone(),
+                client: execution.client.clone(),
+            };
+            let plain = serde_json::to_vec(&personal).unwrap_or_default();
+            let stream = execution_stream(tenant, &execution.execution_id);
+            let sealed = match self
+                .keys
+                .seal_deterministic(&subject, &stream, &plain)
+                .await
+            {
+                Ok(s) => s,
+                Err(SubjectError::Erased { .. }) => {
+                    outcomes[i] = Some(refused(problem(
+                        "userId",
+                        "the user's data was erased: nothing more is recorded for them",
+                    )));
+                    continue;
+                }
+                Err(e) => return Err(ExecutionIngestError::Subjects(e)),
+            };
+            let recorded = RecordedExecution {
+                tenant: tenant.to_owned(),
+                agent_id: execution.agent_id,
+                execution_id: execution.execution_id,
+                subject,
+                status: execution.status,
+                duration_ms: execution.duration_ms,
+                credits_consumed: execution.credits_consumed,
+                http_status: execution.http_status,
+                error_code: execution.error_code,
+                error_message: execution.error_message,
+                input_size: execution.input_size,
+                output_size: execution.output_size,
+                input_type: execution.input_type,
+                output_type: execution.output_type,
+                response_time_ms: execution.response_time_ms,
+                processing_time_ms: execution.processing_time_ms,
+                queue_time_ms: execution.queue_time_ms,
+                started_at: execution.started_at,
+                completed_at: execution.completed_at,
+                tokens: execution.tokens,
+                personal: SealedPersonal {
+                    subject: sealed.subject,
+                    nonce: sealed.nonce,
+                    ciphertext: sealed.ciphertext,
+                },
+            };
+            records.push(IngestRecord {
+                id: stream,
+                event: ExecutionEvent::ExecutionRecorded(Box::new(recorded)),
+            });
+            positions.push(i);
+        }
+        if !records.is_empty() {
+            let appended = self.bus.ingest(records, meta).await?;
+            for (i, o) in positions.into_iter().zip(appended) {
+                let problems = match &o {
+                    IngestOutcome::Conflict(m) | IngestOutcome::Invalid(m) => {
+                        problem("executionId", m.clone())
+                    }
+                    _ => Vec::new(),
+                };
+                outcomes[i] = Some(ReportOutcome {
+                    execution_id: reports[i].execution_id.clone(),
+                    outcome: o.code().to_owned(),
+                    problems,
+                });
+            }
+        }
+        Ok(outcomes.into_iter().flatten().collect())
+    }
+}
