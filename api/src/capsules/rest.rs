@@ -49,7 +49,7 @@ pub fn routes(max_body_bytes: usize) -> Router<AppState> {
         .route("/schemas/capsule-manifest/v1.json", get(schema))
 }
 
-pub(super) type Reply = Result<Response, Response>;
+pub(crate) type Reply = Result<Response, Response>;
 
 /// A refusal as the REST error body, with its status.
 pub fn refusal_response(r: Refusal) -> Response {
@@ -61,12 +61,12 @@ pub fn refusal_response(r: Refusal) -> Response {
     (status, Json(json!({ "error": error }))).into_response()
 }
 
-pub(super) fn bad(message: impl Into<String>) -> Response {
+pub(crate) fn bad(message: impl Into<String>) -> Response {
     error_response(ApiError::BadUserInput(message.into()))
 }
 
 /// Authenticates and counts the request against the key's general limit.
-pub(super) async fn caller(s: &AppState, headers: &HeaderMap) -> Result<Principal, Response> {
+pub(crate) async fn caller(s: &AppState, headers: &HeaderMap) -> Result<Principal, Response> {
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());

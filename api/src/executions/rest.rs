@@ -11,41 +11,23 @@ use agora_commands::executions::{ExecutionIngestError, ReportOutcome};
 use agora_domain::executions::report::{ExecutionProblem, ExecutionReport};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use crate::app::AppState;
-use crate::graphql::auth::Principal;
+use crate::capsules::rest::{bad, caller, Reply};
 use crate::graphql::error::ApiError;
 use crate::logmarket::rest::error_response;
 
 /// Largest request body, bytes (1,000 reports of a few KiB).
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
-type Reply = Result<Response, Response>;
-
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/agents/{agent_id}/executions", post(report))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-}
-
-fn bad(message: impl Into<String>) -> Response {
-    error_response(ApiError::BadUserInput(message.into()))
-}
-
-async fn caller(s: &AppState, headers: &HeaderMap) -> Result<Principal, Response> {
-    let auth = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let p = s.keys.authenticate(auth).await.map_err(error_response)?;
-    s.rate_limiter
-        .check(&p.key_id)
-        .await
-        .map_err(|e| error_response(e.into_api("too many requests for this key".into())))?;
-    Ok(p)
 }
 
 async fn report(
