@@ -13,6 +13,9 @@ use agora_domain::executions::aggregate::{
     AgentExecution, ExecutionEvent, PersonalFields, RecordedExecution, SealedPersonal,
 };
 use agora_domain::executions::report::{validate, ExecutionProblem, ExecutionReport};
+use agora_domain::executions::subject::{
+    DataSubject, SubjectCommand, SubjectError as DataSubjectError,
+};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -54,7 +57,19 @@ pub fn execution_stream(tenant: &str, execution_id: &str) -> String {
 /// Ingests agents' execution reports.
 pub struct ExecutionService {
     bus: CommandBus<AgentExecution>,
+    subjects: CommandBus<DataSubject>,
     keys: SubjectKeys,
+}
+
+/// Why an erasure failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EraseError {
+    #[error("{0}")]
+    Refused(DataSubjectError),
+    #[error("user id must be 1 to 128 characters")]
+    BadUserId,
+    #[error("erasure failed: {0}")]
+    Storage(String),
 }
 
 fn problem(field: &str, message: impl Into<String>) -> Vec<ExecutionProblem> {
@@ -67,13 +82,49 @@ fn problem(field: &str, message: impl Into<String>) -> Vec<ExecutionProblem> {
 impl ExecutionService {
     pub fn new(store: &Store, signal: CommitSignal) -> Self {
         Self {
-            bus: CommandBus::new(store, signal, ()),
+            bus: CommandBus::new(store, signal.clone(), ()),
+            subjects: CommandBus::new(store, signal, ()),
             keys: SubjectKeys::new(store),
         }
     }
 
     pub fn keys(&self) -> &SubjectKeys {
         &self.keys
+    }
+
+    /// Erases `tenant`'s user `user_id`: the erasure is recorded (by whom, why) on the subject's
+    /// stream, then the key is deleted. Repeating it changes nothing and answers the first
+    /// erasure's time. Returns the subject's reference and that time.
+    pub async fn erase_subject(
+        &self,
+        tenant: &str,
+        user_id: &str,
+        by: &str,
+        reason: &str,
+        meta: &CommandMetadata,
+    ) -> Result<(String, DateTime<Utc>), EraseError> {
+        if user_id.is_empty() || user_id.len() > 128 {
+            return Err(EraseError::BadUserId);
+        }
+        let subject = subject_ref(tenant, user_id);
+        let command = SubjectCommand::Erase {
+            by: by.to_owned(),
+            reason: reason.to_owned(),
+            occurred_at: meta.occurred_at,
+        };
+        self.subjects
+            .execute(&subject, command, meta)
+            .await
+            .map_err(|e| match e {
+                crate::bus::CommandError::Rejected(r) => EraseError::Refused(r),
+                other => EraseError::Storage(other.to_string()),
+            })?;
+        let at = self
+            .keys
+            .erase(&subject)
+            .await
+            .map_err(|e| EraseError::Storage(e.to_string()))?;
+        Ok((subject, at))
     }
 
     /// Validates, anonymises, seals and appends `reports` of `tenant`'s agent `agent_id`,

@@ -346,6 +346,9 @@ const TABLE: &[Row] = &[
     row("GET /v1/marketplace/trending", ALL, Reach::Any),
     // Executions: any key reports its tenant's agents' runs.
     row("POST /v1/agents/{agent_id}/executions", ALL, Reach::Any),
+    row("mutation reportExecutions", ALL, Reach::Any),
+    // Erasure: tenant admins for their own tenant (platform admins name one).
+    row("mutation eraseDataSubject", &[Admin], Reach::Any),
     row("mutation writeCapsuleReview", ALL, Reach::Any),
     row("mutation voteCapsuleReview", ALL, Reach::Any),
     row(
@@ -513,6 +516,8 @@ fn graphql_call(field: &str, f: &Fixture, n: usize) -> (String, Value) {
         "capsuleReviews" => ("{ capsuleReviews(name: \"matrix-capsule\") { ratings } }", json!({})),
         "searchCapsules" => ("{ searchCapsules(q: \"matrix\") { next } }", json!({})),
         "capsuleCollections" => ("{ capsuleCollections { id } }", json!({})),
+        "reportExecutions" => ("mutation($k: String) { reportExecutions(agentId: \"matrix-agent\", executions: [{executionId: \"m\"}], idempotencyKey: $k) { invalid } }", json!({"k": k})),
+        "eraseDataSubject" => ("mutation($k: String) { eraseDataSubject(userId: \"matrix-user\", reason: \"matrix\", idempotencyKey: $k) { subject } }", json!({"k": k})),
         "capsuleCollection" => ("{ capsuleCollection(id: \"col-00000000-0000-0000-0000-000000000000\") { id } }", json!({})),
         "trendingCapsules" => ("{ trendingCapsules { name } }", json!({})),
         "createCapsuleCollection" => ("mutation($k: String) { createCapsuleCollection(title: \"matrix\", idempotencyKey: $k) { id } }", json!({"k": k})),

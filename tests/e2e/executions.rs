@@ -131,6 +131,43 @@ async fn executions_story(t: TestStore) {
     assert_eq!(outcomes(&refused), ["INVALID"], "{refused}");
     assert_eq!(refused["results"][0]["problems"][0]["field"], "userId");
 
+    // GraphQL: the same ingest; erasure by a tenant admin, recorded as an event.
+    let r = s
+        .graphql(
+            Some(&bot),
+            "mutation($e: JSON!) { reportExecutions(agentId: \"summariser\", executions: $e, idempotencyKey: \"g-1\") { duplicates invalid results { outcome problems { field } } } }",
+            json!({"e": [report("e1", "user-1", 900), {"executionId": "x"}]}),
+        )
+        .await;
+    assert_eq!(r["data"]["reportExecutions"]["duplicates"], 1, "{r}");
+    assert_eq!(r["data"]["reportExecutions"]["invalid"], 1, "{r}");
+    let erase = "mutation($t: String) { eraseDataSubject(userId: \"user-1\", reason: \"asked to be forgotten\", tenant: $t, idempotencyKey: \"erase-1\") { subject erasedAt } }";
+    let r = s.graphql(Some(&bot), erase, json!({})).await;
+    assert_eq!(agora_tests::error_code(&r), Some("FORBIDDEN"), "{r}");
+    let boss = make_key(&s, "boss", "admin", "acme").await;
+    let r = s.graphql(Some(&boss), erase, json!({"t": "other"})).await;
+    assert_eq!(agora_tests::error_code(&r), Some("FORBIDDEN"), "{r}");
+    let r = s.graphql(Some(&boss), erase, json!({})).await;
+    assert_eq!(
+        r["data"]["eraseDataSubject"]["subject"],
+        subject_ref("acme", "user-1"),
+        "{r}"
+    );
+    let again = s.graphql(Some(&boss), erase, json!({})).await;
+    assert_eq!(
+        again["data"]["eraseDataSubject"]["erasedAt"], r["data"]["eraseDataSubject"]["erasedAt"],
+        "{again}"
+    );
+    let erasures: Vec<_> = read_all(&s.store.store)
+        .await
+        .into_iter()
+        .filter(|e| e.event_type == "DataSubjectErased")
+        .collect();
+    assert_eq!(erasures.len(), 1, "erased once, recorded once");
+    assert_eq!(erasures[0].payload["DataSubjectErased"]["by"], "acme/boss");
+    let (_, refused) = post(&s, &bot, "summariser", report("e6", "user-1", 10)).await;
+    assert_eq!(outcomes(&refused), ["INVALID"], "{refused}");
+
     // Whole-call refusals.
     let (status, body) = post(&s, &bot, "summariser", json!({"executions": []})).await;
     assert_eq!(

@@ -24,6 +24,7 @@ use crate::capsules::gql_collections::{CapsuleCollectionMutation, CapsuleCollect
 use crate::capsules::gql_installs::{CapsuleInstallMutation, CapsuleInstallQuery};
 use crate::capsules::gql_reviews::{CapsuleReviewMutation, CapsuleReviewQuery};
 use crate::capsules::gql_search::CapsuleSearchQuery;
+use crate::executions::gql::ExecutionMutation;
 use crate::lapverse::gql::{LapVerseMutation, LapVerseQuery};
 use crate::logmarket::gql::{LogMarketMutation, LogMarketQuery, LogMarketSubscription};
 use auth::Principal;
@@ -56,6 +57,7 @@ pub struct Mutation(
     CapsuleInstallMutation,
     CapsuleReviewMutation,
     CapsuleCollectionMutation,
+    ExecutionMutation,
 );
 
 /// Every subscription.

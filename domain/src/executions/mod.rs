@@ -14,3 +14,4 @@
 pub mod aggregate;
 pub mod anonymise;
 pub mod report;
+pub mod subject;
