@@ -47,11 +47,11 @@ fn meta() -> CommandMetadata {
     CommandMetadata::new("admin", "platform", Utc::now()).expect("metadata")
 }
 
-/// Waits out the end of the current minute when it is near, so a test's counts stay in one
-/// window.
-async fn within_one_window() {
+/// Waits out the end of the current minute when it is near (the last 15 s), so a test's counts
+/// stay in one window.
+pub(crate) async fn within_one_window() {
     let second = Utc::now().second();
-    if second >= 55 {
+    if second >= 45 {
         tokio::time::sleep(std::time::Duration::from_secs(u64::from(61 - second))).await;
     }
 }
