@@ -9,9 +9,9 @@
 //! subject is `INVALID` too. `startedAt` is required here: a default of "now" would make every
 //! re-send a different record.
 
-use agora_domain::executions::aggregate::{
-    AgentExecution, ExecutionEvent, PersonalFields, RecordedExecution, SealedPersonal,
-};
+use std::collections::HashMap;
+
+use agora_domain::executions::aggregate::{AgentExecution, ExecutionEvent, RecordedExecution};
 use agora_domain::executions::report::{validate, ExecutionProblem, ExecutionReport};
 use agora_domain::executions::subject::{
     DataSubject, SubjectCommand, SubjectError as DataSubjectError,
@@ -23,7 +23,7 @@ use crate::append::{IngestError, IngestOutcome, IngestRecord, MAX_INGEST_BATCH};
 use crate::bus::{CommandBus, CommitSignal};
 use crate::metadata::CommandMetadata;
 use crate::store::Store;
-use crate::subjects::{subject_ref, SubjectError, SubjectKeys};
+use crate::subjects::{subject_ref, SubjectError, SubjectKeys, SubjectSealer};
 
 /// What happened to one report, in the order sent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,6 +146,7 @@ impl ExecutionService {
         let mut outcomes: Vec<Option<ReportOutcome>> = vec![None; reports.len()];
         let mut records = Vec::new();
         let mut positions = Vec::new();
+        let mut sealers: HashMap<String, Option<SubjectSealer>> = HashMap::new();
         for (i, report) in reports.iter().enumerate() {
             let refused = |problems: Vec<ExecutionProblem>| ReportOutcome {
                 execution_id: report.execution_id.clone(),
@@ -163,56 +164,33 @@ impl ExecutionService {
                     continue;
                 }
             };
-            let subject = subject_ref(tenant, &execution.user_id);
-            let personal = PersonalFields {
-                user_id: execution.user_id.clone(),
-                session_id: execution.session_id.clone(),
-                ip_prefix: execution.ip_prefix.clone(),
-                client: execution.client.clone(),
+            let subject = subject_ref(tenant, &execution.personal.user_id);
+            let plain = serde_json::to_vec(&execution.personal).unwrap_or_default();
+            let stream = execution_stream(tenant, &execution.facts.execution_id);
+            // One key read per user and call, however many of their executions it holds.
+            if !sealers.contains_key(&subject) {
+                let sealer = match self.keys.sealer(&subject).await {
+                    Ok(s) => Some(s),
+                    Err(SubjectError::Erased { .. }) => None,
+                    Err(e) => return Err(ExecutionIngestError::Subjects(e)),
+                };
+                sealers.insert(subject.clone(), sealer);
+            }
+            let Some(Some(sealer)) = sealers.get(&subject) else {
+                outcomes[i] = Some(refused(problem(
+                    "userId",
+                    "the user's data was erased: nothing more is recorded for them",
+                )));
+                continue;
             };
-            let plain = serde_json::to_vec(&personal).unwrap_or_default();
-            let stream = execution_stream(tenant, &execution.execution_id);
-            let sealed = match self
-                .keys
-                .seal_deterministic(&subject, &stream, &plain)
-                .await
-            {
-                Ok(s) => s,
-                Err(SubjectError::Erased { .. }) => {
-                    outcomes[i] = Some(refused(problem(
-                        "userId",
-                        "the user's data was erased: nothing more is recorded for them",
-                    )));
-                    continue;
-                }
-                Err(e) => return Err(ExecutionIngestError::Subjects(e)),
-            };
+            let personal = sealer
+                .seal(&plain, Some(&stream))
+                .map_err(ExecutionIngestError::Subjects)?;
             let recorded = RecordedExecution {
                 tenant: tenant.to_owned(),
-                agent_id: execution.agent_id,
-                execution_id: execution.execution_id,
                 subject,
-                status: execution.status,
-                duration_ms: execution.duration_ms,
-                credits_consumed: execution.credits_consumed,
-                http_status: execution.http_status,
-                error_code: execution.error_code,
-                error_message: execution.error_message,
-                input_size: execution.input_size,
-                output_size: execution.output_size,
-                input_type: execution.input_type,
-                output_type: execution.output_type,
-                response_time_ms: execution.response_time_ms,
-                processing_time_ms: execution.processing_time_ms,
-                queue_time_ms: execution.queue_time_ms,
-                started_at: execution.started_at,
-                completed_at: execution.completed_at,
-                tokens: execution.tokens,
-                personal: SealedPersonal {
-                    subject: sealed.subject,
-                    nonce: sealed.nonce,
-                    ciphertext: sealed.ciphertext,
-                },
+                facts: execution.facts,
+                personal,
             };
             records.push(IngestRecord {
                 id: stream,

@@ -13,7 +13,6 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 use chrono::{DateTime, Utc};
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::{AnyPool, Row};
 
@@ -40,15 +39,7 @@ pub enum SubjectError {
 }
 
 /// A value sealed for a subject, as stored in an event.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Sealed {
-    /// The subject's reference ([`subject_ref`]).
-    pub subject: String,
-    /// Hex of the 24-byte nonce.
-    pub nonce: String,
-    /// Hex of the ciphertext and its 16-byte tag.
-    pub ciphertext: String,
-}
+pub use agora_domain::executions::subject::Sealed;
 
 /// What opening a sealed value gives.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,6 +60,53 @@ pub fn subject_ref(tenant: &str, id: &str) -> String {
 
 fn time(us: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(us).unwrap_or_default()
+}
+
+/// One subject's key, to seal several values without reading it again.
+pub struct SubjectSealer {
+    subject: String,
+    key: [u8; KEY_BYTES],
+}
+
+impl SubjectSealer {
+    /// Seals `plain`. With `context` (a record's unique id) the nonce is derived from the key,
+    /// the context and the plaintext, so the same record sealed again gives the same bytes (the
+    /// ingest path compares re-sent records by their bytes); only equal plaintexts of the same
+    /// record share a nonce, and they seal to equal ciphertexts: nothing else is revealed.
+    /// Without, the nonce is random.
+    pub fn seal(&self, plain: &[u8], context: Option<&str>) -> Result<Sealed, SubjectError> {
+        if plain.len() > MAX_PLAINTEXT_BYTES {
+            return Err(SubjectError::TooLarge);
+        }
+        let mut nonce = [0u8; NONCE_BYTES];
+        match context {
+            None => rand::rngs::OsRng.fill_bytes(&mut nonce),
+            Some(context) => {
+                let mut h = Sha256::new();
+                h.update(b"agora subject nonce v1");
+                h.update(self.key);
+                h.update((context.len() as u64).to_be_bytes());
+                h.update(context.as_bytes());
+                h.update(plain);
+                nonce.copy_from_slice(&h.finalize()[..NONCE_BYTES]);
+            }
+        }
+        let cipher = XChaCha20Poly1305::new(Key::from_slice(&self.key));
+        let ciphertext = cipher
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plain,
+                    aad: self.subject.as_bytes(),
+                },
+            )
+            .map_err(|e| SubjectError::Tampered(e.to_string()))?;
+        Ok(Sealed {
+            subject: self.subject.clone(),
+            nonce: hex::encode(nonce),
+            ciphertext: hex::encode(ciphertext),
+        })
+    }
 }
 
 /// The key store.
@@ -152,63 +190,19 @@ impl SubjectKeys {
         }
     }
 
+    /// The subject's sealer: its key, read (or made) once, for any number of values. Refused
+    /// once the subject is erased.
+    pub async fn sealer(&self, subject: &str) -> Result<SubjectSealer, SubjectError> {
+        Ok(SubjectSealer {
+            subject: subject.to_owned(),
+            key: self.key_for_sealing(subject).await?,
+        })
+    }
+
     /// Seals `plain` for `subject` (a [`subject_ref`]) with a random nonce; refused once the
     /// subject is erased.
     pub async fn seal(&self, subject: &str, plain: &[u8]) -> Result<Sealed, SubjectError> {
-        self.seal_with(subject, plain, None).await
-    }
-
-    /// Seals `plain` for `subject` with a nonce derived from the key, `context` (a record's
-    /// unique id) and the plaintext, so the same record sealed again gives the same bytes (the
-    /// ingest path compares re-sent records by their bytes). Only equal plaintexts of the same
-    /// record share a nonce, which then seal to equal ciphertexts: nothing else is revealed.
-    pub async fn seal_deterministic(
-        &self,
-        subject: &str,
-        context: &str,
-        plain: &[u8],
-    ) -> Result<Sealed, SubjectError> {
-        self.seal_with(subject, plain, Some(context)).await
-    }
-
-    async fn seal_with(
-        &self,
-        subject: &str,
-        plain: &[u8],
-        context: Option<&str>,
-    ) -> Result<Sealed, SubjectError> {
-        if plain.len() > MAX_PLAINTEXT_BYTES {
-            return Err(SubjectError::TooLarge);
-        }
-        let key = self.key_for_sealing(subject).await?;
-        let mut nonce = [0u8; NONCE_BYTES];
-        match context {
-            None => rand::rngs::OsRng.fill_bytes(&mut nonce),
-            Some(context) => {
-                let mut h = Sha256::new();
-                h.update(b"agora subject nonce v1");
-                h.update(key);
-                h.update((context.len() as u64).to_be_bytes());
-                h.update(context.as_bytes());
-                h.update(plain);
-                nonce.copy_from_slice(&h.finalize()[..NONCE_BYTES]);
-            }
-        }
-        let cipher = XChaCha20Poly1305::new(Key::from_slice(&key));
-        let ciphertext = cipher
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: plain,
-                    aad: subject.as_bytes(),
-                },
-            )
-            .map_err(|e| SubjectError::Tampered(e.to_string()))?;
-        Ok(Sealed {
-            subject: subject.to_owned(),
-            nonce: hex::encode(nonce),
-            ciphertext: hex::encode(ciphertext),
-        })
+        self.sealer(subject).await?.seal(plain, None)
     }
 
     /// Opens a sealed value: the plaintext, or [`Opened::Erased`] when its subject was erased.

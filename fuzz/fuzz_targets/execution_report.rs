@@ -15,13 +15,13 @@ fuzz_target!(|data: &[u8]| {
     let now = Utc.with_ymd_and_hms(2026, 12, 4, 12, 0, 0).unwrap();
     match validate("agent-fuzz", &report, now) {
         Ok(e) => {
-            if let Some(p) = &e.ip_prefix {
+            if let Some(p) = &e.personal.ip_prefix {
                 assert!(p.ends_with("/24") || p.ends_with("/48"), "{p}");
             }
-            if let Some(m) = &e.error_message {
+            if let Some(m) = &e.facts.error_message {
                 assert!(m.chars().count() <= MAX_ERROR_MESSAGE_CHARS + 1);
             }
-            if let (Some(raw), Some(_)) = (&report.user_agent, &e.client) {
+            if let (Some(raw), Some(_)) = (&report.user_agent, &e.personal.client) {
                 let stored = serde_json::to_string(&e).unwrap();
                 assert!(raw.len() < 12 || !stored.contains(raw.as_str()));
             }

@@ -35,6 +35,8 @@ const INSTALLS_DDL: &[&str] = &[
     updated_at_us BIGINT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS {t}_subject ON {t} (subject_kind, subject_id, capsule)",
     "CREATE INDEX IF NOT EXISTS {t}_tenant ON {t} (tenant, capsule)",
+    // The trending list reads the installs of its window.
+    "CREATE INDEX IF NOT EXISTS {t}_installed_at ON {t} (installed_at_us)",
 ];
 
 const COUNTS_DDL: &[&str] = &["CREATE TABLE IF NOT EXISTS {t} (

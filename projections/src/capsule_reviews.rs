@@ -33,6 +33,8 @@ const REVIEWS_DDL: &[&str] = &[
     written_at_us BIGINT NOT NULL,
     updated_at_us BIGINT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS {t}_capsule ON {t} (capsule, updated_at_us)",
+    // The trending list reads the ratings of its window.
+    "CREATE INDEX IF NOT EXISTS {t}_updated_at ON {t} (updated_at_us)",
 ];
 
 const RATINGS_DDL: &[&str] = &["CREATE TABLE IF NOT EXISTS {t} (

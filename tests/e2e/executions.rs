@@ -113,11 +113,7 @@ async fn executions_story(t: TestStore) {
         .unwrap();
     let ExecutionEvent::ExecutionRecorded(r) =
         serde_json::from_value(of_user_2.payload.clone()).unwrap();
-    let sealed = agora_commands::subjects::Sealed {
-        subject: r.personal.subject.clone(),
-        nonce: r.personal.nonce.clone(),
-        ciphertext: r.personal.ciphertext.clone(),
-    };
+    let sealed = r.personal.clone();
     let Opened::Plain(plain) = keys.open(&sealed).await.unwrap() else {
         panic!("opens before the erasure");
     };

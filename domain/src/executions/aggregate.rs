@@ -5,61 +5,26 @@
 //! What the event holds in the clear is what analytics count (agent, status, times, credits,
 //! sizes, the error's category and its redacted message, token usage) and the subject's
 //! reference (a digest, for unique-user counts); what is the subject's own (user and session
-//! ids, IP prefix, client) is sealed with the subject's key ([`SealedPersonal`]) and unreadable
+//! ids, IP prefix, client) is sealed with the subject's key ([`Sealed`]) and unreadable
 //! once the subject is erased.
 
-use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
-use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::anonymise::ClientAgent;
-use super::report::{ExecutionStatus, TokenUsage};
+use super::report::ExecutionFacts;
+use super::subject::Sealed;
 
-/// A value sealed with its subject's key (the commands layer's `subjects::Sealed`, as stored).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SealedPersonal {
-    pub subject: String,
-    pub nonce: String,
-    pub ciphertext: String,
-}
-
-/// The subject's own fields of an execution, sealed together.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PersonalFields {
-    pub user_id: String,
-    pub session_id: Option<String>,
-    pub ip_prefix: Option<String>,
-    pub client: Option<ClientAgent>,
-}
-
-/// An execution as recorded.
+/// An execution as recorded: its facts in the clear, the user's own fields sealed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordedExecution {
     pub tenant: String,
-    pub agent_id: String,
-    pub execution_id: String,
-    /// The subject's reference (a digest of tenant and user id).
+    /// The subject's reference (a digest of tenant and user id), for unique-user counts.
     pub subject: String,
-    pub status: ExecutionStatus,
-    pub duration_ms: i64,
-    pub credits_consumed: Decimal,
-    pub http_status: Option<i64>,
-    pub error_code: Option<String>,
-    pub error_message: Option<String>,
-    pub input_size: Option<i64>,
-    pub output_size: Option<i64>,
-    pub input_type: Option<String>,
-    pub output_type: Option<String>,
-    pub response_time_ms: Option<i64>,
-    pub processing_time_ms: Option<i64>,
-    pub queue_time_ms: Option<i64>,
-    pub started_at: DateTime<Utc>,
-    pub completed_at: Option<DateTime<Utc>>,
-    pub tokens: Vec<TokenUsage>,
-    pub personal: SealedPersonal,
+    #[serde(flatten)]
+    pub facts: ExecutionFacts,
+    /// The [`super::report::PersonalFields`], as JSON, sealed with the user's key.
+    pub personal: Sealed,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -108,15 +108,11 @@ pub struct ExecutionProblem {
     pub message: String,
 }
 
-/// A valid, anonymised execution: what may be stored. Personal fields (`user_id`,
-/// `session_id`, `ip_prefix`, `client`) are still the subject's and are encrypted per subject
-/// when stored (DESIGN.md §9).
+/// What an execution says that analytics count: the same for everyone, nothing personal.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Execution {
+pub struct ExecutionFacts {
     pub execution_id: String,
     pub agent_id: String,
-    pub user_id: String,
     pub status: ExecutionStatus,
     pub duration_ms: i64,
     pub credits_consumed: Decimal,
@@ -130,12 +126,27 @@ pub struct Execution {
     pub response_time_ms: Option<i64>,
     pub processing_time_ms: Option<i64>,
     pub queue_time_ms: Option<i64>,
-    pub session_id: Option<String>,
-    pub client: Option<ClientAgent>,
-    pub ip_prefix: Option<String>,
     pub started_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
     pub tokens: Vec<TokenUsage>,
+}
+
+/// What of an execution is the user's own (sealed with the user's key when stored).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PersonalFields {
+    pub user_id: String,
+    pub session_id: Option<String>,
+    pub ip_prefix: Option<String>,
+    pub client: Option<ClientAgent>,
+}
+
+/// A valid, anonymised execution: what may be stored, once `personal` is sealed with the
+/// user's key (DESIGN.md §9).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Execution {
+    pub facts: ExecutionFacts,
+    pub personal: PersonalFields,
 }
 
 struct Checks {
@@ -318,32 +329,36 @@ pub fn validate(
         return Err(c.problems);
     }
     Ok(Execution {
-        execution_id: report.execution_id.clone(),
-        agent_id: agent_id.to_owned(),
-        user_id: report.user_id.clone(),
-        status,
-        duration_ms: report.duration_ms,
-        credits_consumed: credits.normalize(),
-        http_status: report.http_status,
-        error_code,
-        error_message: report
-            .error_message
-            .as_deref()
-            .map(sanitise_message)
-            .filter(|m| !m.is_empty()),
-        input_size: report.input_size,
-        output_size: report.output_size,
-        input_type,
-        output_type,
-        response_time_ms: report.response_time_ms,
-        processing_time_ms: report.processing_time_ms,
-        queue_time_ms: report.queue_time_ms,
-        session_id: report.session_id.clone(),
-        client,
-        ip_prefix: ip,
-        started_at,
-        completed_at: report.completed_at,
-        tokens: report.tokens.clone(),
+        facts: ExecutionFacts {
+            execution_id: report.execution_id.clone(),
+            agent_id: agent_id.to_owned(),
+            status,
+            duration_ms: report.duration_ms,
+            credits_consumed: credits.normalize(),
+            http_status: report.http_status,
+            error_code,
+            error_message: report
+                .error_message
+                .as_deref()
+                .map(sanitise_message)
+                .filter(|m| !m.is_empty()),
+            input_size: report.input_size,
+            output_size: report.output_size,
+            input_type,
+            output_type,
+            response_time_ms: report.response_time_ms,
+            processing_time_ms: report.processing_time_ms,
+            queue_time_ms: report.queue_time_ms,
+            started_at,
+            completed_at: report.completed_at,
+            tokens: report.tokens.clone(),
+        },
+        personal: PersonalFields {
+            user_id: report.user_id.clone(),
+            session_id: report.session_id.clone(),
+            ip_prefix: ip,
+            client,
+        },
     })
 }
 

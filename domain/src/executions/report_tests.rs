@@ -42,15 +42,15 @@ fn report() -> ExecutionReport {
 #[test]
 fn given_a_full_report_when_validated_then_it_is_stored_anonymised() {
     let e = validate("agent-a", &report(), now()).unwrap();
-    assert_eq!(e.status, ExecutionStatus::Failed);
-    assert_eq!(e.error_code.as_deref(), Some("UPSTREAM_UNREACHABLE"));
-    assert_eq!(e.ip_prefix.as_deref(), Some("198.51.100.0/24"));
-    let client = e.client.clone().unwrap();
+    assert_eq!(e.facts.status, ExecutionStatus::Failed);
+    assert_eq!(e.facts.error_code.as_deref(), Some("UPSTREAM_UNREACHABLE"));
+    assert_eq!(e.personal.ip_prefix.as_deref(), Some("198.51.100.0/24"));
+    let client = e.personal.client.clone().unwrap();
     assert_eq!(
         (client.family.as_str(), client.major.as_deref()),
         ("Firefox", Some("121"))
     );
-    let message = e.error_message.clone().unwrap();
+    let message = e.facts.error_message.clone().unwrap();
     assert!(
         !message.contains("10.2.3.4") && !message.contains("ann@"),
         "{message}"
@@ -75,9 +75,9 @@ fn given_a_minimal_report_when_validated_then_defaults_apply() {
     )
     .unwrap();
     let e = validate("agent-a", &minimal, now()).unwrap();
-    assert_eq!(e.started_at, now());
-    assert_eq!(e.credits_consumed, Decimal::ZERO);
-    assert!(e.client.is_none() && e.ip_prefix.is_none());
+    assert_eq!(e.facts.started_at, now());
+    assert_eq!(e.facts.credits_consumed, Decimal::ZERO);
+    assert!(e.personal.client.is_none() && e.personal.ip_prefix.is_none());
 }
 
 #[test]

@@ -7,6 +7,18 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
+/// A value sealed with its subject's key, as stored in events (the commands layer's
+/// `subjects::SubjectKeys` seals and opens it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sealed {
+    /// The subject's reference (a digest of tenant and id).
+    pub subject: String,
+    /// Hex of the 24-byte nonce.
+    pub nonce: String,
+    /// Hex of the ciphertext and its 16-byte tag.
+    pub ciphertext: String,
+}
+
 /// Longest erasure reason, in characters.
 pub const MAX_REASON_CHARS: usize = 500;
 

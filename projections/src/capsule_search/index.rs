@@ -120,11 +120,6 @@ impl SearchIndex {
         })
     }
 
-    /// The highest document `seq` indexed.
-    pub async fn indexed_seq(&self) -> i64 {
-        *self.inner.indexed.lock().await
-    }
-
     /// Indexes every document row changed since the last catch-up.
     pub async fn catch_up(&self) -> Result<(), ProjectionError> {
         let mut indexed = self.inner.indexed.lock().await;
@@ -197,15 +192,6 @@ impl SearchIndex {
         tokio::task::spawn_blocking(move || inner.search(&text, limit))
             .await
             .map_err(index_error)?
-    }
-
-    /// The number of documents searchable now.
-    pub fn len(&self) -> u64 {
-        self.inner.reader.searcher().num_docs()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
