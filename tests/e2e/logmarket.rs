@@ -561,7 +561,7 @@ async fn limits(t: TestStore) {
     let admin = s.admin_token.clone();
     // The limits count per clock minute and hour: the six counted calls below must fall in one
     // window (CI once saw them straddle a minute).
-    crate::logmarket_shared::within_one_window().await;
+    agora_tests::within_one_window().await;
     // Over the log size: 413 with a clear message; nothing counted against the seller.
     let big = "x".repeat(4097);
     let (status, _, r) = s

@@ -12,7 +12,7 @@ use agora_commands::logmarket::LogMarket;
 use agora_commands::{CommandMetadata, CommitSignal};
 use agora_domain::logmarket::analysis::{SellerId, Stage};
 use agora_tests::{both_backends, TestStore, TEST_ADMIN_TOKEN};
-use chrono::{Timelike, Utc};
+use chrono::Utc;
 use ed25519_dalek::SigningKey;
 
 /// A log whose templates differ by `tag` (a word without digits).
@@ -47,15 +47,6 @@ fn meta() -> CommandMetadata {
     CommandMetadata::new("admin", "platform", Utc::now()).expect("metadata")
 }
 
-/// Waits out the end of the current minute when it is near (the last 15 s), so a test's counts
-/// stay in one window.
-pub(crate) async fn within_one_window() {
-    let second = Utc::now().second();
-    if second >= 45 {
-        tokio::time::sleep(std::time::Duration::from_secs(u64::from(61 - second))).await;
-    }
-}
-
 fn limited_options(limits: LimitOptions) -> AppOptions {
     AppOptions {
         rate_limit_per_minute: 4,
@@ -74,7 +65,7 @@ async fn limits_shared(t: TestStore, limits: LimitOptions) {
     let options = limited_options(limits);
     let (a, b) = (process(&t, &options).await, process(&t, &options).await);
     let (pa, pb) = (admin(&a).await, admin(&b).await);
-    within_one_window().await;
+    agora_tests::within_one_window().await;
     for i in 0..4 {
         let (app, p) = if i % 2 == 0 { (&a, &pa) } else { (&b, &pb) };
         app.state.market.admit(p).await.expect("within the limit");

@@ -364,3 +364,13 @@ fn dechunk(mut rest: &str) -> String {
     }
     out
 }
+
+/// Waits out the end of the current clock minute when it is near (the last 15 s), so a test's
+/// counts against a per-minute (or per-hour) limit stay in one window.
+pub async fn within_one_window() {
+    use chrono::Timelike;
+    let second = chrono::Utc::now().second();
+    if second >= 45 {
+        tokio::time::sleep(std::time::Duration::from_secs(u64::from(61 - second))).await;
+    }
+}
